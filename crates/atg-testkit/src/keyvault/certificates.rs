@@ -1,0 +1,702 @@
+//! Certificates: create as a long-running operation (202 + `pending` polled until `completed`;
+//! only issuer `Self` completes, any other issuer stays `inProgress`), import of PFX or PEM, get,
+//! policy, list, versions, update, soft-delete / recover / purge. A completed certificate also
+//! appears as a managed key and a managed backing secret with the same version id, whose value is
+//! the PKCS#12 (base64) or PEM encoding the policy's `secret_props.contentType` asks for.
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::crypto::{self, KeyMaterial, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12};
+use super::secrets::SecretData;
+use super::{
+    bad_parameter, deleted_conflict, invalid_name, keys, method_not_allowed, not_found,
+    not_found_path, ok, ordinal_key, page, secrets, valid_name, Attributes, Context, Object, Vault,
+    Version,
+};
+use crate::http::{new_version, now_unix, ApiResponse};
+
+/// A self-signed request completes on the second poll, or after this long without polls.
+const COMPLETE_AFTER: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct CertificateData {
+    pub cer: Vec<u8>,
+    pub x5t: String,
+    /// The policy without its `id` (rendered per request host).
+    pub policy: Value,
+}
+
+pub(crate) struct PendingCertificate {
+    name: String,
+    request_id: String,
+    issuer: String,
+    csr: Vec<u8>,
+    policy: Value,
+    attributes: Value,
+    tags: Option<Value>,
+    key: KeyMaterial,
+    polls: u32,
+    started: Instant,
+    completed: bool,
+    error: Option<String>,
+}
+
+fn operation_json(base: &str, pending: &PendingCertificate) -> Value {
+    let mut out = json!({
+        "id": format!("{base}/certificates/{}/pending", pending.name),
+        "issuer": { "name": pending.issuer },
+        "csr": STANDARD.encode(&pending.csr),
+        "cancellation_requested": false,
+        "request_id": pending.request_id,
+    });
+    if let Some(message) = &pending.error {
+        out["status"] = json!("failed");
+        out["error"] = json!({ "code": "CertificateCreationFailed", "message": message });
+    } else if pending.completed {
+        out["status"] = json!("completed");
+        out["target"] = json!(format!("{base}/certificates/{}", pending.name));
+    } else {
+        out["status"] = json!("inProgress");
+        out["status_details"] = json!(
+            "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
+        );
+    }
+    out
+}
+
+fn policy_json(base: &str, name: &str, policy: &Value) -> Value {
+    let mut out = policy.clone();
+    out["id"] = json!(format!("{base}/certificates/{name}/policy"));
+    out
+}
+
+fn attributes_json(attributes: &Attributes) -> Value {
+    attributes.to_json()
+}
+
+fn bundle(
+    base: &str,
+    object: &Object<CertificateData>,
+    version: &Version<CertificateData>,
+) -> Value {
+    let mut out = json!({
+        "id": format!("{base}/certificates/{}/{}", object.name, version.id),
+        "kid": format!("{base}/keys/{}/{}", object.name, version.id),
+        "sid": format!("{base}/secrets/{}/{}", object.name, version.id),
+        "x5t": version.data.x5t,
+        "cer": STANDARD.encode(&version.data.cer),
+        "attributes": attributes_json(&version.attributes),
+        "policy": policy_json(base, &object.name, &version.data.policy),
+    });
+    if let Some(tags) = &version.tags {
+        out["tags"] = tags.clone();
+    }
+    out
+}
+
+fn item(
+    base: &str,
+    object: &Object<CertificateData>,
+    version: &Version<CertificateData>,
+    versioned: bool,
+) -> Value {
+    let id = if versioned {
+        format!("{base}/certificates/{}/{}", object.name, version.id)
+    } else {
+        format!("{base}/certificates/{}", object.name)
+    };
+    let mut out = json!({
+        "id": id,
+        "x5t": version.data.x5t,
+        "attributes": attributes_json(&version.attributes),
+    });
+    if let Some(tags) = &version.tags {
+        out["tags"] = tags.clone();
+    }
+    out
+}
+
+pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str]) -> ApiResponse {
+    let method = context.request.method.as_str();
+    let deleted = segments[0].eq_ignore_ascii_case("deletedcertificates");
+    match (deleted, &segments[1..], method) {
+        (false, [], "GET") => list(vault, context),
+        (false, ["issuers"], "GET") => ok(&json!({ "value": [], "nextLink": null })),
+        (false, ["contacts"], "GET") => ApiResponse::error(
+            StatusCode::NOT_FOUND,
+            "ContactsNotFound",
+            "Contacts not found",
+            None,
+        ),
+        (false, [name], "GET") => get(vault, context, name, None),
+        (false, [name], "PATCH") => update(vault, context, name, None),
+        (false, [name], "DELETE") => delete(vault, context, name),
+        (false, [name, "create"], "POST") => create(vault, context, name),
+        (false, [name, "import"], "POST") => import(vault, context, name),
+        (false, [name, "pending"], "GET") => pending(vault, context, name),
+        (false, [name, "policy"], "GET") => get_policy(vault, context, name),
+        (false, [name, "policy"], "PATCH") => update_policy(vault, context, name),
+        (false, [name, "versions"], "GET") => versions(vault, context, name),
+        (false, [name, version], "GET") => get(vault, context, name, Some(version)),
+        (false, [name, version], "PATCH") => update(vault, context, name, Some(version)),
+        (true, [], "GET") => list_deleted(vault, context),
+        (true, [name], "GET") => get_deleted(vault, context, name),
+        (true, [name], "DELETE") => purge(vault, name),
+        (true, [name, "recover"], "POST") => recover(vault, context, name),
+        (_, [] | [_] | [_, _], _) => method_not_allowed(),
+        _ => not_found_path(),
+    }
+}
+
+fn certificate_not_found(name: &str) -> ApiResponse {
+    not_found("CertificateNotFound", "certificate", name)
+}
+
+fn deleted_not_found(name: &str) -> ApiResponse {
+    ApiResponse::error(
+        StatusCode::NOT_FOUND,
+        "CertificateNotFound",
+        &format!("Deleted Certificate not found: {name}"),
+        None,
+    )
+}
+
+fn default_lifetime_actions() -> Value {
+    json!([{ "trigger": { "lifetime_percentage": 80 }, "action": { "action_type": "AutoRenew" } }])
+}
+
+/// Fills the defaults Key Vault adds to a policy; `derived` comes from an imported certificate.
+fn normalize_policy(
+    policy: &Value,
+    derived: Option<&crypto::CertificateInfo>,
+    detected_type: Option<&str>,
+) -> Value {
+    let now = now_unix();
+    let requested_key = &policy["key_props"];
+    let family = derived.map_or("RSA", |info| crypto::jwk_family(&info.jwk));
+    let kty = requested_key["kty"].as_str().unwrap_or(family);
+    let mut key_props = json!({
+        "exportable": requested_key["exportable"].as_bool().unwrap_or(true),
+        "kty": kty,
+        "reuse_key": requested_key["reuse_key"].as_bool().unwrap_or(false),
+    });
+    if kty.starts_with("EC") {
+        let crv = requested_key["crv"]
+            .as_str()
+            .or_else(|| {
+                derived
+                    .and_then(|info| info.jwk.get("crv"))
+                    .and_then(Value::as_str)
+            })
+            .unwrap_or("P-256");
+        key_props["crv"] = json!(crv);
+    } else {
+        let size = requested_key["key_size"]
+            .as_u64()
+            .or_else(|| {
+                derived
+                    .and_then(|info| info.key_size)
+                    .and_then(|size| u64::try_from(size).ok())
+            })
+            .unwrap_or(2048);
+        key_props["key_size"] = json!(size);
+    }
+    let content_type = policy["secret_props"]["contentType"]
+        .as_str()
+        .or(detected_type)
+        .unwrap_or(CONTENT_TYPE_PKCS12);
+    let requested_x509 = &policy["x509_props"];
+    let imported = derived.is_some();
+    let mut x509 = json!({
+        "subject": requested_x509["subject"]
+            .as_str()
+            .or_else(|| derived.map(|info| info.subject.as_str()))
+            .unwrap_or_default(),
+        "ekus": requested_x509.get("ekus").cloned().unwrap_or_else(|| if imported {
+            json!([])
+        } else {
+            json!(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"])
+        }),
+        "key_usage": requested_x509.get("key_usage").cloned().unwrap_or_else(|| if imported {
+            json!([])
+        } else {
+            json!(["digitalSignature", "keyEncipherment"])
+        }),
+        "validity_months": requested_x509["validity_months"].as_i64().unwrap_or_else(|| {
+            derived.map_or(12, |info| (info.not_after - info.not_before + 15 * 86_400) / (30 * 86_400) )
+        }),
+    });
+    if let Some(sans) = requested_x509.get("sans").filter(|sans| sans.is_object()) {
+        x509["sans"] = sans.clone();
+    }
+    if let Some(info) = derived.filter(|info| info.is_ca) {
+        x509["basic_constraints"] = json!({ "ca": info.is_ca });
+    }
+    let mut issuer = json!({ "name": policy["issuer"]["name"].as_str().unwrap_or("Unknown") });
+    for member in ["cty", "cert_transparency"] {
+        if let Some(value) = policy["issuer"].get(member) {
+            issuer[member] = value.clone();
+        }
+    }
+    json!({
+        "key_props": key_props,
+        "secret_props": { "contentType": content_type },
+        "x509_props": x509,
+        "lifetime_actions": policy.get("lifetime_actions").filter(|a| a.is_array()).cloned().unwrap_or_else(default_lifetime_actions),
+        "issuer": issuer,
+        "attributes": {
+            "enabled": policy["attributes"]["enabled"].as_bool().unwrap_or(true),
+            "created": now,
+            "updated": now,
+        },
+    })
+}
+
+fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    if !valid_name(name) {
+        return invalid_name("Certificate", name);
+    }
+    let body = match context.body() {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(requested) = body.get("policy").filter(|policy| policy.is_object()) else {
+        return bad_parameter("The request body must contain the property 'policy'.");
+    };
+    if vault.certificates.is_deleted(name) {
+        return deleted_conflict("Certificate", "certificate", name);
+    }
+    let policy = normalize_policy(requested, None, None);
+    if policy["x509_props"]["subject"]
+        .as_str()
+        .is_none_or(str::is_empty)
+        && requested["x509_props"].get("sans").is_none()
+    {
+        return bad_parameter("Policy must specify a subject or a subject alternative name.");
+    }
+    let key_props = &policy["key_props"];
+    let key = match crypto::generate_key(
+        key_props["kty"].as_str().unwrap_or("RSA"),
+        key_props["key_size"].as_u64(),
+        key_props["crv"].as_str(),
+    ) {
+        Ok(key) => key,
+        Err(message) => return bad_parameter(&message),
+    };
+    let csr = match crypto::csr(&policy, &key) {
+        Ok(csr) => csr,
+        Err(message) => return bad_parameter(&message),
+    };
+    let pending = PendingCertificate {
+        name: name.to_owned(),
+        request_id: new_version(),
+        issuer: policy["issuer"]["name"]
+            .as_str()
+            .unwrap_or("Unknown")
+            .to_owned(),
+        csr,
+        policy,
+        attributes: body["attributes"].clone(),
+        tags: body.get("tags").filter(|tags| tags.is_object()).cloned(),
+        key,
+        polls: 0,
+        started: Instant::now(),
+        completed: false,
+        error: None,
+    };
+    let operation = operation_json(&context.base, &pending);
+    let location = format!(
+        "{}/certificates/{name}/pending?api-version={}&request_id={}",
+        context.base,
+        context
+            .request
+            .query_param("api-version")
+            .unwrap_or_default(),
+        pending.request_id
+    );
+    vault.pending.insert(name.to_ascii_lowercase(), pending);
+    ApiResponse::json(StatusCode::ACCEPTED, &operation)
+        .with_header("location", location)
+        .with_header("retry-after", "1")
+}
+
+/// Completes self-signed requests that have been polled once or are old enough.
+pub(super) fn advance_pending(vault: &mut Vault) {
+    let ready: Vec<String> = vault
+        .pending
+        .iter()
+        .filter(|(_, p)| {
+            !p.completed
+                && p.error.is_none()
+                && p.issuer.eq_ignore_ascii_case("Self")
+                && (p.polls >= 1 || p.started.elapsed() >= COMPLETE_AFTER)
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in ready {
+        let Some(pending) = vault.pending.get(&key) else {
+            continue;
+        };
+        let result = crypto::self_signed(&pending.policy, &pending.key);
+        let (name, policy, attributes, tags, key_material) = (
+            pending.name.clone(),
+            pending.policy.clone(),
+            pending.attributes.clone(),
+            pending.tags.clone(),
+            pending.key.clone(),
+        );
+        match result {
+            Ok(der) => {
+                let stored = store_certificate(
+                    vault,
+                    &name,
+                    &policy,
+                    &attributes,
+                    tags,
+                    &[der],
+                    Some(&key_material.pkcs8),
+                    None,
+                    None,
+                );
+                if let Some(pending) = vault.pending.get_mut(&key) {
+                    match stored {
+                        Ok(()) => pending.completed = true,
+                        Err(message) => pending.error = Some(message),
+                    }
+                }
+            }
+            Err(message) => {
+                if let Some(pending) = vault.pending.get_mut(&key) {
+                    pending.error = Some(message);
+                }
+            }
+        }
+    }
+}
+
+/// Writes a certificate version plus its backing key and secret under one version id.
+#[allow(clippy::too_many_arguments)]
+fn store_certificate(
+    vault: &mut Vault,
+    name: &str,
+    policy: &Value,
+    attributes_request: &Value,
+    tags: Option<Value>,
+    chain: &[Vec<u8>],
+    key_pkcs8: Option<&[u8]>,
+    opaque_key_pem: Option<&str>,
+    original_pfx: Option<&str>,
+) -> Result<(), String> {
+    let leaf = chain
+        .first()
+        .ok_or("The certificate content contains no certificate.")?;
+    let info = crypto::inspect_certificate(leaf)?;
+    let version_id = new_version();
+    let mut attributes = Attributes::new();
+    attributes.nbf = Some(info.not_before);
+    attributes.exp = Some(info.not_after);
+    attributes.apply(attributes_request);
+    let content_type = policy["secret_props"]["contentType"]
+        .as_str()
+        .unwrap_or(CONTENT_TYPE_PKCS12)
+        .to_owned();
+    let value = if content_type == CONTENT_TYPE_PEM {
+        let key_pem = key_pkcs8
+            .map(crypto::pkcs8_pem)
+            .or_else(|| opaque_key_pem.map(str::to_owned));
+        crypto::pem_bundle(key_pem, chain)
+    } else if let Some(pkcs8) = key_pkcs8 {
+        STANDARD.encode(crypto::pkcs12(pkcs8, chain)?)
+    } else {
+        // Without a readable key the original upload is the best available PFX.
+        original_pfx.unwrap_or_default().to_owned()
+    };
+    let base_kid = format!("/keys/{name}/{version_id}");
+    vault.certificates.push(
+        name,
+        Version {
+            id: version_id.clone(),
+            attributes: attributes.clone(),
+            tags: tags.clone(),
+            data: CertificateData {
+                cer: leaf.clone(),
+                x5t: crypto::thumbprint(leaf),
+                policy: policy.clone(),
+            },
+        },
+    );
+    keys::put_backing(
+        vault,
+        name,
+        keys::backing_version(&version_id, policy, info.jwk, attributes.clone()),
+    );
+    secrets::put_backing(
+        vault,
+        name,
+        Version {
+            id: version_id,
+            attributes,
+            tags,
+            data: SecretData {
+                value,
+                content_type: Some(content_type),
+                managed: true,
+                // Rendered relative; the bundle turns it into an absolute kid on output.
+                kid: Some(base_kid),
+            },
+        },
+    );
+    Ok(())
+}
+
+fn import(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    if !valid_name(name) {
+        return invalid_name("Certificate", name);
+    }
+    let body = match context.body() {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(value) = body["value"].as_str() else {
+        return bad_parameter("The request body must contain the property 'value'.");
+    };
+    if vault.certificates.is_deleted(name) {
+        return deleted_conflict("Certificate", "certificate", name);
+    }
+    let material = match crypto::parse_import(value, body["pwd"].as_str()) {
+        Ok(material) => material,
+        Err(message) => return bad_parameter(&message),
+    };
+    let Some(leaf) = material.certificates.first() else {
+        return bad_parameter("The specified certificate content contains no X.509 certificate.");
+    };
+    let info = match crypto::inspect_certificate(leaf) {
+        Ok(info) => info,
+        Err(message) => return bad_parameter(&message),
+    };
+    let detected = if material.was_pem {
+        CONTENT_TYPE_PEM
+    } else {
+        CONTENT_TYPE_PKCS12
+    };
+    let policy = normalize_policy(&body["policy"], Some(&info), Some(detected));
+    let original_pfx = (!material.was_pem).then_some(value);
+    if let Err(message) = store_certificate(
+        vault,
+        name,
+        &policy,
+        &body["attributes"],
+        body.get("tags").filter(|tags| tags.is_object()).cloned(),
+        &material.certificates,
+        material.key_pkcs8.as_deref(),
+        material.opaque_key_pem.as_deref(),
+        original_pfx,
+    ) {
+        return bad_parameter(&message);
+    }
+    get(vault, context, name, None)
+}
+
+fn pending(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    match vault.pending.get_mut(&name.to_ascii_lowercase()) {
+        Some(pending) => {
+            pending.polls += 1;
+            ok(&operation_json(&context.base, pending))
+        }
+        None => ApiResponse::error(
+            StatusCode::NOT_FOUND,
+            "PendingCertificateNotFound",
+            &format!("Pending certificate not found: {name}"),
+            None,
+        ),
+    }
+}
+
+fn get(vault: &Vault, context: &Context<'_>, name: &str, version: Option<&str>) -> ApiResponse {
+    let Some(object) = vault.certificates.get(name) else {
+        return certificate_not_found(name);
+    };
+    match object.version(version) {
+        Some(found) => ok(&bundle(&context.base, object, found)),
+        None => certificate_not_found(&format!("{name}/{}", version.unwrap_or_default())),
+    }
+}
+
+fn get_policy(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    let policy = vault
+        .certificates
+        .get(name)
+        .and_then(|object| object.latest().map(|latest| latest.data.policy.clone()))
+        .or_else(|| {
+            vault
+                .pending
+                .get(&name.to_ascii_lowercase())
+                .map(|p| p.policy.clone())
+        });
+    match policy {
+        Some(policy) => ok(&policy_json(&context.base, name, &policy)),
+        None => certificate_not_found(name),
+    }
+}
+
+fn update_policy(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    let body = match context.body() {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(latest) = vault
+        .certificates
+        .get_mut(name)
+        .and_then(|object| object.versions.last_mut())
+    else {
+        return certificate_not_found(name);
+    };
+    if let (Some(policy), Some(patch)) = (latest.data.policy.as_object_mut(), body.as_object()) {
+        for (member, value) in patch {
+            if member != "id" {
+                policy.insert(member.clone(), value.clone());
+            }
+        }
+        if let Some(attributes) = policy.get_mut("attributes") {
+            attributes["updated"] = json!(now_unix());
+        }
+    }
+    let policy = latest.data.policy.clone();
+    ok(&policy_json(&context.base, name, &policy))
+}
+
+fn update(
+    vault: &mut Vault,
+    context: &Context<'_>,
+    name: &str,
+    version: Option<&str>,
+) -> ApiResponse {
+    let body = match context.body() {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(object) = vault.certificates.get_mut(name) else {
+        return certificate_not_found(name);
+    };
+    let Some(found) = object.version_mut(version) else {
+        return certificate_not_found(&format!("{name}/{}", version.unwrap_or_default()));
+    };
+    found.attributes.apply(&body["attributes"]);
+    found.attributes.updated = now_unix();
+    if let Some(tags) = body.get("tags").filter(|tags| tags.is_object()) {
+        found.tags = Some(tags.clone());
+    }
+    let found = found.clone();
+    let object = object.clone();
+    ok(&bundle(&context.base, &object, &found))
+}
+
+fn list(vault: &Vault, context: &Context<'_>) -> ApiResponse {
+    let items = vault
+        .certificates
+        .active
+        .iter()
+        .filter_map(|(key, object)| {
+            object
+                .latest()
+                .map(|v| (key.clone(), item(&context.base, object, v, false)))
+        })
+        .collect();
+    page(context, items)
+}
+
+fn versions(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    let Some(object) = vault.certificates.get(name) else {
+        return certificate_not_found(name);
+    };
+    let items = object
+        .versions
+        .iter()
+        .enumerate()
+        .map(|(index, version)| {
+            (
+                ordinal_key(index),
+                item(&context.base, object, version, true),
+            )
+        })
+        .collect();
+    page(context, items)
+}
+
+fn deleted_bundle(
+    context: &Context<'_>,
+    deleted: &super::Deleted<CertificateData>,
+) -> Option<Value> {
+    let latest = deleted.object.latest()?;
+    let mut out = bundle(&context.base, &deleted.object, latest);
+    deleted.decorate(&context.base, "deletedcertificates", &mut out);
+    Some(out)
+}
+
+fn delete(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    let Some(out) = vault
+        .certificates
+        .delete(name)
+        .and_then(|deleted| deleted_bundle(context, deleted))
+    else {
+        return certificate_not_found(name);
+    };
+    // The backing key and secret go with the certificate.
+    vault.keys.delete(name);
+    vault.secrets.delete(name);
+    vault.pending.remove(&name.to_ascii_lowercase());
+    ok(&out)
+}
+
+fn list_deleted(vault: &Vault, context: &Context<'_>) -> ApiResponse {
+    let items = vault
+        .certificates
+        .deleted
+        .iter()
+        .filter_map(|(key, deleted)| {
+            let latest = deleted.object.latest()?;
+            let mut out = item(&context.base, &deleted.object, latest, false);
+            deleted.decorate(&context.base, "deletedcertificates", &mut out);
+            Some((key.clone(), out))
+        })
+        .collect();
+    page(context, items)
+}
+
+fn get_deleted(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    vault
+        .certificates
+        .deleted
+        .get(&name.to_ascii_lowercase())
+        .and_then(|deleted| deleted_bundle(context, deleted))
+        .map_or_else(|| deleted_not_found(name), |out| ok(&out))
+}
+
+fn recover(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    let Some(out) = vault
+        .certificates
+        .recover(name)
+        .and_then(|object| object.latest().map(|v| bundle(&context.base, object, v)))
+    else {
+        return deleted_not_found(name);
+    };
+    vault.keys.recover(name);
+    vault.secrets.recover(name);
+    ok(&out)
+}
+
+fn purge(vault: &mut Vault, name: &str) -> ApiResponse {
+    if vault.certificates.purge(name) {
+        vault.keys.purge(name);
+        vault.secrets.purge(name);
+        ApiResponse::empty(StatusCode::NO_CONTENT)
+    } else {
+        deleted_not_found(name)
+    }
+}

@@ -1,0 +1,303 @@
+//! Errors from Azure, classified by what the caller should do about them.
+//!
+//! An [`AzureError`] keeps what helps a person act (status, service error code, inner code, the
+//! service's message, `x-ms-request-id`) and never a request or response body: bodies can hold
+//! secret values. The service's `message` is kept because Azure's error messages name resources,
+//! never their values.
+
+use std::fmt;
+
+use azure_core::error::ErrorKind;
+use serde::Deserialize;
+
+/// What went wrong, in the terms a caller branches on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AzureErrorKind {
+    /// The service answered with a non-success status.
+    Http,
+    /// The request never got an answer (connection refused or reset, timeout, TLS).
+    Transport,
+    /// No token could be obtained.
+    Credential,
+    /// atg itself refused to send the request (host outside the cloud, write during dry-run).
+    Refused,
+    /// Anything else (an answer atg could not understand, a client-side validation).
+    Other,
+}
+
+#[derive(Clone, Debug)]
+pub struct AzureError {
+    pub kind: AzureErrorKind,
+    pub status: Option<u16>,
+    /// The service's error code, e.g. `Conflict`, `Forbidden`, `SecretNotFound`.
+    pub code: Option<String>,
+    /// The innermost error code, e.g. `ObjectIsDeletedButRecoverable`, `ForbiddenByRbac`.
+    pub inner_code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: Option<ErrorBody>,
+    // Cosmos and a few other ARM providers answer unwrapped.
+    code: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<String>,
+    message: Option<String>,
+    #[serde(rename = "innererror", alias = "innerError")]
+    inner: Option<Box<ErrorBody>>,
+}
+
+impl AzureError {
+    pub fn new(kind: AzureErrorKind, message: impl Into<String>) -> Self {
+        AzureError {
+            kind,
+            status: None,
+            code: None,
+            inner_code: None,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// Builds an error from a status, headers and an error body as Azure sends them.
+    pub fn from_response(status: u16, request_id: Option<String>, body: &[u8]) -> Self {
+        let mut error = AzureError::new(AzureErrorKind::Http, status_text(status));
+        error.status = Some(status);
+        error.request_id = request_id;
+        if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
+            if let Some(body) = envelope.error {
+                error.code = body.code;
+                if let Some(message) = body.message {
+                    error.message = message;
+                }
+                let mut inner = body.inner;
+                while let Some(next) = inner {
+                    if next.code.is_some() {
+                        error.inner_code = next.code;
+                    }
+                    inner = next.inner;
+                }
+            } else {
+                error.code = envelope.code;
+                if let Some(message) = envelope.message {
+                    error.message = message;
+                }
+            }
+        }
+        error
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self.status, Some(401 | 403))
+    }
+
+    /// Whether the same request may succeed if sent again later.
+    pub fn is_retryable(&self) -> bool {
+        match self.kind {
+            AzureErrorKind::Transport => true,
+            AzureErrorKind::Http => matches!(self.status, Some(408 | 429 | 500 | 502 | 503 | 504)),
+            _ => false,
+        }
+    }
+
+    /// Whether the code or inner code names this condition (case-insensitive).
+    pub fn has_code(&self, code: &str) -> bool {
+        [&self.code, &self.inner_code]
+            .into_iter()
+            .flatten()
+            .any(|c| c.eq_ignore_ascii_case(code))
+    }
+}
+
+fn status_text(status: u16) -> String {
+    let reason = match status {
+        400 => "bad request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not found",
+        409 => "conflict",
+        429 => "too many requests",
+        500 => "internal server error",
+        503 => "service unavailable",
+        504 => "gateway timeout",
+        _ => "unexpected status",
+    };
+    format!("{reason} ({status})")
+}
+
+impl fmt::Display for AzureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.status, &self.code) {
+            (Some(status), Some(code)) => write!(f, "{status} {code}: {}", self.message)?,
+            (Some(status), None) => write!(f, "{status}: {}", self.message)?,
+            _ => f.write_str(&self.message)?,
+        }
+        if let Some(inner) = &self.inner_code {
+            write!(f, " ({inner})")?;
+        }
+        if let Some(request_id) = &self.request_id {
+            write!(f, " [x-ms-request-id {request_id}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AzureError {}
+
+impl From<azure_core::Error> for AzureError {
+    fn from(error: azure_core::Error) -> Self {
+        match error.kind() {
+            ErrorKind::HttpResponse {
+                status,
+                raw_response,
+                error_code,
+            } => {
+                let status = u16::from(*status);
+                match raw_response {
+                    Some(response) => {
+                        let request_id = response
+                            .headers()
+                            .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+                                "x-ms-request-id",
+                            ))
+                            .map(str::to_owned);
+                        AzureError::from_response(status, request_id, response.body())
+                    }
+                    None => {
+                        let mut azure = AzureError::from_response(status, None, b"");
+                        azure.code.clone_from(error_code);
+                        azure
+                    }
+                }
+            }
+            ErrorKind::Io | ErrorKind::Connection => {
+                AzureError::new(AzureErrorKind::Transport, describe_chain(&error))
+            }
+            ErrorKind::Credential => {
+                AzureError::new(AzureErrorKind::Credential, describe_chain(&error))
+            }
+            _ => {
+                // Our own policies refuse requests with a typed inner error; keep that kind.
+                if let Some(refusal) = find_refusal(&error) {
+                    return refusal;
+                }
+                AzureError::new(AzureErrorKind::Other, describe_chain(&error))
+            }
+        }
+    }
+}
+
+fn find_refusal(error: &azure_core::Error) -> Option<AzureError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(azure) = current.downcast_ref::<AzureError>() {
+            return Some(azure.clone());
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// The messages of an error and its sources, joined. azure_core's errors carry no bodies, and
+/// reqwest's errors carry URLs without the query only when we ask, so each part is checked.
+fn describe_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        let text = strip_query_strings(&current.to_string());
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = current.source();
+    }
+    parts.join(": ")
+}
+
+/// Removes `?query` from any URL inside a message (a SAS token lives there).
+pub fn strip_query_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_query = false;
+    for ch in text.chars() {
+        if in_query {
+            if ch.is_whitespace() || ch == ')' || ch == '"' || ch == '\'' {
+                in_query = false;
+                out.push(ch);
+            }
+            continue;
+        }
+        if ch == '?' && out.contains("://") {
+            in_query = true;
+            out.push_str("?<redacted>");
+            continue;
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_vault_conflict_keeps_the_inner_code() {
+        let body = br#"{"error":{"code":"Conflict","message":"Secret s1 is currently in a deleted but recoverable state","innererror":{"code":"ObjectIsDeletedButRecoverable"}}}"#;
+        let error = AzureError::from_response(409, Some("rid-1".into()), body);
+        assert!(error.has_code("ObjectIsDeletedButRecoverable"));
+        assert!(error.has_code("conflict"));
+        assert!(!error.is_retryable());
+        let shown = error.to_string();
+        assert!(
+            shown.contains("409 Conflict") && shown.contains("rid-1"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn retry_classification_follows_the_status() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                AzureError::from_response(status, None, b"").is_retryable(),
+                "{status}"
+            );
+        }
+        for status in [400, 401, 403, 404, 409, 412] {
+            assert!(
+                !AzureError::from_response(status, None, b"").is_retryable(),
+                "{status}"
+            );
+        }
+        assert!(AzureError::new(AzureErrorKind::Transport, "reset").is_retryable());
+        assert!(!AzureError::new(AzureErrorKind::Refused, "dry run").is_retryable());
+    }
+
+    #[test]
+    fn unwrapped_arm_errors_are_understood() {
+        let error =
+            AzureError::from_response(404, None, br#"{"code":"NotFound","message":"gone"}"#);
+        assert_eq!(error.code.as_deref(), Some("NotFound"));
+        assert_eq!(error.message, "gone");
+    }
+
+    #[test]
+    fn query_strings_are_stripped_from_messages() {
+        let text = "error sending request for url (https://a.blob.core.windows.net/c/b?sig=SECRET&sv=1): reset";
+        let cleaned = strip_query_strings(text);
+        assert!(!cleaned.contains("SECRET"), "{cleaned}");
+        assert!(cleaned.ends_with("): reset"), "{cleaned}");
+    }
+}

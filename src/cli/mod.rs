@@ -1,0 +1,164 @@
+//! Command-line types (clap derive). No I/O here; `///` docs become `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::azure::{Cloud, ConnectTo, Sensitive};
+use crate::dataplane::{Mode, OnConflict, OnDeleted};
+
+const EXIT_CODES: &str = "Exit codes:\n  0  every resource succeeded (items may be skipped, with reasons)\n  1  the run finished with failures, or was cancelled\n  2  the run could not start: bad flags, inventory or credentials";
+
+/// atg fills deployed Azure resources from a source tenant: Key Vault secrets, keys and
+/// certificates first (the data plane that Terraform leaves empty).
+#[derive(Parser)]
+#[command(name = "atg", version, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More output on stderr: -v debug, -vv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors and the final summary line on stderr; no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Replicate the data plane of source resources into their deployed targets.
+    #[command(after_help = EXIT_CODES)]
+    Deploy(Box<DeployArgs>),
+    /// List the supported resource types, their modes, item kinds and required permissions.
+    Plugins(PluginsArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A summary for people on stderr.
+    Human,
+    /// The machine-readable report on stdout (the summary still goes to stderr).
+    Json,
+}
+
+fn parse_sensitive(value: &str) -> Result<Sensitive, String> {
+    Ok(Sensitive::new(value))
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// Run the data-plane stage (the only stage atg runs; accepted for ATG compatibility).
+    #[arg(long)]
+    pub dataplane: bool,
+
+    /// template: structure and placeholder values, no secret value read or written;
+    /// replication: full copy. Default: ask with --dataplane-interactive on a terminal,
+    /// else template.
+    #[arg(long, value_enum)]
+    pub dataplane_mode: Option<Mode>,
+
+    /// Discover and plan both sides; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// JSON inventory of source/target resource pairs (docs/inventory.md).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Azure cloud of both tenants.
+    #[arg(long, default_value = "AzureCloud", value_parser = clap::value_parser!(Cloud))]
+    pub cloud: Cloud,
+
+    #[command(flatten)]
+    pub target_sp: TargetServicePrincipal,
+
+    #[command(flatten)]
+    pub source_sp: SourceServicePrincipal,
+
+    /// Tenant of the target resources (used by the Azure CLI and interactive sign-in).
+    #[arg(long, env = "AZURE_DATAPLANE_TARGET_TENANT_ID", value_name = "TENANT")]
+    pub target_tenant_id: Option<String>,
+
+    /// Tenant of the source resources, when it differs from the target's.
+    #[arg(long, value_name = "TENANT")]
+    pub source_tenant_id: Option<String>,
+
+    /// Allow device-code sign-in as a last resort, and ask which mode to use when
+    /// --dataplane-mode is not given (on a terminal).
+    #[arg(long)]
+    pub dataplane_interactive: bool,
+
+    /// Item operations in flight at once, across all resources.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+
+    /// When a target item exists and differs.
+    #[arg(long, value_enum, default_value_t = OnConflict::Overwrite)]
+    pub on_conflict: OnConflict,
+
+    /// When a target name is soft-deleted but recoverable.
+    #[arg(long, value_enum, default_value_t = OnDeleted::Recover)]
+    pub on_deleted: OnDeleted,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// No progress bars or progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Trust this PEM root certificate too (TLS-inspecting proxies, private clouds, emulators).
+    #[arg(long, value_name = "FILE", env = "ATG_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Connect to IP:PORT for hosts ending in SUFFIX, keeping host names and TLS checks
+    /// (like curl --connect-to). Repeatable.
+    #[arg(long, value_name = "SUFFIX=IP:PORT", value_parser = clap::value_parser!(ConnectTo), env = "ATG_CONNECT_TO", value_delimiter = ',')]
+    pub connect_to: Vec<ConnectTo>,
+}
+
+/// The service principal of the target side (and of both sides unless --source-sp-* is given).
+#[derive(Args)]
+pub struct TargetServicePrincipal {
+    /// Service principal application (client) id.
+    #[arg(long, env = "AZURE_DATAPLANE_CLIENT_ID", value_name = "ID")]
+    pub sp_client_id: Option<String>,
+
+    /// Service principal client secret (prefer the environment variable).
+    #[arg(long, env = "AZURE_DATAPLANE_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_sensitive)]
+    pub sp_client_secret: Option<Sensitive>,
+
+    /// Service principal tenant id.
+    #[arg(long, env = "AZURE_DATAPLANE_TENANT_ID", value_name = "TENANT")]
+    pub sp_tenant_id: Option<String>,
+}
+
+/// A separate service principal for the source side (cross-tenant replication).
+#[derive(Args)]
+pub struct SourceServicePrincipal {
+    /// Source-side service principal application (client) id.
+    #[arg(long, env = "AZURE_DATAPLANE_SOURCE_CLIENT_ID", value_name = "ID")]
+    pub source_sp_client_id: Option<String>,
+
+    /// Source-side service principal client secret.
+    #[arg(long, env = "AZURE_DATAPLANE_SOURCE_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_sensitive)]
+    pub source_sp_client_secret: Option<Sensitive>,
+
+    /// Source-side service principal tenant id.
+    #[arg(long, env = "AZURE_DATAPLANE_SOURCE_TENANT_ID", value_name = "TENANT")]
+    pub source_sp_tenant_id: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PluginsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}

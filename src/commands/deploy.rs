@@ -1,0 +1,154 @@
+//! `atg deploy`: settings → inventory → mode → credentials → orchestrator → report.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use tokio_util::sync::CancellationToken;
+
+use super::ExitStatus;
+use crate::azure::credential::{chain_links, ChainCredential, CredentialEnvironment};
+use crate::azure::{AzureError, AzureHttp};
+use crate::cli::{DeployArgs, OutputFormat};
+use crate::inventory::json::JsonInventory;
+use crate::inventory::InventorySource;
+use crate::orchestrator::{self, Connections};
+use crate::settings::{DeploySettings, ModeChoice};
+use crate::ui::progress::Progress;
+use crate::ui::Printer;
+
+pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let mut settings =
+        match DeploySettings::from_args(args, CredentialEnvironment::from_process(), terminal) {
+            Ok(settings) => settings,
+            Err(error) => {
+                printer.error(&error.message, &error.hint.into_iter().collect::<Vec<_>>());
+                return ExitStatus::Error;
+            }
+        };
+    if !args.dataplane {
+        tracing::debug!("--dataplane not given: the data plane is the only stage atg runs");
+    }
+
+    let http = match AzureHttp::new(&settings.http) {
+        Ok(http) => http,
+        Err(error) => {
+            printer.error(&error.to_string(), &[]);
+            return ExitStatus::Error;
+        }
+    };
+
+    let inventory = match (JsonInventory {
+        path: settings.inventory.clone(),
+    })
+    .load()
+    .await
+    {
+        Ok(inventory) => inventory,
+        Err(error) => {
+            printer.error(
+                &error.to_string(),
+                &["see docs/inventory.md for the format".into()],
+            );
+            return ExitStatus::Error;
+        }
+    };
+
+    match settings.mode {
+        ModeChoice::Explicit(_) => {}
+        ModeChoice::Default => {
+            printer.info(
+                "mode: template (the default; pass --dataplane-mode replication for a full copy)",
+            );
+        }
+        ModeChoice::Ask => match printer.ask_mode(&inventory) {
+            Ok(Some(mode)) => settings.run.mode = mode,
+            Ok(None) => {
+                printer.error("cancelled: no mode chosen", &[]);
+                return ExitStatus::Error;
+            }
+            Err(error) => {
+                printer.error(&format!("cannot read the answer: {error}"), &[]);
+                return ExitStatus::Error;
+            }
+        },
+    }
+
+    let prompt_printer = printer;
+    let prompt: crate::azure::device_code::PromptFn =
+        Arc::new(move |message: &str| prompt_printer.info(message));
+    settings.source_credentials.prompt = Some(prompt.clone());
+    settings.target_credentials.prompt = Some(prompt);
+    let source = Arc::new(ChainCredential::new(
+        "source",
+        chain_links(&settings.source_credentials, &http),
+    ));
+    let target = Arc::new(ChainCredential::new(
+        "target",
+        chain_links(&settings.target_credentials, &http),
+    ));
+
+    // Fail before any work when a side has no identity at all (exit 2). Token issuance does not
+    // depend on permissions, so this checks identity only; permissions show per resource.
+    let scope = http.cloud.resource_manager_scope();
+    for (side, credential) in [("source", &source), ("target", &target)] {
+        if let Err(error) = credential.get_token(&[scope.as_str()], None).await {
+            let error = AzureError::from(error);
+            printer.error(&format!("{side} credentials: {}", error.message), &[]);
+            return ExitStatus::Error;
+        }
+    }
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    let signal_printer = printer;
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            signal_printer.warn("interrupted: finishing items in flight, then reporting");
+            on_signal.cancel();
+        }
+    });
+
+    let progress = Arc::new(Progress::new(
+        settings.progress && !printer.quiet,
+        printer.stderr_is_terminal,
+    ));
+    let connections = Connections {
+        http,
+        source,
+        target,
+    };
+    let report = orchestrator::run(
+        inventory,
+        &settings.run,
+        &connections,
+        progress.clone(),
+        cancel,
+    )
+    .await;
+    progress.finish();
+
+    if let Some(path) = &settings.report_path {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(path, bytes));
+        if let Err(error) = written {
+            printer.error(
+                &format!("cannot write the report to `{}`: {error}", path.display()),
+                &[],
+            );
+        }
+    }
+    if settings.output == OutputFormat::Json {
+        if let Err(error) = printer.json(&report) {
+            printer.error(&format!("cannot write the report to stdout: {error}"), &[]);
+        }
+    }
+    printer.summary(&report);
+    if report.succeeded() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    }
+}

@@ -1,0 +1,25 @@
+//! One function per subcommand: arguments → settings → engine → exit status.
+
+pub mod deploy;
+pub mod plugins;
+
+/// How the process ends. Documented in `--help`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Every resource succeeded.
+    Success,
+    /// The run finished with failures (or was cancelled).
+    Failure,
+    /// The run could not start: bad flags, inventory or credentials.
+    Error,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Error => 2,
+        }
+    }
+}

@@ -1,0 +1,1490 @@
+//! Key Vault (`Microsoft.KeyVault/vaults`): secrets, keys and certificates, through the official
+//! `azure_security_keyvault_*` 1.x clients.
+//!
+//! What can and cannot be copied, and what atg does instead:
+//! - Secrets: template writes a placeholder value with the source's content type, tags and
+//!   attributes and never reads a value; replication copies the current value. A disabled secret's
+//!   value cannot be read, so it is written disabled with a placeholder and reported partial.
+//!   Certificate-backed secrets go with their certificate. Older versions are counted, not copied.
+//! - Keys: private key material never leaves a vault, so a key with the same type, size or curve,
+//!   operations, attributes and tags is created: new key material, reported as such.
+//! - Certificates: replication imports the backing PFX/PEM when the key is exportable; otherwise
+//!   (and in template mode) a certificate whose issuer is `Self` is created from the source policy;
+//!   certificates from a CA are skipped (atg places no orders).
+//! - A name that is soft-deleted in the target is recovered or purged per `--on-deleted`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::poller::PollerOptions;
+use azure_core::http::Url;
+use azure_security_keyvault_certificates::models::{
+    Certificate, CertificateAttributes, CertificateClientCreateCertificateOptions,
+    CertificatePolicy, CreateCertificateParameters, ImportCertificateParameters,
+};
+use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
+use azure_security_keyvault_keys::models::{
+    CreateKeyParameters, Key, KeyAttributes, KeyClientGetKeyOptions, KeyType,
+};
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+use azure_security_keyvault_secrets::models::{
+    Secret, SecretAttributes, SecretClientGetSecretOptions, SecretProperties, SetSecretParameters,
+    UpdateSecretPropertiesParameters,
+};
+use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job, Mode, OnConflict,
+    OnDeleted, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo,
+    Side,
+};
+use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
+use crate::inventory::Resource;
+
+pub struct KeyVaultPlugin;
+
+const SECRET: &str = "secret";
+const KEY: &str = "key";
+const CERTIFICATE: &str = "certificate";
+
+static INFO: PluginInfo = PluginInfo {
+    name: "key-vault",
+    resource_types: &["Microsoft.KeyVault/vaults"],
+    modes: &[Mode::Template, Mode::Replication],
+    item_kinds: &[
+        ItemKindInfo {
+            name: SECRET,
+            template: "same name, content type, tags and attributes; placeholder value; no value read",
+            replication: "current value and metadata; older versions counted, not copied; disabled secrets written disabled with a placeholder",
+        },
+        ItemKindInfo {
+            name: KEY,
+            template: "new key with the same type, size/curve, operations, attributes and tags",
+            replication: "same as template: key material never leaves a vault, so the target key is new material",
+        },
+        ItemKindInfo {
+            name: CERTIFICATE,
+            template: "created from the source policy when the issuer is Self; CA-issued ones skipped",
+            replication: "imported with its private key when exportable; otherwise as template",
+        },
+    ],
+    permissions: &[
+        PermissionInfo {
+            mode: Mode::Template,
+            side: Side::Source,
+            data_actions: &[
+                "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+                "Microsoft.KeyVault/vaults/keys/read",
+                "Microsoft.KeyVault/vaults/certificates/read",
+            ],
+            roles: &["Key Vault Reader"],
+        },
+        PermissionInfo {
+            mode: Mode::Template,
+            side: Side::Target,
+            data_actions: &[
+                "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+                "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+                "Microsoft.KeyVault/vaults/keys/create/action",
+                "Microsoft.KeyVault/vaults/keys/read",
+                "Microsoft.KeyVault/vaults/certificates/create/action",
+                "Microsoft.KeyVault/vaults/certificates/read",
+                "Microsoft.KeyVault/vaults/deletedSecrets/recover/action (with --on-deleted recover)",
+            ],
+            roles: &[
+                "Key Vault Secrets Officer",
+                "Key Vault Crypto Officer",
+                "Key Vault Certificates Officer",
+            ],
+        },
+        PermissionInfo {
+            mode: Mode::Replication,
+            side: Side::Source,
+            data_actions: &[
+                "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+                "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+                "Microsoft.KeyVault/vaults/keys/read",
+                "Microsoft.KeyVault/vaults/certificates/read",
+            ],
+            roles: &["Key Vault Secrets User", "Key Vault Reader"],
+        },
+        PermissionInfo {
+            mode: Mode::Replication,
+            side: Side::Target,
+            data_actions: &[
+                "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+                "Microsoft.KeyVault/vaults/secrets/getSecret/action (to skip identical values)",
+                "Microsoft.KeyVault/vaults/keys/create/action",
+                "Microsoft.KeyVault/vaults/certificates/import/action",
+                "Microsoft.KeyVault/vaults/certificates/create/action",
+            ],
+            roles: &[
+                "Key Vault Secrets Officer",
+                "Key Vault Crypto Officer",
+                "Key Vault Certificates Officer",
+            ],
+        },
+    ],
+    notes: &[
+        "only the current version of each secret is copied; older versions are counted in the report",
+        "key material is never exported: target keys are new keys with the same shape",
+        "no certificate is ordered from a CA",
+    ],
+};
+
+/// The metadata of a secret that atg compares and copies (never the value).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct SecretMeta {
+    content_type: Option<String>,
+    tags: BTreeMap<String, String>,
+    enabled: bool,
+    not_before: Option<i64>,
+    expires: Option<i64>,
+}
+
+impl SecretMeta {
+    fn from_parts(
+        content_type: Option<&String>,
+        tags: Option<&HashMap<String, String>>,
+        attributes: Option<&SecretAttributes>,
+    ) -> Self {
+        SecretMeta {
+            content_type: content_type.cloned(),
+            tags: tags
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            enabled: attributes.and_then(|a| a.enabled).unwrap_or(true),
+            not_before: attributes
+                .and_then(|a| a.not_before)
+                .map(|t| t.unix_timestamp()),
+            expires: attributes
+                .and_then(|a| a.expires)
+                .map(|t| t.unix_timestamp()),
+        }
+    }
+
+    fn of_properties(p: &SecretProperties) -> Self {
+        Self::from_parts(
+            p.content_type.as_ref(),
+            p.tags.as_ref(),
+            p.attributes.as_ref(),
+        )
+    }
+
+    fn of_secret(s: &Secret) -> Self {
+        Self::from_parts(
+            s.content_type.as_ref(),
+            s.tags.as_ref(),
+            s.attributes.as_ref(),
+        )
+    }
+
+    fn attributes(&self) -> SecretAttributes {
+        let mut attributes = SecretAttributes::default();
+        attributes.enabled = Some(self.enabled);
+        attributes.not_before = self
+            .not_before
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
+        attributes.expires = self
+            .expires
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
+        attributes
+    }
+
+    fn tags(&self) -> Option<HashMap<String, String>> {
+        if self.tags.is_empty() {
+            None
+        } else {
+            Some(self.tags.clone().into_iter().collect())
+        }
+    }
+}
+
+/// What discovery carries to apply for a secret.
+#[derive(Debug, Serialize, Deserialize)]
+struct SecretDetail {
+    source: SecretMeta,
+    target: Option<SecretMeta>,
+}
+
+/// The clients of one vault.
+struct VaultClients {
+    secrets: SecretClient,
+    keys: KeyClient,
+    certificates: CertificateClient,
+}
+
+impl VaultClients {
+    fn new(
+        url: &Url,
+        http: &AzureHttp,
+        credential: &Arc<dyn TokenCredential>,
+        access: WriteAccess,
+    ) -> Result<Self, PluginError> {
+        let endpoint = url.as_str();
+        let options = || http.client_options(access);
+        let secrets = SecretClient::new(
+            endpoint,
+            credential.clone(),
+            Some(SecretClientOptions {
+                client_options: options(),
+                ..SecretClientOptions::default()
+            }),
+        )
+        .map_err(|e| PluginError::azure("create secret client", e))?;
+        let keys = KeyClient::new(
+            endpoint,
+            credential.clone(),
+            Some(KeyClientOptions {
+                client_options: options(),
+                ..KeyClientOptions::default()
+            }),
+        )
+        .map_err(|e| PluginError::azure("create key client", e))?;
+        let certificates = CertificateClient::new(
+            endpoint,
+            credential.clone(),
+            Some(CertificateClientOptions {
+                client_options: options(),
+                ..CertificateClientOptions::default()
+            }),
+        )
+        .map_err(|e| PluginError::azure("create certificate client", e))?;
+        Ok(VaultClients {
+            secrets,
+            keys,
+            certificates,
+        })
+    }
+}
+
+/// The vault's data-plane URL: `properties.vaultUri` when present, else derived from the name.
+/// Refused unless it is an https URL on the selected cloud's Key Vault suffix.
+pub fn vault_url(resource: &Resource, cloud: Cloud) -> Result<Url, PluginError> {
+    let uri = resource
+        .properties
+        .get_str("vaultUri")
+        .unwrap_or_else(|| cloud.vault_uri(&resource.name));
+    let url = Url::parse(&uri)
+        .map_err(|e| PluginError::Invalid(format!("vault URI `{uri}` is not a URL: {e}")))?;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let suffix = cloud.key_vault_suffix();
+    let label = host.strip_suffix(suffix).unwrap_or_default();
+    if url.scheme() != "https"
+        || label.is_empty()
+        || label.contains('.')
+        || url.port().is_some_and(|p| p != 443)
+    {
+        return Err(PluginError::Invalid(format!(
+            "vault URI `{}://{host}` is not a {cloud} Key Vault (https://<name>{suffix}/): refusing to send credentials there",
+            url.scheme()
+        )));
+    }
+    Url::parse(&format!("https://{host}/"))
+        .map_err(|e| PluginError::Invalid(format!("vault URI `{uri}`: {e}")))
+}
+
+fn name_of(id: Option<&String>) -> Option<String> {
+    let id = id?;
+    let url = Url::parse(id).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    segments.get(1).map(|s| (*s).to_owned())
+}
+
+fn secret_name(properties: &SecretProperties) -> Option<String> {
+    properties
+        .resource_id()
+        .ok()
+        .map(|id| id.name)
+        .or_else(|| name_of(properties.id.as_ref()))
+}
+
+/// Answers `None` for 404 (absent), the error otherwise.
+fn absent_on_404<T>(result: azure_core::Result<T>) -> Result<Option<T>, AzureError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) => {
+            let error = AzureError::from(error);
+            if error.is_not_found() {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+fn is_deleted_conflict(error: &AzureError) -> bool {
+    error.status == Some(409)
+        && (error.has_code("ObjectIsDeletedButRecoverable")
+            || error.message.contains("deleted but recoverable"))
+}
+
+fn is_being_recovered_or_purged(error: &AzureError) -> bool {
+    error.status == Some(409)
+}
+
+fn failed(operation: &str, error: &AzureError) -> ItemStatus {
+    ItemStatus::Failed {
+        error: format!("{operation}: {error}"),
+    }
+}
+
+async fn list_all<T, P>(
+    pager: azure_core::Result<azure_core::http::Pager<P>>,
+    operation: &str,
+) -> Result<Vec<T>, PluginError>
+where
+    P: azure_core::http::pager::Page<Item = T> + serde::de::DeserializeOwned + Send + 'static,
+    T: Send + 'static,
+{
+    let pager = pager.map_err(|e| PluginError::azure(operation, e))?;
+    pager
+        .try_collect()
+        .await
+        .map_err(|e| PluginError::azure(operation, e))
+}
+
+#[async_trait]
+impl DataPlanePlugin for KeyVaultPlugin {
+    fn info(&self) -> &'static PluginInfo {
+        &INFO
+    }
+
+    async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
+        let cloud = ctx.http.cloud;
+        let source_url = vault_url(&job.pair.source, cloud)?;
+        let target_url = vault_url(&job.pair.target, cloud)?;
+        let source = VaultClients::new(
+            &source_url,
+            &ctx.http,
+            &ctx.source.credential,
+            WriteAccess::ReadOnly,
+        )?;
+        let target = VaultClients::new(
+            &target_url,
+            &ctx.http,
+            &ctx.target.credential,
+            WriteAccess::ReadOnly,
+        )?;
+
+        let mut discovery = Discovery::default();
+        discovery
+            .facts
+            .insert("source_vault".into(), Value::String(source_url.to_string()));
+        discovery
+            .facts
+            .insert("target_vault".into(), Value::String(target_url.to_string()));
+
+        // Secrets.
+        let source_secrets: Vec<SecretProperties> = list_all(
+            source.secrets.list_secret_properties(None),
+            "list source secrets",
+        )
+        .await?;
+        let target_secrets: Vec<SecretProperties> = list_all(
+            target.secrets.list_secret_properties(None),
+            "list target secrets",
+        )
+        .await?;
+        let target_by_name: HashMap<String, SecretMeta> = target_secrets
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    secret_name(p)?.to_ascii_lowercase(),
+                    SecretMeta::of_properties(p),
+                ))
+            })
+            .collect();
+
+        let mut secret_items = Vec::with_capacity(source_secrets.len());
+        for properties in &source_secrets {
+            let Some(name) = secret_name(properties) else {
+                return Err(PluginError::Invalid(format!(
+                    "the source vault listed a secret without a usable id ({:?})",
+                    properties.id
+                )));
+            };
+            let meta = SecretMeta::of_properties(properties);
+            let target_meta = target_by_name.get(&name.to_ascii_lowercase()).cloned();
+            let action = if properties.managed == Some(true) {
+                PlannedAction::Skip("certificate-backed secret: copied with its certificate".into())
+            } else if target_meta.is_some() {
+                PlannedAction::Compare
+            } else {
+                PlannedAction::Create
+            };
+            let detail = serde_json::to_value(SecretDetail {
+                source: meta,
+                target: target_meta,
+            })
+            .unwrap_or(Value::Null);
+            secret_items.push(PlannedItem {
+                kind: SECRET,
+                name,
+                action,
+                notes: Vec::new(),
+                detail,
+            });
+        }
+        // Count older versions (only the current one is copied), a bounded number at a time.
+        let slots = ctx.item_slots.clone();
+        let to_count: Vec<(usize, String)> = secret_items
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| !matches!(item.action, PlannedAction::Skip(_)))
+            .map(|(index, item)| (index, item.name.clone()))
+            .collect();
+        let client = &source.secrets;
+        let counted: Vec<(usize, Result<usize, PluginError>)> =
+            futures::stream::iter(to_count.into_iter().map(|(index, name)| {
+                let slots = slots.clone();
+                async move {
+                    let _permit = slots.acquire().await;
+                    let versions: Result<Vec<SecretProperties>, PluginError> = list_all(
+                        client.list_secret_properties_versions(&name, None),
+                        "list source secret versions",
+                    )
+                    .await;
+                    (index, versions.map(|v| v.len()))
+                }
+            }))
+            .buffer_unordered(ctx.item_slots.available_permits().max(1))
+            .collect()
+            .await;
+        for (index, versions) in counted {
+            let versions = versions?;
+            if versions > 1 {
+                secret_items[index].notes.push(format!(
+                    "{} older version(s) not copied (only the current version is)",
+                    versions - 1
+                ));
+            }
+        }
+        discovery.items.extend(secret_items);
+
+        // Keys.
+        let source_keys: Vec<azure_security_keyvault_keys::models::KeyProperties> =
+            list_all(source.keys.list_key_properties(None), "list source keys").await?;
+        let target_keys: Vec<azure_security_keyvault_keys::models::KeyProperties> =
+            list_all(target.keys.list_key_properties(None), "list target keys").await?;
+        let target_key_names: Vec<String> = target_keys
+            .iter()
+            .filter_map(|k| name_of(k.kid.as_ref()))
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        for key in &source_keys {
+            let Some(name) = name_of(key.kid.as_ref()) else {
+                continue;
+            };
+            let action = if key.managed == Some(true) {
+                PlannedAction::Skip("certificate-backed key: copied with its certificate".into())
+            } else if target_key_names.contains(&name.to_ascii_lowercase()) {
+                PlannedAction::Compare
+            } else {
+                PlannedAction::Create
+            };
+            let mut notes = Vec::new();
+            if matches!(action, PlannedAction::Create | PlannedAction::Compare) {
+                notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
+            }
+            discovery.items.push(PlannedItem {
+                kind: KEY,
+                name,
+                action,
+                notes,
+                detail: Value::Null,
+            });
+        }
+
+        // Certificates.
+        let source_certificates: Vec<
+            azure_security_keyvault_certificates::models::CertificateProperties,
+        > = list_all(
+            source.certificates.list_certificate_properties(None),
+            "list source certificates",
+        )
+        .await?;
+        let target_certificates: Vec<
+            azure_security_keyvault_certificates::models::CertificateProperties,
+        > = list_all(
+            target.certificates.list_certificate_properties(None),
+            "list target certificates",
+        )
+        .await?;
+        let target_certificate_names: Vec<String> = target_certificates
+            .iter()
+            .filter_map(|c| name_of(c.id.as_ref()))
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        for certificate in &source_certificates {
+            let Some(name) = name_of(certificate.id.as_ref()) else {
+                continue;
+            };
+            let action = if target_certificate_names.contains(&name.to_ascii_lowercase()) {
+                PlannedAction::Compare
+            } else {
+                PlannedAction::Create
+            };
+            discovery.items.push(PlannedItem {
+                kind: CERTIFICATE,
+                name,
+                action,
+                notes: Vec::new(),
+                detail: Value::Null,
+            });
+        }
+
+        discovery
+            .facts
+            .insert("secrets".into(), Value::from(source_secrets.len()));
+        discovery
+            .facts
+            .insert("keys".into(), Value::from(source_keys.len()));
+        discovery.facts.insert(
+            "certificates".into(),
+            Value::from(source_certificates.len()),
+        );
+        Ok(discovery)
+    }
+
+    async fn apply(
+        &self,
+        ctx: &PluginContext,
+        job: &Job,
+        discovery: Discovery,
+    ) -> Result<(), PluginError> {
+        let cloud = ctx.http.cloud;
+        let source_url = vault_url(&job.pair.source, cloud)?;
+        let target_url = vault_url(&job.pair.target, cloud)?;
+        let vaults = Arc::new(Vaults {
+            source: VaultClients::new(
+                &source_url,
+                &ctx.http,
+                &ctx.source.credential,
+                WriteAccess::ReadOnly,
+            )?,
+            target: VaultClients::new(
+                &target_url,
+                &ctx.http,
+                &ctx.target.credential,
+                ctx.target.access,
+            )?,
+        });
+        let resource = job.pair.source.id.clone();
+        let concurrency = ctx.item_slots.available_permits().max(1);
+        futures::stream::iter(discovery.items)
+            .for_each_concurrent(concurrency, |item| {
+                let vaults = vaults.clone();
+                let resource = resource.clone();
+                async move {
+                    let started = Instant::now();
+                    let status = if ctx.cancel.is_cancelled() {
+                        ItemStatus::Skipped { reason: "cancelled before it started".into() }
+                    } else {
+                        let _permit = ctx.item_slots.acquire().await;
+                        tokio::select! {
+                            status = apply_item(ctx, job, &vaults, &item) => status,
+                            () = ctx.cancel.cancelled() => ItemStatus::Skipped { reason: "cancelled".into() },
+                        }
+                    };
+                    ctx.reporter.item(
+                        &resource,
+                        ItemOutcome {
+                            kind: item.kind,
+                            name: item.name,
+                            status,
+                            notes: item.notes,
+                            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        },
+                    );
+                }
+            })
+            .await;
+        Ok(())
+    }
+}
+
+struct Vaults {
+    source: VaultClients,
+    target: VaultClients,
+}
+
+async fn apply_item(
+    ctx: &PluginContext,
+    job: &Job,
+    vaults: &Vaults,
+    item: &PlannedItem,
+) -> ItemStatus {
+    if let PlannedAction::Skip(reason) = &item.action {
+        return ItemStatus::Skipped {
+            reason: reason.clone(),
+        };
+    }
+    match item.kind {
+        SECRET => match serde_json::from_value::<SecretDetail>(item.detail.clone()) {
+            Ok(detail) => match job.mode {
+                Mode::Template => template_secret(ctx, job, vaults, &item.name, detail).await,
+                Mode::Replication => replicate_secret(ctx, job, vaults, &item.name, detail).await,
+            },
+            Err(error) => ItemStatus::Failed {
+                error: format!("internal: bad secret plan: {error}"),
+            },
+        },
+        KEY => copy_key(ctx, job, vaults, &item.name).await,
+        CERTIFICATE => copy_certificate(ctx, job, vaults, &item.name).await,
+        other => ItemStatus::Failed {
+            error: format!("internal: unknown item kind `{other}`"),
+        },
+    }
+}
+
+/// What happened when the name turned out to be soft-deleted in the target.
+enum DeletedOutcome {
+    /// Recovered: the item exists again and must be compared before writing.
+    Recovered,
+    /// Purged: the name is free, write again.
+    Purged,
+}
+
+/// Applies `--on-deleted` to a name that is deleted but recoverable in the target.
+async fn resolve_deleted(
+    ctx: &PluginContext,
+    policy: OnDeleted,
+    kind: &str,
+    name: &str,
+    vaults: &Vaults,
+) -> Result<DeletedOutcome, ItemStatus> {
+    let target = &vaults.target;
+    match policy {
+        OnDeleted::Fail => Err(ItemStatus::Failed {
+            error: format!(
+                "the {kind} name is deleted but recoverable in the target (--on-deleted fail)"
+            ),
+        }),
+        OnDeleted::Recover => {
+            let result = match kind {
+                SECRET => target
+                    .secrets
+                    .recover_deleted_secret(name, None)
+                    .await
+                    .map(|_| ()),
+                KEY => target
+                    .keys
+                    .recover_deleted_key(name, None)
+                    .await
+                    .map(|_| ()),
+                _ => target
+                    .certificates
+                    .recover_deleted_certificate(name, None)
+                    .await
+                    .map(|_| ()),
+            };
+            if let Err(error) = result {
+                return Err(failed(
+                    "recover the deleted item in the target",
+                    &error.into(),
+                ));
+            }
+            // Recovery is eventually consistent: wait until the item reads back.
+            let deadline = Instant::now() + ctx.settle_timeout;
+            let mut wait = Duration::from_millis(200);
+            loop {
+                let present = match kind {
+                    SECRET => absent_on_404(target.secrets.get_secret(name, None).await)
+                        .map(|o| o.is_some()),
+                    KEY => {
+                        absent_on_404(target.keys.get_key(name, None).await).map(|o| o.is_some())
+                    }
+                    _ => absent_on_404(target.certificates.get_certificate(name, None).await)
+                        .map(|o| o.is_some()),
+                };
+                match present {
+                    Ok(true) => return Ok(DeletedOutcome::Recovered),
+                    // A recovered but disabled secret answers 403 on get: it is back.
+                    Err(error) if error.status == Some(403) => {
+                        return Ok(DeletedOutcome::Recovered)
+                    }
+                    Ok(false) => {}
+                    Err(error) if error.is_retryable() => {}
+                    Err(error) => return Err(failed("read the recovered item", &error)),
+                }
+                if Instant::now() > deadline {
+                    return Err(ItemStatus::Failed {
+                        error: "recovered item did not become readable in time".into(),
+                    });
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+        OnDeleted::Purge => {
+            let result = match kind {
+                SECRET => target
+                    .secrets
+                    .purge_deleted_secret(name, None)
+                    .await
+                    .map(|_| ()),
+                KEY => target.keys.purge_deleted_key(name, None).await.map(|_| ()),
+                _ => target
+                    .certificates
+                    .purge_deleted_certificate(name, None)
+                    .await
+                    .map(|_| ()),
+            };
+            match result {
+                Ok(()) => Ok(DeletedOutcome::Purged),
+                Err(error) => Err(failed(
+                    "purge the deleted item in the target",
+                    &error.into(),
+                )),
+            }
+        }
+    }
+}
+
+/// Runs a write, handling a soft-deleted name per policy. `write` is retried after a purge
+/// while the service still reports the name in use (it settles within seconds).
+async fn write_handling_deleted<F, Fut>(
+    ctx: &PluginContext,
+    job: &Job,
+    kind: &str,
+    name: &str,
+    vaults: &Vaults,
+    write: F,
+) -> Result<WriteResult, ItemStatus>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AzureError>>,
+{
+    match write().await {
+        Ok(()) => Ok(WriteResult::Written),
+        Err(error) if is_deleted_conflict(&error) => {
+            match resolve_deleted(ctx, job.on_deleted, kind, name, vaults).await? {
+                DeletedOutcome::Recovered => Ok(WriteResult::Recovered),
+                DeletedOutcome::Purged => {
+                    let deadline = Instant::now() + ctx.settle_timeout;
+                    let mut wait = Duration::from_millis(250);
+                    loop {
+                        match write().await {
+                            Ok(()) => return Ok(WriteResult::WrittenAfterPurge),
+                            Err(error)
+                                if is_being_recovered_or_purged(&error)
+                                    && Instant::now() < deadline =>
+                            {
+                                tokio::time::sleep(wait).await;
+                                wait = (wait * 2).min(Duration::from_secs(5));
+                            }
+                            Err(error) => return Err(failed("write after purge", &error)),
+                        }
+                    }
+                }
+            }
+        }
+        Err(error) => Err(failed(&format!("write {kind}"), &error)),
+    }
+}
+
+enum WriteResult {
+    Written,
+    WrittenAfterPurge,
+    /// The name was recovered instead of written; the caller compares again.
+    Recovered,
+}
+
+fn conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
+    match policy {
+        OnConflict::Overwrite => None,
+        OnConflict::Skip => Some(ItemStatus::Skipped {
+            reason: format!("{what} exists in the target and differs (--on-conflict skip)"),
+        }),
+        OnConflict::Fail => Some(ItemStatus::Failed {
+            error: format!("{what} exists in the target and differs (--on-conflict fail)"),
+        }),
+    }
+}
+
+async fn set_secret(
+    vaults: &Vaults,
+    name: &str,
+    value: &str,
+    meta: &SecretMeta,
+) -> Result<(), AzureError> {
+    let mut parameters = SetSecretParameters::default();
+    parameters.value = Some(value.to_owned());
+    parameters.content_type.clone_from(&meta.content_type);
+    parameters.tags = meta.tags();
+    parameters.secret_attributes = Some(meta.attributes());
+    let content = parameters
+        .try_into()
+        .map_err(|e: azure_core::Error| AzureError::from(e))?;
+    vaults
+        .target
+        .secrets
+        .set_secret(name, content, None)
+        .await
+        .map(|_| ())
+        .map_err(AzureError::from)
+}
+
+/// Template: placeholder values, metadata compared from the listings; no value read or written
+/// over an existing one.
+async fn template_secret(
+    ctx: &PluginContext,
+    job: &Job,
+    vaults: &Vaults,
+    name: &str,
+    detail: SecretDetail,
+) -> ItemStatus {
+    let mut target = detail.target;
+    for _ in 0..2 {
+        if let Some(existing) = &target {
+            if *existing == detail.source {
+                return ItemStatus::Skipped {
+                    reason: "exists in the target with the same metadata".into(),
+                };
+            }
+            if let Some(status) = conflict(job.on_conflict, "secret") {
+                return status;
+            }
+            // Update the metadata only: template mode never replaces a value with a placeholder.
+            let mut parameters = UpdateSecretPropertiesParameters::default();
+            parameters
+                .content_type
+                .clone_from(&detail.source.content_type);
+            parameters.tags = Some(detail.source.tags().unwrap_or_default());
+            parameters.secret_attributes = Some(detail.source.attributes());
+            let result = match parameters.try_into() {
+                Ok(content) => vaults
+                    .target
+                    .secrets
+                    .update_secret_properties(name, content, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(AzureError::from),
+                Err(error) => Err(AzureError::from(error)),
+            };
+            return match result {
+                Ok(()) => ItemStatus::Replicated {
+                    action: "metadata updated; existing value kept".into(),
+                },
+                Err(error) => failed("update secret metadata", &error),
+            };
+        }
+        let write = || set_secret(vaults, name, ctx.placeholder, &detail.source);
+        match write_handling_deleted(ctx, job, SECRET, name, vaults, write).await {
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
+                return ItemStatus::Replicated {
+                    action: "placeholder value".into(),
+                }
+            }
+            Ok(WriteResult::Recovered) => {
+                // Compare the recovered secret's metadata.
+                target = match absent_on_404(vaults.target.secrets.get_secret(name, None).await) {
+                    Ok(Some(response)) => match response.into_model() {
+                        Ok(secret) => Some(SecretMeta::of_secret(&secret)),
+                        Err(error) => return failed("read the recovered secret", &error.into()),
+                    },
+                    Ok(None) => None,
+                    Err(error) if error.status == Some(403) => Some(SecretMeta {
+                        enabled: false,
+                        ..SecretMeta::default()
+                    }),
+                    Err(error) => return failed("read the recovered secret", &error),
+                };
+            }
+            Err(status) => return status,
+        }
+    }
+    ItemStatus::Failed {
+        error: "the secret kept changing state in the target".into(),
+    }
+}
+
+/// Reads a secret's current value. `Ok(None)` when the secret is disabled (403 SecretDisabled).
+async fn read_value(client: &SecretClient, name: &str) -> Result<Option<Secret>, AzureError> {
+    match client
+        .get_secret(name, None::<SecretClientGetSecretOptions<'_>>)
+        .await
+    {
+        Ok(response) => response.into_model().map(Some).map_err(AzureError::from),
+        Err(error) => {
+            let error = AzureError::from(error);
+            if error.status == Some(403) && error.has_code("SecretDisabled") {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+async fn replicate_secret(
+    ctx: &PluginContext,
+    job: &Job,
+    vaults: &Vaults,
+    name: &str,
+    detail: SecretDetail,
+) -> ItemStatus {
+    // A disabled secret's value cannot be read; don't try.
+    let source = if detail.source.enabled {
+        match read_value(&vaults.source.secrets, name).await {
+            Ok(secret) => secret,
+            Err(error) if error.is_not_found() => {
+                return ItemStatus::Skipped {
+                    reason: "deleted from the source after discovery".into(),
+                }
+            }
+            Err(error) => return failed("read source secret", &error),
+        }
+    } else {
+        None
+    };
+    let (value, meta) = match &source {
+        Some(secret) => match &secret.value {
+            Some(value) => (
+                Some(crate::azure::Sensitive::new(value.clone())),
+                SecretMeta::of_secret(secret),
+            ),
+            None => (None, SecretMeta::of_secret(secret)),
+        },
+        None => (
+            None,
+            SecretMeta {
+                enabled: false,
+                ..detail.source.clone()
+            },
+        ),
+    };
+    let mut check_target = detail.target.is_some();
+    for _ in 0..2 {
+        if check_target {
+            let existing = match read_value(&vaults.target.secrets, name).await {
+                Ok(Some(secret)) => Some((
+                    secret.value.clone().map(crate::azure::Sensitive::new),
+                    SecretMeta::of_secret(&secret),
+                )),
+                // Disabled in the target: its value cannot be compared.
+                Ok(None) => Some((None, detail.target.clone().unwrap_or_default())),
+                Err(error) if error.is_not_found() => None,
+                Err(error) => return failed("read target secret", &error),
+            };
+            if let Some((target_value, target_meta)) = existing {
+                let same_value = match (&value, &target_value) {
+                    (Some(a), Some(b)) => a == b,
+                    (None, _) => true, // source unreadable: only metadata can be compared
+                    (Some(_), None) => false,
+                };
+                if same_value && target_meta == meta {
+                    return ItemStatus::Skipped {
+                        reason: "identical in the target".into(),
+                    };
+                }
+                if let Some(status) = conflict(job.on_conflict, "secret") {
+                    return status;
+                }
+            }
+        }
+        let written_value = value
+            .as_ref()
+            .map_or(ctx.placeholder, crate::azure::Sensitive::expose);
+        let write = || set_secret(vaults, name, written_value, &meta);
+        match write_handling_deleted(ctx, job, SECRET, name, vaults, write).await {
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
+                return if value.is_some() {
+                    ItemStatus::Replicated {
+                        action: "value copied".into(),
+                    }
+                } else {
+                    ItemStatus::Partial {
+                        action: "written disabled with a placeholder value".into(),
+                        reason: "disabled in the source: its value cannot be read".into(),
+                    }
+                };
+            }
+            Ok(WriteResult::Recovered) => check_target = true,
+            Err(status) => return status,
+        }
+    }
+    ItemStatus::Failed {
+        error: "the secret kept changing state in the target".into(),
+    }
+}
+
+/// The shape of a key: what atg compares and recreates.
+#[derive(Debug, PartialEq, Eq)]
+struct KeyShape {
+    kty: String,
+    size: Option<i32>,
+    curve: Option<String>,
+    operations: Vec<String>,
+    tags: BTreeMap<String, String>,
+    enabled: bool,
+    not_before: Option<i64>,
+    expires: Option<i64>,
+    exportable: bool,
+}
+
+impl KeyShape {
+    fn of(key: &Key) -> Option<KeyShape> {
+        let jwk = key.key.as_ref()?;
+        let kty = jwk.kty.as_ref()?.to_string();
+        let size = jwk
+            .n
+            .as_ref()
+            .map(|n| {
+                let bytes = n.iter().skip_while(|b| **b == 0).count();
+                i32::try_from(bytes * 8).unwrap_or(i32::MAX)
+            })
+            .filter(|_| kty.starts_with("RSA"));
+        let mut operations: Vec<String> = jwk
+            .key_ops
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|op| op.to_string())
+            .collect();
+        operations.sort();
+        let attributes = key.attributes.as_ref();
+        Some(KeyShape {
+            kty,
+            size,
+            curve: jwk.crv.as_ref().map(ToString::to_string),
+            operations,
+            tags: key
+                .tags
+                .as_ref()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            enabled: attributes.and_then(|a| a.enabled).unwrap_or(true),
+            not_before: attributes
+                .and_then(|a| a.not_before)
+                .map(|t| t.unix_timestamp()),
+            expires: attributes
+                .and_then(|a| a.expires)
+                .map(|t| t.unix_timestamp()),
+            exportable: attributes.and_then(|a| a.exportable).unwrap_or(false),
+        })
+    }
+}
+
+async fn get_key(client: &KeyClient, name: &str) -> Result<Option<Key>, AzureError> {
+    match absent_on_404(
+        client
+            .get_key(name, None::<KeyClientGetKeyOptions<'_>>)
+            .await,
+    )? {
+        Some(response) => response.into_model().map(Some).map_err(AzureError::from),
+        None => Ok(None),
+    }
+}
+
+async fn create_key(vaults: &Vaults, name: &str, source: &Key) -> Result<(), AzureError> {
+    let jwk = source.key.as_ref().ok_or_else(|| {
+        AzureError::new(
+            crate::azure::AzureErrorKind::Other,
+            "the source key has no public key",
+        )
+    })?;
+    let mut parameters = CreateKeyParameters::default();
+    parameters.kty = jwk.kty.clone();
+    if matches!(jwk.kty, Some(KeyType::Rsa | KeyType::RsaHsm)) {
+        parameters.key_size = KeyShape::of(source).and_then(|s| s.size);
+    }
+    parameters.curve = jwk.crv.clone();
+    parameters.key_ops = jwk
+        .key_ops
+        .as_ref()
+        .map(|ops| ops.iter().filter_map(|op| op.parse().ok()).collect());
+    parameters.tags = source.tags.clone();
+    let mut attributes = KeyAttributes::default();
+    if let Some(a) = source.attributes.as_ref() {
+        attributes.enabled = a.enabled;
+        attributes.not_before = a.not_before;
+        attributes.expires = a.expires;
+        attributes.exportable = a.exportable;
+    }
+    parameters.key_attributes = Some(attributes);
+    if source.attributes.as_ref().and_then(|a| a.exportable) == Some(true) {
+        parameters.release_policy = source.release_policy.clone();
+    }
+    let content = parameters.try_into().map_err(AzureError::from)?;
+    vaults
+        .target
+        .keys
+        .create_key(name, content, None)
+        .await
+        .map(|_| ())
+        .map_err(AzureError::from)
+}
+
+async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -> ItemStatus {
+    let source = match get_key(&vaults.source.keys, name).await {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return ItemStatus::Skipped {
+                reason: "deleted from the source after discovery".into(),
+            }
+        }
+        Err(error) => return failed("read source key", &error),
+    };
+    let Some(shape) = KeyShape::of(&source) else {
+        return ItemStatus::Failed {
+            error: "the source key has no public key to take its type from".into(),
+        };
+    };
+    for _ in 0..2 {
+        match get_key(&vaults.target.keys, name).await {
+            Ok(Some(existing)) => {
+                if KeyShape::of(&existing).as_ref() == Some(&shape) {
+                    return ItemStatus::Skipped {
+                        reason: "exists in the target with the same type, size, operations and attributes (key material is never copied)".into(),
+                    };
+                }
+                if let Some(status) = conflict(job.on_conflict, "key") {
+                    return status;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => return failed("read target key", &error),
+        }
+        let write = || create_key(vaults, name, &source);
+        match write_handling_deleted(ctx, job, KEY, name, vaults, write).await {
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
+                return ItemStatus::Replicated {
+                    action: "new key material with the source key's shape".into(),
+                };
+            }
+            Ok(WriteResult::Recovered) => {}
+            Err(status) => return status,
+        }
+    }
+    ItemStatus::Failed {
+        error: "the key kept changing state in the target".into(),
+    }
+}
+
+async fn get_certificate(
+    client: &CertificateClient,
+    name: &str,
+) -> Result<Option<Certificate>, AzureError> {
+    match absent_on_404(client.get_certificate(name, None).await)? {
+        Some(response) => response.into_model().map(Some).map_err(AzureError::from),
+        None => Ok(None),
+    }
+}
+
+/// The source policy as it can be sent to another vault (no ids, no read-only fields).
+fn portable_policy(policy: &CertificatePolicy) -> CertificatePolicy {
+    let mut portable = policy.clone();
+    portable.id = None;
+    if let Some(attributes) = portable.attributes.as_mut() {
+        attributes.created = None;
+        attributes.updated = None;
+        attributes.recoverable_days = None;
+        attributes.recovery_level = None;
+    }
+    portable
+}
+
+fn certificate_attributes(source: &Certificate) -> CertificateAttributes {
+    let mut attributes = CertificateAttributes::default();
+    if let Some(a) = source.attributes.as_ref() {
+        attributes.enabled = a.enabled;
+    }
+    attributes
+}
+
+fn policy_fingerprint(policy: Option<&CertificatePolicy>) -> String {
+    let Some(policy) = policy else {
+        return String::new();
+    };
+    let subject = policy
+        .x509_certificate_properties
+        .as_ref()
+        .and_then(|x| x.subject.clone())
+        .unwrap_or_default();
+    let issuer = policy
+        .issuer_parameters
+        .as_ref()
+        .and_then(|i| i.name.clone())
+        .unwrap_or_default();
+    let key = policy
+        .key_properties
+        .as_ref()
+        .map(|k| {
+            format!(
+                "{:?}/{:?}/{:?}",
+                k.key_type.as_ref().map(ToString::to_string),
+                k.key_size,
+                k.curve.as_ref().map(ToString::to_string)
+            )
+        })
+        .unwrap_or_default();
+    format!("{subject}|{issuer}|{key}")
+}
+
+async fn copy_certificate(
+    ctx: &PluginContext,
+    job: &Job,
+    vaults: &Vaults,
+    name: &str,
+) -> ItemStatus {
+    let source = match get_certificate(&vaults.source.certificates, name).await {
+        Ok(Some(certificate)) => certificate,
+        Ok(None) => {
+            return ItemStatus::Skipped {
+                reason: "deleted from the source after discovery".into(),
+            }
+        }
+        Err(error) => return failed("read source certificate", &error),
+    };
+    let policy = match source.policy.clone() {
+        Some(policy) => policy,
+        None => match vaults
+            .source
+            .certificates
+            .get_certificate_policy(name, None)
+            .await
+        {
+            Ok(response) => match response.into_model() {
+                Ok(policy) => policy,
+                Err(error) => return failed("read source certificate policy", &error.into()),
+            },
+            Err(error) => return failed("read source certificate policy", &error.into()),
+        },
+    };
+    let issuer = policy
+        .issuer_parameters
+        .as_ref()
+        .and_then(|i| i.name.clone())
+        .unwrap_or_default();
+    let exportable = policy
+        .key_properties
+        .as_ref()
+        .and_then(|k| k.exportable)
+        .unwrap_or(false);
+    let import = job.mode == Mode::Replication && exportable;
+    if !import && !issuer.eq_ignore_ascii_case("Self") {
+        return ItemStatus::Skipped {
+            reason: format!(
+                "issued by `{issuer}`{}: atg places no certificate orders; request it in the target from the same policy",
+                if job.mode == Mode::Replication { " with a non-exportable key" } else { "" }
+            ),
+        };
+    }
+    for _ in 0..2 {
+        match get_certificate(&vaults.target.certificates, name).await {
+            Ok(Some(existing)) => {
+                let identical = if import {
+                    existing.x509_thumbprint.is_some()
+                        && existing.x509_thumbprint == source.x509_thumbprint
+                } else {
+                    policy_fingerprint(existing.policy.as_ref())
+                        == policy_fingerprint(Some(&policy))
+                };
+                if identical {
+                    return ItemStatus::Skipped {
+                        reason: if import {
+                            "identical certificate in the target".into()
+                        } else {
+                            "exists in the target with the same policy".into()
+                        },
+                    };
+                }
+                if let Some(status) = conflict(job.on_conflict, "certificate") {
+                    return status;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => return failed("read target certificate", &error),
+        }
+        let result = if import {
+            let Some(secret_id) = source.sid.clone() else {
+                return ItemStatus::Failed {
+                    error: "the source certificate has no backing secret id".into(),
+                };
+            };
+            let version = Url::parse(&secret_id).ok().and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.nth(2).map(str::to_owned))
+            });
+            let mut options = SecretClientGetSecretOptions::default();
+            options.secret_version = version.filter(|v| !v.is_empty());
+            let backing = match vaults
+                .source
+                .secrets
+                .get_secret(name, Some(options))
+                .await
+                .and_then(|r| r.into_model())
+            {
+                Ok(secret) => secret,
+                Err(error) => {
+                    return failed("read the certificate's backing secret", &error.into())
+                }
+            };
+            let Some(value) = backing.value.map(crate::azure::Sensitive::new) else {
+                return ItemStatus::Failed {
+                    error: "the certificate's backing secret has no value".into(),
+                };
+            };
+            let write = || import_certificate(vaults, name, &value, &policy, &source);
+            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, write).await
+        } else {
+            let write = || create_certificate(vaults, name, &policy, &source);
+            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, write).await
+        };
+        match result {
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
+                return if import {
+                    ItemStatus::Replicated {
+                        action: "imported with its private key".into(),
+                    }
+                } else if job.mode == Mode::Replication {
+                    ItemStatus::Partial {
+                        action: "new self-signed certificate from the source policy".into(),
+                        reason: "the source key is not exportable: the target certificate has a new key pair".into(),
+                    }
+                } else {
+                    ItemStatus::Replicated {
+                        action: "new self-signed certificate from the source policy".into(),
+                    }
+                };
+            }
+            Ok(WriteResult::Recovered) => {}
+            Err(status) => return status,
+        }
+    }
+    ItemStatus::Failed {
+        error: "the certificate kept changing state in the target".into(),
+    }
+}
+
+async fn import_certificate(
+    vaults: &Vaults,
+    name: &str,
+    value: &crate::azure::Sensitive,
+    policy: &CertificatePolicy,
+    source: &Certificate,
+) -> Result<(), AzureError> {
+    let mut parameters = ImportCertificateParameters::default();
+    parameters.base64_encoded_certificate = Some(value.expose().to_owned());
+    parameters.certificate_policy = Some(portable_policy(policy));
+    parameters.certificate_attributes = Some(certificate_attributes(source));
+    parameters.tags = source.tags.clone();
+    let content = parameters.try_into().map_err(AzureError::from)?;
+    vaults
+        .target
+        .certificates
+        .import_certificate(name, content, None)
+        .await
+        .map(|_| ())
+        .map_err(AzureError::from)
+}
+
+async fn create_certificate(
+    vaults: &Vaults,
+    name: &str,
+    policy: &CertificatePolicy,
+    source: &Certificate,
+) -> Result<(), AzureError> {
+    let mut parameters = CreateCertificateParameters::default();
+    parameters.certificate_policy = Some(portable_policy(policy));
+    parameters.certificate_attributes = Some(certificate_attributes(source));
+    parameters.tags = source.tags.clone();
+    let content = parameters.try_into().map_err(AzureError::from)?;
+    let options = CertificateClientCreateCertificateOptions {
+        method_options: PollerOptions {
+            frequency: time::Duration::seconds(1),
+            ..PollerOptions::default()
+        },
+    };
+    let operation = vaults
+        .target
+        .certificates
+        .begin_create_certificate(name, content, Some(options))
+        .map_err(AzureError::from)?
+        .await
+        .map_err(AzureError::from)?;
+    let _ = operation;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Properties;
+
+    fn vault(name: &str, uri: Option<&str>) -> Resource {
+        Resource {
+            id: format!(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{name}"
+            ),
+            resource_type: "Microsoft.KeyVault/vaults".into(),
+            name: name.into(),
+            subscription_id: Some("s".into()),
+            resource_group: Some("rg".into()),
+            properties: match uri {
+                Some(uri) => {
+                    Properties::from_value(Some(&serde_json::json!({ "vaultUri": uri }))).unwrap()
+                }
+                None => Properties::Missing,
+            },
+            options: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn vault_urls_come_from_properties_or_the_name() {
+        let url = vault_url(&vault("kv1", None), Cloud::AzureCloud).unwrap();
+        assert_eq!(url.as_str(), "https://kv1.vault.azure.net/");
+        let url = vault_url(&vault("kv1", None), Cloud::AzureChinaCloud).unwrap();
+        assert_eq!(url.as_str(), "https://kv1.vault.azure.cn/");
+        let url = vault_url(
+            &vault("kv1", Some("https://KV1.vault.azure.net")),
+            Cloud::AzureCloud,
+        )
+        .unwrap();
+        assert_eq!(url.as_str(), "https://kv1.vault.azure.net/");
+    }
+
+    #[test]
+    fn vault_urls_outside_the_cloud_are_refused() {
+        for uri in [
+            "https://kv1.vault.azure.net.evil.example/",
+            "http://kv1.vault.azure.net/",
+            "https://kv1.vault.azure.cn/",
+            "https://a.b.vault.azure.net/",
+            "https://kv1.vault.azure.net:8443/",
+            "https://management.azure.com/",
+        ] {
+            let error = vault_url(&vault("kv1", Some(uri)), Cloud::AzureCloud).unwrap_err();
+            assert!(
+                error.to_string().contains("refusing to send credentials"),
+                "{uri}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_metadata_compares_what_is_copied() {
+        let mut attributes = SecretAttributes::default();
+        attributes.enabled = Some(true);
+        let tags: HashMap<String, String> = [("env".to_string(), "prod".to_string())].into();
+        let a = SecretMeta::from_parts(
+            Some(&"text/plain".to_string()),
+            Some(&tags),
+            Some(&attributes),
+        );
+        let b = SecretMeta::from_parts(Some(&"text/plain".to_string()), Some(&tags), None);
+        assert_eq!(a, b, "enabled defaults to true");
+        let c = SecretMeta::from_parts(None, Some(&tags), Some(&attributes));
+        assert_ne!(a, c);
+    }
+}

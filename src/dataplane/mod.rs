@@ -1,0 +1,276 @@
+//! Data-plane plugins: one per Azure service, each filling a deployed target resource from its
+//! source.
+//!
+//! A plugin declares what it can do ([`PluginInfo`]: resource types, modes, item kinds,
+//! permissions per mode) so the orchestrator can refuse honestly instead of failing halfway.
+//! It works in two steps: [`DataPlanePlugin::discover`] reads both sides and plans every item
+//! (this is all a dry-run does), then [`DataPlanePlugin::apply`] carries the plan out.
+//! Everything a plugin needs comes through [`PluginContext`]; plugins never import the
+//! orchestrator, the CLI or the UI.
+
+pub mod key_vault;
+pub mod registry;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::azure::{AzureError, AzureHttp, WriteAccess};
+use crate::inventory::ResourcePair;
+
+/// What a run copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Structure only: names, settings, containers, placeholder secret values. No secret value
+    /// is read or written.
+    Template,
+    /// Full copy, values included.
+    Replication,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Template => "template",
+            Mode::Replication => "replication",
+        })
+    }
+}
+
+/// What to do when the target already has an item of that name and it differs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnConflict {
+    /// Write the source's version over it (Key Vault keeps the previous one as an older version).
+    #[default]
+    Overwrite,
+    /// Leave the target's item as it is; report it skipped.
+    Skip,
+    /// Leave it and report the item failed.
+    Fail,
+}
+
+/// What to do when the target has the name soft-deleted (Key Vault's 409 ObjectIsDeletedButRecoverable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDeleted {
+    /// Recover the deleted item, then continue as if it had been there.
+    #[default]
+    Recover,
+    /// Purge the deleted item for good, then write.
+    Purge,
+    /// Report the item failed.
+    Fail,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Source,
+    Target,
+}
+
+/// A kind of item a plugin copies (secret, key, blob, ...).
+#[derive(Debug)]
+pub struct ItemKindInfo {
+    pub name: &'static str,
+    pub template: &'static str,
+    pub replication: &'static str,
+}
+
+/// What a side needs to be granted for a mode.
+#[derive(Debug)]
+pub struct PermissionInfo {
+    pub mode: Mode,
+    pub side: Side,
+    pub data_actions: &'static [&'static str],
+    pub roles: &'static [&'static str],
+}
+
+#[derive(Debug)]
+pub struct PluginInfo {
+    /// Short name, e.g. `key-vault`.
+    pub name: &'static str,
+    /// ARM types it handles, e.g. `Microsoft.KeyVault/vaults`.
+    pub resource_types: &'static [&'static str],
+    pub modes: &'static [Mode],
+    pub item_kinds: &'static [ItemKindInfo],
+    pub permissions: &'static [PermissionInfo],
+    /// Fast paths and limits worth knowing (server-side copy, what is never copied).
+    pub notes: &'static [&'static str],
+}
+
+impl PluginInfo {
+    pub fn supports(&self, mode: Mode) -> bool {
+        self.modes.contains(&mode)
+    }
+
+    pub fn handles(&self, resource_type: &str) -> bool {
+        self.resource_types
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(resource_type))
+    }
+}
+
+/// One resource pair to work on, with the run's policies.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub pair: ResourcePair,
+    pub mode: Mode,
+    pub on_conflict: OnConflict,
+    pub on_deleted: OnDeleted,
+}
+
+/// What the plan says will happen to an item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlannedAction {
+    /// Absent in the target: will be written.
+    Create,
+    /// Present in the target: compared when applied; written only if it differs (per --on-conflict).
+    Compare,
+    /// Will not be written, for the reason given.
+    Skip(String),
+}
+
+/// One item as discovered and planned. Holds names and metadata, never values.
+#[derive(Clone, Debug)]
+pub struct PlannedItem {
+    pub kind: &'static str,
+    pub name: String,
+    pub action: PlannedAction,
+    /// Facts worth reporting even before applying (e.g. "3 older versions not copied").
+    pub notes: Vec<String>,
+    /// Plugin-private data carried from discovery to apply (metadata only).
+    pub detail: serde_json::Value,
+}
+
+/// Discovery of one resource pair.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub items: Vec<PlannedItem>,
+    /// Resource-level facts for the report (endpoints used, counts, bytes).
+    pub facts: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The outcome of one item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "status")]
+pub enum ItemStatus {
+    /// Written to the target (`action` says how: value copied, placeholder, new key material).
+    Replicated {
+        action: String,
+    },
+    /// Written, but something of it could not be copied (`reason` says what).
+    Partial {
+        action: String,
+        reason: String,
+    },
+    /// Not written, for a reason that is not an error (identical already, policy, unsupported).
+    Skipped {
+        reason: String,
+    },
+    /// Dry-run: what would happen.
+    Planned {
+        action: PlannedAction,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemOutcome {
+    pub kind: &'static str,
+    pub name: String,
+    #[serde(flatten)]
+    pub status: ItemStatus,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// Where plugins report progress and item outcomes; the orchestrator implements it.
+pub trait Reporter: Send + Sync {
+    /// The number of items of a resource became known.
+    fn discovered(&self, resource: &str, items: u64);
+    /// One item finished.
+    fn item(&self, resource: &str, outcome: ItemOutcome);
+}
+
+/// One side's identity and transport.
+#[derive(Clone)]
+pub struct SideContext {
+    pub credential: Arc<dyn TokenCredential>,
+    pub access: WriteAccess,
+}
+
+/// Everything a plugin may use.
+#[derive(Clone)]
+pub struct PluginContext {
+    pub http: AzureHttp,
+    pub source: SideContext,
+    pub target: SideContext,
+    pub reporter: Arc<dyn Reporter>,
+    pub cancel: CancellationToken,
+    /// Bounds item operations in flight across the whole run.
+    pub item_slots: Arc<Semaphore>,
+    /// Placeholder written in template mode where a value is required.
+    pub placeholder: &'static str,
+    /// How long to wait for eventually consistent service states (recovery, purge).
+    pub settle_timeout: Duration,
+}
+
+impl PluginContext {
+    pub fn dry_run(&self) -> bool {
+        self.target.access == WriteAccess::ReadOnly
+    }
+}
+
+/// A failure of a whole resource (as opposed to one item).
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("{operation}: {source}")]
+    Azure {
+        operation: String,
+        #[source]
+        source: AzureError,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl PluginError {
+    pub fn azure(operation: impl Into<String>, source: impl Into<AzureError>) -> Self {
+        PluginError::Azure {
+            operation: operation.into(),
+            source: source.into(),
+        }
+    }
+}
+
+#[async_trait]
+pub trait DataPlanePlugin: Send + Sync {
+    fn info(&self) -> &'static PluginInfo;
+
+    /// Reads the source and the target and plans every item. Writes nothing.
+    async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError>;
+
+    /// Carries out the plan, reporting each item through `ctx.reporter`. One item's failure is
+    /// reported and does not stop the others.
+    async fn apply(
+        &self,
+        ctx: &PluginContext,
+        job: &Job,
+        discovery: Discovery,
+    ) -> Result<(), PluginError>;
+}

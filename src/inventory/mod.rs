@@ -1,0 +1,253 @@
+//! Where resources come from: the pairs of source and target resources a run works on.
+//!
+//! An [`InventorySource`] reads resources from somewhere (a JSON file today) and pairs each
+//! source resource with its deployed target. This module owns the resource model and its
+//! validation; it makes no Azure calls and knows nothing of plugins.
+
+pub mod json;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A resource's `properties` as the inventory gave them. ATG's graph stores them as a JSON
+/// string cut at 5,000 characters, so they may be unparseable; what can still be read is.
+#[derive(Clone, Debug, Default)]
+pub enum Properties {
+    #[default]
+    Missing,
+    Object(serde_json::Map<String, Value>),
+    /// A JSON string that did not parse (usually truncated); fields are salvaged from the text.
+    Truncated(String),
+}
+
+impl Properties {
+    pub fn from_value(value: Option<&Value>) -> Result<Properties, String> {
+        match value {
+            None | Some(Value::Null) => Ok(Properties::Missing),
+            Some(Value::Object(map)) => Ok(Properties::Object(map.clone())),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(Properties::Missing),
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => Ok(Properties::Object(map)),
+                Ok(Value::Null) => Ok(Properties::Missing),
+                Ok(other) => Err(format!(
+                    "`properties` is a JSON {} inside a string, expected an object",
+                    kind(&other)
+                )),
+                Err(_) => Ok(Properties::Truncated(text.clone())),
+            },
+            Some(other) => Err(format!(
+                "`properties` is a {}, expected an object or a JSON string",
+                kind(other)
+            )),
+        }
+    }
+
+    /// A top-level string property, e.g. `vaultUri`. From a truncated text only when the whole
+    /// `"key": "value"` pair survived the cut.
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        match self {
+            Properties::Missing => None,
+            Properties::Object(map) => map.get(key).and_then(Value::as_str).map(str::to_owned),
+            Properties::Truncated(text) => salvage_string(text, key),
+        }
+    }
+
+    pub fn get_bool(&self, key: &str) -> Option<bool> {
+        match self {
+            Properties::Object(map) => map.get(key).and_then(Value::as_bool),
+            _ => None,
+        }
+    }
+
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, Properties::Truncated(_))
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Finds `"key":"value"` (whitespace allowed) in possibly truncated JSON text, only at the top
+/// level of the object, and only when the value's closing quote is present.
+fn salvage_string(text: &str, key: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            b'"' => {
+                let end = string_end(bytes, i)?;
+                if depth == 1 && &text[i + 1..end] == key {
+                    let rest = text[end + 1..].trim_start();
+                    let rest = rest.strip_prefix(':')?.trim_start();
+                    if !rest.starts_with('"') {
+                        return None;
+                    }
+                    let offset = text.len() - rest.len();
+                    let value_end = string_end(bytes, offset)?;
+                    return serde_json::from_str::<String>(&text[offset..=value_end]).ok();
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index of the quote closing the string that opens at `start`.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// One Azure resource as the inventory describes it.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub id: String,
+    pub resource_type: String,
+    pub name: String,
+    pub subscription_id: Option<String>,
+    pub resource_group: Option<String>,
+    pub properties: Properties,
+    /// Per-resource knobs from the inventory (e.g. a connection string for a storage account).
+    pub options: serde_json::Map<String, Value>,
+}
+
+impl Resource {
+    /// Subscription and resource group parsed from an ARM id, case-insensitively.
+    pub fn parse_id(id: &str) -> Result<(String, Option<String>), String> {
+        let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
+        if parts.len() < 2 || !parts[0].eq_ignore_ascii_case("subscriptions") || parts[1].is_empty()
+        {
+            return Err(format!("`{id}` is not an ARM resource id (/subscriptions/<id>/resourceGroups/<name>/providers/...)"));
+        }
+        let group = parts
+            .iter()
+            .position(|p| p.eq_ignore_ascii_case("resourceGroups"))
+            .and_then(|i| parts.get(i + 1))
+            .map(|s| (*s).to_owned());
+        Ok((parts[1].to_owned(), group))
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.resource_type)
+    }
+}
+
+/// A source resource and the target it is replicated into.
+#[derive(Clone, Debug)]
+pub struct ResourcePair {
+    pub source: Resource,
+    pub target: Resource,
+}
+
+/// A resource that could not be paired, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unmatched {
+    pub side: &'static str,
+    pub id: String,
+    pub resource_type: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    pub pairs: Vec<ResourcePair>,
+    pub unmatched: Vec<Unmatched>,
+    /// Where it came from, for the report (`inventory.json`, `neo4j://…`).
+    pub origin: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("cannot read inventory `{path}`: {message}")]
+    Read { path: String, message: String },
+    #[error("inventory `{path}` is not valid JSON: {message}")]
+    Syntax { path: String, message: String },
+    #[error("inventory `{path}`, {entry}: {message}")]
+    Entry {
+        path: String,
+        entry: String,
+        message: String,
+    },
+    #[error("inventory `{path}`: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// Anything that can produce an [`Inventory`].
+#[async_trait]
+pub trait InventorySource: Send + Sync {
+    async fn load(&self) -> Result<Inventory, InventoryError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_properties_keep_fields_that_survived_the_cut() {
+        let full = r#"{"vaultUri":"https://kv1.vault.azure.net/","tenantId":"t","accessPolicies":[{"tenantId":"x","objectId":"y"}],"sku":{"name":"stand"#;
+        let props = Properties::from_value(Some(&Value::String(full.into()))).unwrap();
+        assert!(props.is_truncated());
+        assert_eq!(
+            props.get_str("vaultUri").as_deref(),
+            Some("https://kv1.vault.azure.net/")
+        );
+        assert_eq!(props.get_str("tenantId").as_deref(), Some("t"));
+        // objectId is nested, not top-level.
+        assert_eq!(props.get_str("objectId"), None);
+        let cut = r#"{"tenantId":"t","vaultUri":"https://kv1.vau"#;
+        let props = Properties::from_value(Some(&Value::String(cut.into()))).unwrap();
+        assert_eq!(props.get_str("vaultUri"), None);
+    }
+
+    #[test]
+    fn properties_as_object_or_string_read_the_same() {
+        let object = serde_json::json!({"vaultUri": "https://a.vault.azure.net/"});
+        let text = Value::String(object.to_string());
+        for value in [object, text] {
+            let props = Properties::from_value(Some(&value)).unwrap();
+            assert_eq!(
+                props.get_str("vaultUri").as_deref(),
+                Some("https://a.vault.azure.net/")
+            );
+        }
+        assert!(Properties::from_value(Some(&serde_json::json!(3))).is_err());
+        assert!(Properties::from_value(Some(&Value::String("[1]".into()))).is_err());
+    }
+
+    #[test]
+    fn arm_ids_give_subscription_and_group() {
+        let (sub, group) = Resource::parse_id(
+            "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv",
+        )
+        .unwrap();
+        assert_eq!((sub.as_str(), group.as_deref()), ("s1", Some("rg1")));
+        assert!(Resource::parse_id("kv").is_err());
+        assert!(Resource::parse_id("/resourceGroups/rg").is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! The run report: what `--output json` prints and what the human summary is made from.
+//! Names, counts, reasons and errors only; no value ever enters it.
+
+use serde::Serialize;
+
+use crate::azure::policies::RetryCounts;
+use crate::dataplane::{ItemOutcome, ItemStatus, Mode};
+use crate::inventory::Unmatched;
+
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ItemCounts {
+    pub discovered: u64,
+    pub replicated: u64,
+    pub partial: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub planned: u64,
+}
+
+impl ItemCounts {
+    pub fn add(&mut self, status: &ItemStatus) {
+        match status {
+            ItemStatus::Replicated { .. } => self.replicated += 1,
+            ItemStatus::Partial { .. } => self.partial += 1,
+            ItemStatus::Skipped { .. } => self.skipped += 1,
+            ItemStatus::Planned { .. } => self.planned += 1,
+            ItemStatus::Failed { .. } => self.failed += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: &ItemCounts) {
+        self.discovered += other.discovered;
+        self.replicated += other.replicated;
+        self.partial += other.partial;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.planned += other.planned;
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceStatus {
+    /// Every item replicated, skipped with a reason, or planned (dry-run).
+    Succeeded,
+    /// The resource could not be worked on, or an item failed.
+    Failed,
+    /// No plugin handles the type, or the plugin lacks the mode: nothing was done.
+    Unsupported,
+    /// Not started or not finished because the run was cancelled.
+    Cancelled,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResourceReport {
+    pub source_id: String,
+    pub target_id: String,
+    pub resource_type: String,
+    pub plugin: Option<&'static str>,
+    pub status: ResourceStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub facts: serde_json::Map<String, serde_json::Value>,
+    pub counts: ItemCounts,
+    pub items: Vec<ItemOutcome>,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    pub resources: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub unsupported: u64,
+    pub cancelled: u64,
+    pub items: ItemCounts,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Credentials {
+    pub source: Option<&'static str>,
+    pub target: Option<&'static str>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub report_version: u32,
+    pub atg_version: &'static str,
+    pub mode: Mode,
+    pub dry_run: bool,
+    pub cloud: String,
+    pub inventory: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub cancelled: bool,
+    pub credentials: Credentials,
+    pub totals: Totals,
+    pub retries: RetryCounts,
+    /// Writes the write guard refused. Always 0 unless a plugin tried to write in dry-run.
+    pub refused_writes: u64,
+    pub resources: Vec<ResourceReport>,
+    pub unmatched: Vec<Unmatched>,
+}
+
+impl Report {
+    pub fn compute_totals(&mut self) {
+        let mut totals = Totals::default();
+        for resource in &self.resources {
+            totals.resources += 1;
+            match resource.status {
+                ResourceStatus::Succeeded => totals.succeeded += 1,
+                ResourceStatus::Failed => totals.failed += 1,
+                ResourceStatus::Unsupported => totals.unsupported += 1,
+                ResourceStatus::Cancelled => totals.cancelled += 1,
+            }
+            totals.items.merge(&resource.counts);
+        }
+        self.totals = totals;
+    }
+
+    /// Whether everything that was asked for was done (exit code 0).
+    pub fn succeeded(&self) -> bool {
+        !self.cancelled
+            && self.refused_writes == 0
+            && self.resources.iter().all(|r| {
+                matches!(
+                    r.status,
+                    ResourceStatus::Succeeded | ResourceStatus::Unsupported
+                )
+            })
+    }
+}

@@ -1,0 +1,273 @@
+//! Everything atg prints: messages, the human summary, the JSON report, the plugin table,
+//! progress and the interactive mode prompt. The only module allowed to print.
+//!
+//! stdout carries data (the JSON report, `atg plugins --output json`); stderr carries progress
+//! and messages.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod progress;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::dataplane::{registry, ItemStatus, Mode, PluginInfo, Side};
+use crate::inventory::Inventory;
+use crate::orchestrator::report::{Report, ResourceStatus};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Printer {
+    pub quiet: bool,
+    pub verbose: u8,
+    pub stderr_is_terminal: bool,
+    pub color: bool,
+}
+
+impl Printer {
+    pub fn new(quiet: bool, verbose: u8) -> Self {
+        let stderr_is_terminal = std::io::stderr().is_terminal();
+        let color = stderr_is_terminal && std::env::var_os("NO_COLOR").is_none();
+        Printer {
+            quiet,
+            verbose,
+            stderr_is_terminal,
+            color,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// `error: message` then `hint:` lines. Always shown, even with --quiet.
+    pub fn error(&self, message: &str, hints: &[String]) {
+        let mut out = std::io::stderr().lock();
+        let _ = writeln!(out, "{} {message}", self.paint("1;31", "error:"));
+        for hint in hints {
+            let _ = writeln!(out, "  {} {hint}", self.paint("1;36", "hint:"));
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{} {message}", self.paint("1;33", "warning:"));
+        }
+    }
+
+    pub fn info(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// The JSON report on stdout.
+    pub fn json<T: serde::Serialize>(&self, value: &T) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, value)?;
+        writeln!(out)
+    }
+
+    /// The human summary on stderr. With --quiet, one line.
+    pub fn summary(&self, report: &Report) {
+        let totals = &report.totals;
+        let items = &totals.items;
+        let headline = format!(
+            "{}{} {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} discovered, {} {}, {} partial, {} skipped, {} failed in {:.1}s",
+            if report.dry_run { "dry run: " } else { "" },
+            report.mode,
+            totals.resources,
+            totals.succeeded,
+            totals.failed,
+            totals.unsupported,
+            if totals.cancelled > 0 { format!(", {} cancelled", totals.cancelled) } else { String::new() },
+            items.discovered,
+            if report.dry_run { items.planned } else { items.replicated },
+            if report.dry_run { "planned" } else { "replicated" },
+            items.partial,
+            items.skipped,
+            items.failed,
+            report.duration_ms as f64 / 1000.0,
+        );
+        let mut out = std::io::stderr().lock();
+        if self.quiet {
+            let _ = writeln!(out, "{headline}");
+            return;
+        }
+        let _ = writeln!(out);
+        for resource in &report.resources {
+            let status = match resource.status {
+                ResourceStatus::Succeeded => self.paint("32", "ok"),
+                ResourceStatus::Failed => self.paint("31", "FAILED"),
+                ResourceStatus::Unsupported => self.paint("33", "unsupported"),
+                ResourceStatus::Cancelled => self.paint("33", "cancelled"),
+            };
+            let c = &resource.counts;
+            let _ =
+                writeln!(
+                out,
+                "{status} {} -> {} [{}]: {} discovered, {} {}, {} partial, {} skipped, {} failed",
+                short(&resource.source_id),
+                short(&resource.target_id),
+                resource.plugin.unwrap_or("-"),
+                c.discovered,
+                if report.dry_run { c.planned } else { c.replicated },
+                if report.dry_run { "planned" } else { "replicated" },
+                c.partial,
+                c.skipped,
+                c.failed
+            );
+            if let Some(error) = &resource.error {
+                let _ = writeln!(out, "    error: {error}");
+            }
+            if let Some(reason) = &resource.reason {
+                let _ = writeln!(out, "    {reason}");
+            }
+            // Failures always, each with its error; skip reasons grouped, so a re-run of
+            // 1,000 identical secrets is one line.
+            let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+            for item in &resource.items {
+                match &item.status {
+                    ItemStatus::Failed { error } => {
+                        let _ = writeln!(
+                            out,
+                            "    {} {} `{}`: {error}",
+                            self.paint("31", "failed"),
+                            item.kind,
+                            item.name
+                        );
+                    }
+                    ItemStatus::Partial { reason, .. } => {
+                        let _ =
+                            writeln!(out, "    partial {} `{}`: {reason}", item.kind, item.name);
+                    }
+                    ItemStatus::Skipped { reason } => {
+                        *reasons
+                            .entry(format!("{}: {reason}", item.kind))
+                            .or_default() += 1;
+                    }
+                    ItemStatus::Planned { action } if self.verbose > 0 => {
+                        let _ = writeln!(out, "    plan {} `{}`: {action:?}", item.kind, item.name);
+                    }
+                    _ => {}
+                }
+            }
+            for (reason, count) in reasons {
+                let _ = writeln!(out, "    skipped {count} {reason}");
+            }
+        }
+        for unmatched in &report.unmatched {
+            let _ = writeln!(
+                out,
+                "unmatched {} {} ({}): {}",
+                unmatched.side, unmatched.id, unmatched.resource_type, unmatched.reason
+            );
+        }
+        let retries = &report.retries;
+        if retries.throttled + retries.server_busy + retries.transport > 0 {
+            let _ = writeln!(
+                out,
+                "retries: {} throttled, {} server busy, {} connection faults",
+                retries.throttled, retries.server_busy, retries.transport
+            );
+        }
+        let _ = writeln!(out, "{headline}");
+    }
+
+    /// `atg plugins`: generated from the registry.
+    pub fn plugins(&self) {
+        let mut out = std::io::stdout().lock();
+        for plugin in registry::PLUGINS {
+            let info: &PluginInfo = plugin.info();
+            let modes: Vec<String> = info.modes.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "{} ({})", info.name, info.resource_types.join(", "));
+            let _ = writeln!(out, "  modes: {}", modes.join(", "));
+            for kind in info.item_kinds {
+                let _ = writeln!(out, "  {}:", kind.name);
+                let _ = writeln!(out, "    template:    {}", kind.template);
+                let _ = writeln!(out, "    replication: {}", kind.replication);
+            }
+            for permission in info.permissions {
+                let side = match permission.side {
+                    Side::Source => "source",
+                    Side::Target => "target",
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} {side} roles: {}",
+                    permission.mode,
+                    permission.roles.join(", ")
+                );
+                for action in permission.data_actions {
+                    let _ = writeln!(out, "      {action}");
+                }
+            }
+            for note in info.notes {
+                let _ = writeln!(out, "  note: {note}");
+            }
+        }
+    }
+
+    /// Asks which mode to use, after showing what was found. `None` when the user declines.
+    pub fn ask_mode(&self, inventory: &Inventory) -> std::io::Result<Option<Mode>> {
+        let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
+        for pair in &inventory.pairs {
+            *per_type
+                .entry(pair.source.resource_type.clone())
+                .or_default() += 1;
+        }
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "Resources found in {}:", inventory.origin)?;
+        for (resource_type, count) in &per_type {
+            let support = if registry::find(resource_type).is_some() {
+                ""
+            } else {
+                " (no plugin: will be reported unsupported)"
+            };
+            writeln!(err, "  {count:>5}  {resource_type}{support}")?;
+        }
+        writeln!(err)?;
+        writeln!(err, "  template     names, settings and structure; secrets get placeholder values; no secret value is read")?;
+        writeln!(err, "  replication  full copy: secret values are read from the source and written to the target")?;
+        write!(err, "Mode [template/replication/quit] (template): ")?;
+        err.flush()?;
+        let answer = read_line()?;
+        let mode = match answer.trim().to_ascii_lowercase().as_str() {
+            "" | "t" | "template" => Mode::Template,
+            "r" | "replication" => Mode::Replication,
+            _ => return Ok(None),
+        };
+        if mode == Mode::Replication {
+            write!(
+                err,
+                "Replication copies secret values into the target tenant. Continue? [y/N]: "
+            )?;
+            err.flush()?;
+            if !matches!(
+                read_line()?.trim().to_ascii_lowercase().as_str(),
+                "y" | "yes"
+            ) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(mode))
+    }
+}
+
+fn read_line() -> std::io::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line)
+}
+
+/// `rg/name` of an ARM id, for human lines.
+fn short(id: &str) -> String {
+    let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        [.., _, name] => (*name).to_owned(),
+        _ => id.to_owned(),
+    }
+}

@@ -264,10 +264,14 @@ impl Policy for RetryPolicy {
             if let Some(wait) = self.host_pause(&host) {
                 tokio::time::sleep(wait).await;
             }
+            // Each try gets its own copy: policies after this one (Key Vault's challenge policy
+            // strips the body of its first, unauthenticated request) may change the request, and
+            // a retry must send the original.
+            let mut attempt_request = request.clone();
             if attempt > 0 {
-                request.body_mut().reset().await?;
+                attempt_request.body_mut().reset().await?;
             }
-            let result = next[0].send(ctx, request, &next[1..]).await;
+            let result = next[0].send(ctx, &mut attempt_request, &next[1..]).await;
             let decision = match &result {
                 Ok(response) => classify(Ok(u16::from(response.status()))),
                 Err(error) => classify(Err(error.kind())),

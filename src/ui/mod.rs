@@ -76,7 +76,7 @@ impl Printer {
         let totals = &report.totals;
         let items = &totals.items;
         let headline = format!(
-            "{}{} {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} discovered, {} {}, {} partial, {} skipped, {} failed in {:.1}s",
+            "{}{}: {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} discovered, {} {}, {} partial, {} skipped, {} failed in {:.1}s",
             if report.dry_run { "dry run: " } else { "" },
             report.mode,
             totals.resources,

@@ -13,6 +13,7 @@
 //! This crate is test infrastructure: it must never be linked into the `atg` binary itself.
 
 mod arm;
+pub mod bolt_relay;
 mod control;
 mod http;
 mod keyvault;

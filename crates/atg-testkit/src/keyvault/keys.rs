@@ -176,8 +176,16 @@ fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
         Ok(jwk) => jwk,
         Err(message) => return bad_parameter(&message),
     };
+    let key_ops = string_list(&body["key_ops"]).unwrap_or_else(|| default_ops(kty));
     let mut attributes = Attributes::new();
     attributes.exportable = Some(false);
+    if kty.ends_with("-HSM") {
+        attributes.hsm_platform = Some("1".to_owned());
+    }
+    if key_ops == ["import"] {
+        // A BYOK key-exchange key expires two days after creation, as in Key Vault.
+        attributes.exp = Some(attributes.created + 2 * 86_400);
+    }
     attributes.apply(&body["attributes"]);
     let version = Version {
         id: new_version(),
@@ -185,7 +193,7 @@ fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
         tags: body.get("tags").filter(|tags| tags.is_object()).cloned(),
         data: KeyData {
             kty: kty.to_owned(),
-            key_ops: string_list(&body["key_ops"]).unwrap_or_else(|| default_ops(kty)),
+            key_ops,
             jwk,
             release_policy: body
                 .get("release_policy")

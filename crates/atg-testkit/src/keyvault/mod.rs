@@ -88,6 +88,9 @@ pub(crate) struct Attributes {
     pub updated: i64,
     /// Keys only.
     pub exportable: Option<bool>,
+    /// Keys only: "1" for HSM-protected keys, "0" for software keys.
+    #[serde(default)]
+    pub hsm_platform: Option<String>,
 }
 
 impl Attributes {
@@ -100,6 +103,7 @@ impl Attributes {
             created: now,
             updated: now,
             exportable: None,
+            hsm_platform: None,
         }
     }
 
@@ -133,8 +137,8 @@ impl Attributes {
         out["recoverableDays"] = json!(RECOVERABLE_DAYS);
         if let Some(exportable) = self.exportable {
             out["exportable"] = json!(exportable);
-            // 7.5+ reports the HSM platform of software keys as "0".
-            out["hsmPlatform"] = json!("0");
+            // 7.5+ reports the HSM platform: "0" for software keys, "1" for HSM keys.
+            out["hsmPlatform"] = json!(self.hsm_platform.as_deref().unwrap_or("0"));
         }
         out
     }

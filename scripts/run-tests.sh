@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The test suite proper (scripts/test.sh calls it after setup and build). Starts the stand-ins
-# that live outside the test binaries, runs every test, stops what it started.
+# The test suite proper (scripts/test.sh calls it after setup and build): every test of the
+# workspace, then one closing line with the totals of all test binaries. Each test starts the
+# stand-ins it needs (emulator, Azurite, FalkorDB) and stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
 export ATG_SHARED_DIR=${ATG_SHARED_DIR:-$(cd .. && pwd)/shared}
-cargo test --workspace --locked --offline -- --test-threads "${ATG_TEST_THREADS:-4}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+status=0
+cargo test --workspace --locked --offline -- --test-threads "${ATG_TEST_THREADS:-4}" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

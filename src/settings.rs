@@ -8,6 +8,9 @@ use crate::azure::credential::{CredentialEnvironment, CredentialSettings, Servic
 use crate::azure::{HttpSettings, Sensitive};
 use crate::cli::{DeployArgs, OutputFormat};
 use crate::dataplane::Mode;
+use crate::inventory::graph::{GraphInventory, TargetSource};
+use crate::inventory::matching::MatchOptions;
+use crate::inventory::neo4j::GraphSettings;
 use crate::orchestrator::RunSettings;
 
 /// How the mode is decided.
@@ -29,8 +32,125 @@ pub fn choose_mode(explicit: Option<Mode>, interactive: bool, terminal: bool) ->
     }
 }
 
+/// Where the resources of a run come from: exactly one of these.
+#[derive(Clone, Debug)]
+pub enum ResourceSource {
+    /// `--inventory FILE`: source/target pairs written out.
+    Inventory(PathBuf),
+    /// ATG's graph (`--neo4j-uri`) with the targets of `--iac-dir` (or of the graph).
+    Graph(Box<GraphInventory>),
+}
+
+/// The ARM types read from the graph: those the plugins handle plus those the Terraform reader
+/// knows, so that the plan lists every data plane it has a pair for.
+pub fn graph_resource_types() -> Vec<String> {
+    let mut types: Vec<String> = Vec::new();
+    let plugin_types = crate::dataplane::registry::PLUGINS
+        .iter()
+        .flat_map(|plugin| plugin.info().resource_types.iter().copied());
+    for resource_type in plugin_types.chain(crate::inventory::terraform::arm_types()) {
+        if !types.iter().any(|t| t.eq_ignore_ascii_case(resource_type)) {
+            types.push(resource_type.to_owned());
+        }
+    }
+    types
+}
+
+fn resource_source(args: &DeployArgs) -> Result<ResourceSource, SettingsError> {
+    let graph = &args.graph;
+    let graph_only: Vec<&str> = [
+        (graph.source_subscription.is_some(), "--source-subscription"),
+        (graph.target_subscription.is_some(), "--target-subscription"),
+        (graph.iac_dir.is_some(), "--iac-dir"),
+        (graph.mappings.is_some(), "--mappings"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
+    if let Some(inventory) = &args.inventory {
+        if !graph_only.is_empty() {
+            return Err(settings_error(
+                format!("--inventory cannot be combined with {}", graph_only.join(", ")),
+                Some("take the resources from one place: a JSON inventory, or ATG's graph (--neo4j-uri with --iac-dir)"),
+            ));
+        }
+        if graph.neo4j_uri.is_some() {
+            tracing::debug!("--inventory given: the graph (--neo4j-uri/NEO4J_URI) is not read");
+        }
+        return Ok(ResourceSource::Inventory(inventory.clone()));
+    }
+    let Some(uri) = &graph.neo4j_uri else {
+        if graph_only.is_empty() {
+            return Err(settings_error(
+                "no inventory given",
+                Some("pass --inventory FILE (a JSON list of source/target pairs, see docs/inventory.md), or read ATG's graph with --neo4j-uri and --iac-dir"),
+            ));
+        }
+        return Err(settings_error(
+            format!("{} need ATG's graph", graph_only.join(", ")),
+            Some("pass --neo4j-uri (or set NEO4J_URI) with --neo4j-user and --neo4j-password"),
+        ));
+    };
+    let password = graph.neo4j_password.clone().ok_or_else(|| {
+        settings_error(
+            "no Neo4j password",
+            Some("pass --neo4j-password or set NEO4J_PASSWORD"),
+        )
+    })?;
+    let targets = match (&graph.iac_dir, &graph.target_subscription) {
+        (Some(dir), _) => {
+            if !dir.exists() {
+                return Err(settings_error(
+                    format!("--iac-dir `{}` does not exist", dir.display()),
+                    Some("pass ATG's IaC directory holding terraform.tfstate"),
+                ));
+            }
+            TargetSource::IacDir(dir.clone())
+        }
+        (None, Some(target)) => {
+            let same = graph
+                .source_subscription
+                .as_deref()
+                .is_some_and(|source| source.eq_ignore_ascii_case(target));
+            if graph.source_subscription.is_none() || same {
+                return Err(settings_error(
+                    "targets from the graph need a --source-subscription other than --target-subscription",
+                    Some("or pass --iac-dir with the Terraform state of the deployed targets"),
+                ));
+            }
+            TargetSource::Graph {
+                subscription: target.clone(),
+            }
+        }
+        (None, None) => {
+            return Err(settings_error(
+                "no targets for the graph's resources",
+                Some("pass --iac-dir DIR (ATG's IaC directory with terraform.tfstate), or --target-subscription for targets ATG scanned into the same graph"),
+            ))
+        }
+    };
+    Ok(ResourceSource::Graph(Box::new(GraphInventory {
+        graph: GraphSettings::new(uri.clone(), graph.neo4j_user.clone(), password),
+        types: graph_resource_types(),
+        source_subscription: graph.source_subscription.clone(),
+        target_subscription: graph.target_subscription.clone(),
+        targets,
+        mappings: graph.mappings.clone(),
+        options: MatchOptions {
+            source_tenant_id: args
+                .source_tenant_id
+                .clone()
+                .or_else(|| args.source_sp.source_sp_tenant_id.clone()),
+            target_tenant_id: args
+                .target_tenant_id
+                .clone()
+                .or_else(|| args.target_sp.sp_tenant_id.clone()),
+        },
+    })))
+}
+
 pub struct DeploySettings {
-    pub inventory: PathBuf,
+    pub resources: ResourceSource,
     pub mode: ModeChoice,
     pub run: RunSettings,
     pub http: HttpSettings,
@@ -97,12 +217,7 @@ impl DeploySettings {
         environment: CredentialEnvironment,
         terminal: bool,
     ) -> Result<Self, SettingsError> {
-        let inventory = args.inventory.clone().ok_or_else(|| {
-            settings_error(
-                "no inventory given",
-                Some("pass --inventory FILE (a JSON list of source/target pairs, see docs/inventory.md)"),
-            )
-        })?;
+        let resources = resource_source(args)?;
         let target_sp = service_principal(
             ["--sp-client-id", "--sp-client-secret", "--sp-tenant-id"],
             args.target_sp.sp_client_id.as_ref(),
@@ -148,7 +263,7 @@ impl DeploySettings {
             environment,
         };
         Ok(DeploySettings {
-            inventory,
+            resources,
             mode,
             run: RunSettings {
                 mode: match mode {
@@ -183,9 +298,12 @@ mod tests {
     use clap::Parser;
 
     fn parse(args: &[&str]) -> DeployArgs {
-        let mut argv = vec!["atg", "deploy"];
-        argv.extend_from_slice(args);
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        let mut command_line = vec!["atg", "deploy"];
+        command_line.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(command_line)
+            .unwrap()
+            .command
+        {
             crate::cli::Command::Deploy(args) => *args,
             crate::cli::Command::Plugins(_) => unreachable!(),
         }
@@ -283,6 +401,62 @@ mod tests {
                 .tenant_id,
             "t-tenant"
         );
+    }
+
+    #[test]
+    fn the_graph_needs_a_password_and_targets_and_excludes_an_inventory() {
+        let error = |args: &[&str]| {
+            DeploySettings::from_args(&parse(args), CredentialEnvironment::default(), false)
+                .err()
+                .map(|e| (e.message, e.hint.unwrap_or_default()))
+                .unwrap()
+        };
+        let (message, hint) = error(&["--neo4j-uri", "bolt://x:7687", "--iac-dir", "."]);
+        assert_eq!(message, "no Neo4j password");
+        assert!(hint.contains("NEO4J_PASSWORD"));
+        let (message, hint) = error(&["--neo4j-uri", "bolt://x:7687", "--neo4j-password", "p"]);
+        assert_eq!(message, "no targets for the graph's resources");
+        assert!(hint.contains("--iac-dir"));
+        let (message, _) = error(&["--inventory", "x.json", "--iac-dir", "."]);
+        assert_eq!(message, "--inventory cannot be combined with --iac-dir");
+        let (message, _) = error(&["--iac-dir", ".", "--mappings", "m.json"]);
+        assert_eq!(message, "--iac-dir, --mappings need ATG's graph");
+        let (message, _) = error(&[
+            "--neo4j-uri",
+            "bolt://x:7687",
+            "--neo4j-password",
+            "p",
+            "--target-subscription",
+            "t",
+        ]);
+        assert!(message.starts_with("targets from the graph need a --source-subscription"));
+    }
+
+    #[test]
+    fn the_graph_with_an_iac_dir_is_a_resource_source() {
+        let args = parse(&[
+            "--neo4j-uri",
+            "bolt://x:7687",
+            "--neo4j-password",
+            "p",
+            "--iac-dir",
+            ".",
+            "--source-subscription",
+            "s",
+        ]);
+        let settings =
+            DeploySettings::from_args(&args, CredentialEnvironment::default(), false).unwrap();
+        let ResourceSource::Graph(graph) = settings.resources else {
+            panic!("expected the graph");
+        };
+        assert_eq!(graph.graph.user, "neo4j");
+        assert_eq!(graph.source_subscription.as_deref(), Some("s"));
+        assert!(graph.types.iter().any(|t| t == "Microsoft.KeyVault/vaults"));
+        assert!(graph
+            .types
+            .iter()
+            .any(|t| t == "Microsoft.DocumentDB/databaseAccounts"));
+        assert!(!format!("{:?}", graph.graph).contains("\"p\""));
     }
 
     #[test]

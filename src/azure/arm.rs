@@ -1,4 +1,4 @@
-//! Azure Resource Manager calls on azure_core's pipeline: JSON GET/PUT/POST, paging by
+//! Azure Resource Manager calls on `azure_core`'s pipeline: JSON GET/PUT/POST, paging by
 //! `nextLink`, and long-running operations (`Azure-AsyncOperation` or `Location` polling).
 //!
 //! There is no official Rust management SDK, so plugins that need ARM (storage keys, app

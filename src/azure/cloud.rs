@@ -107,7 +107,7 @@ impl Cloud {
         })
     }
 
-    /// The azure_core cloud configuration, which selects the authority host of azure_identity.
+    /// The `azure_core` cloud configuration, which selects the authority host of `azure_identity`.
     pub fn configuration(self) -> CloudConfiguration {
         match self {
             Cloud::AzureCloud => CloudConfiguration::AzurePublic,

@@ -1,5 +1,5 @@
 //! Device-code sign-in (`--dataplane-interactive`), for people without a service principal or
-//! the Azure CLI. azure_identity 1.x has no device-code credential, so this is the OAuth 2.0
+//! the Azure CLI. `azure_identity` 1.x has no device-code credential, so this is the OAuth 2.0
 //! device authorization grant against the selected cloud's authority, with the Azure CLI's public
 //! client id. The refresh token it receives serves the other scopes of the run without asking again.
 

@@ -167,21 +167,18 @@ impl From<azure_core::Error> for AzureError {
                 error_code,
             } => {
                 let status = u16::from(*status);
-                match raw_response {
-                    Some(response) => {
-                        let request_id = response
-                            .headers()
-                            .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
-                                "x-ms-request-id",
-                            ))
-                            .map(str::to_owned);
-                        AzureError::from_response(status, request_id, response.body())
-                    }
-                    None => {
-                        let mut azure = AzureError::from_response(status, None, b"");
-                        azure.code.clone_from(error_code);
-                        azure
-                    }
+                if let Some(response) = raw_response {
+                    let request_id = response
+                        .headers()
+                        .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+                            "x-ms-request-id",
+                        ))
+                        .map(str::to_owned);
+                    AzureError::from_response(status, request_id, response.body())
+                } else {
+                    let mut azure = AzureError::from_response(status, None, b"");
+                    azure.code.clone_from(error_code);
+                    azure
                 }
             }
             ErrorKind::Io | ErrorKind::Connection => {
@@ -212,7 +209,7 @@ fn find_refusal(error: &azure_core::Error) -> Option<AzureError> {
     None
 }
 
-/// The messages of an error and its sources, joined. azure_core's errors carry no bodies, and
+/// The messages of an error and its sources, joined. `azure_core`'s errors carry no bodies, and
 /// reqwest's errors carry URLs without the query only when we ask, so each part is checked.
 fn describe_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();

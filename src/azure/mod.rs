@@ -8,6 +8,7 @@ pub mod device_code;
 pub mod error;
 pub mod policies;
 pub mod sensitive;
+pub mod storage;
 pub mod transport;
 
 pub use cloud::Cloud;

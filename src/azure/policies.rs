@@ -82,13 +82,22 @@ impl WriteGuardPolicy {
     }
 }
 
-/// Requests that use POST but only read (ARM list actions).
-fn is_read(method: Method, path: &str) -> bool {
+/// Requests that use POST but only read (ARM list actions; Storage's Get User Delegation Key,
+/// which mints a signing key and changes nothing).
+fn is_read(method: Method, path: &str, query: Option<&str>) -> bool {
     match method {
         Method::Get | Method::Head => true,
         Method::Post => {
             let path = path.trim_end_matches('/').to_ascii_lowercase();
-            path.ends_with("/listkeys") || path.ends_with("/list") || path.ends_with("/listvalue")
+            path.ends_with("/listkeys")
+                || path.ends_with("/list")
+                || path.ends_with("/listvalue")
+                || (path.is_empty()
+                    && query.is_some_and(|q| {
+                        let q = q.to_ascii_lowercase();
+                        q.split('&').any(|p| p == "comp=userdelegationkey")
+                            && q.split('&').any(|p| p == "restype=service")
+                    }))
         }
         _ => false,
     }
@@ -102,7 +111,12 @@ impl Policy for WriteGuardPolicy {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        if self.access == WriteAccess::ReadOnly && !is_read(request.method(), request.url().path())
+        if self.access == WriteAccess::ReadOnly
+            && !is_read(
+                request.method(),
+                request.url().path(),
+                request.url().query(),
+            )
         {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(refuse(format!(
@@ -175,9 +189,8 @@ pub fn classify(outcome: Result<u16, &ErrorKind>) -> RetryDecision {
     match outcome {
         Ok(429) => RetryDecision::Throttled,
         Ok(408 | 500 | 502 | 503 | 504) => RetryDecision::ServerBusy,
-        Ok(_) => RetryDecision::Done,
         Err(ErrorKind::Io | ErrorKind::Connection) => RetryDecision::Transport,
-        Err(_) => RetryDecision::Done,
+        Ok(_) | Err(_) => RetryDecision::Done,
     }
 }
 
@@ -372,14 +385,26 @@ mod tests {
 
     #[test]
     fn post_list_actions_count_as_reads() {
-        assert!(is_read(Method::Get, "/secrets/a"));
+        assert!(is_read(Method::Get, "/secrets/a", None));
         assert!(is_read(
             Method::Post,
-            "/subscriptions/s/x/storageAccounts/a/listKeys"
+            "/subscriptions/s/x/storageAccounts/a/listKeys",
+            None
         ));
-        assert!(!is_read(Method::Post, "/keys/k/create"));
-        assert!(!is_read(Method::Put, "/secrets/a"));
-        assert!(!is_read(Method::Delete, "/secrets/a"));
-        assert!(!is_read(Method::Patch, "/secrets/a/"));
+        assert!(!is_read(Method::Post, "/keys/k/create", None));
+        assert!(!is_read(Method::Put, "/secrets/a", None));
+        assert!(!is_read(Method::Delete, "/secrets/a", None));
+        assert!(!is_read(Method::Patch, "/secrets/a/", None));
+        assert!(is_read(
+            Method::Post,
+            "/",
+            Some("restype=service&comp=userdelegationkey")
+        ));
+        assert!(!is_read(Method::Post, "/$batch", None));
+        assert!(!is_read(
+            Method::Post,
+            "/Tables",
+            Some("comp=userdelegationkey")
+        ));
     }
 }

@@ -46,7 +46,8 @@ impl Drop for Sensitive {
 pub fn redact_url(url: &url::Url) -> String {
     let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
     if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
+        shown.push(':');
+        shown.push_str(&port.to_string());
     }
     shown.push_str(url.path());
     if url.query().is_some() {

@@ -1,5 +1,5 @@
 //! The HTTP transport shared by every Azure client of a run, and the `ClientOptions` that wire
-//! atg's policies into azure_core pipelines.
+//! atg's policies into `azure_core` pipelines.
 //!
 //! Two knobs change where bytes go without changing any logic, for private endpoints,
 //! TLS-inspecting proxies and the local emulators the tests use:
@@ -150,7 +150,7 @@ impl AzureHttp {
         })
     }
 
-    /// Client options for an azure_core pipeline: atg's policies, atg's transport, the cloud.
+    /// Client options for an `azure_core` pipeline: atg's policies, atg's transport, the cloud.
     pub fn client_options(&self, access: WriteAccess) -> ClientOptions {
         ClientOptions {
             per_call_policies: vec![
@@ -165,7 +165,7 @@ impl AzureHttp {
         }
     }
 
-    /// The raw HTTP client, for the few calls that are not azure_core pipelines (sign-in).
+    /// The raw HTTP client, for the few calls that are not `azure_core` pipelines (sign-in).
     pub(crate) fn raw_client(&self) -> &reqwest::Client {
         &self.client
     }

@@ -17,7 +17,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// More output on stderr: -v debug, -vv trace (RUST_LOG, when set, wins).
+    /// More output on stderr: -v debug, -vv trace (`RUST_LOG`, when set, wins).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
@@ -43,6 +43,7 @@ pub enum OutputFormat {
     Json,
 }
 
+#[allow(clippy::unnecessary_wraps)] // the signature clap's value_parser takes
 fn parse_sensitive(value: &str) -> Result<Sensitive, String> {
     Ok(Sensitive::new(value))
 }
@@ -66,6 +67,9 @@ pub struct DeployArgs {
     /// JSON inventory of source/target resource pairs (docs/inventory.md).
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub graph: GraphArgs,
 
     /// Azure cloud of both tenants.
     #[arg(long, default_value = "AzureCloud", value_parser = clap::value_parser!(Cloud))]
@@ -122,6 +126,45 @@ pub struct DeployArgs {
     /// (like curl --connect-to). Repeatable.
     #[arg(long, value_name = "SUFFIX=IP:PORT", value_parser = clap::value_parser!(ConnectTo), env = "ATG_CONNECT_TO", value_delimiter = ',')]
     pub connect_to: Vec<ConnectTo>,
+}
+
+/// Resources from ATG's graph (instead of --inventory): sources are the graph's original
+/// resources, targets the Terraform state of the deployed IaC (--iac-dir).
+#[derive(Args)]
+#[command(next_help_heading = "ATG graph")]
+// Doc comments here are --help text, where backticks and <> would show literally.
+#[allow(clippy::doc_markdown, clippy::doc_link_with_quotes)]
+pub struct GraphArgs {
+    /// Bolt URI of ATG's Neo4j graph, e.g. bolt://localhost:7687 (replaces --inventory).
+    #[arg(long, env = "NEO4J_URI", value_name = "URI")]
+    pub neo4j_uri: Option<String>,
+
+    /// Neo4j user.
+    #[arg(long, env = "NEO4J_USER", value_name = "USER", default_value = "neo4j")]
+    pub neo4j_user: String,
+
+    /// Neo4j password (prefer the environment variable).
+    #[arg(long, env = "NEO4J_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_sensitive)]
+    pub neo4j_password: Option<Sensitive>,
+
+    /// Read only the source resources of this subscription from the graph.
+    #[arg(long, value_name = "SUBSCRIPTION")]
+    pub source_subscription: Option<String>,
+
+    /// Subscription of the deployed targets (ATG names some targets after it); without
+    /// --iac-dir, the targets are this subscription's resources in the same graph.
+    #[arg(long, value_name = "SUBSCRIPTION")]
+    pub target_subscription: Option<String>,
+
+    /// ATG's IaC directory after `terraform apply`: terraform.tfstate (or the JSON of
+    /// `terraform show -json` as terraform.tfstate.json) and name_mappings.json.
+    #[arg(long, value_name = "DIR")]
+    pub iac_dir: Option<PathBuf>,
+
+    /// Explicit source → target pairs that win over name matching:
+    /// {"mappings": [{"source": "<source id>", "target": "<target id>"}]}.
+    #[arg(long, value_name = "FILE")]
+    pub mappings: Option<PathBuf>,
 }
 
 /// The service principal of the target side (and of both sides unless --source-sp-* is given).

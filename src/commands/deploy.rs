@@ -13,7 +13,7 @@ use crate::cli::{DeployArgs, OutputFormat};
 use crate::inventory::json::JsonInventory;
 use crate::inventory::InventorySource;
 use crate::orchestrator::{self, Connections};
-use crate::settings::{DeploySettings, ModeChoice};
+use crate::settings::{DeploySettings, ModeChoice, ResourceSource};
 use crate::ui::progress::Progress;
 use crate::ui::Printer;
 
@@ -39,17 +39,16 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         }
     };
 
-    let inventory = match (JsonInventory {
-        path: settings.inventory.clone(),
-    })
-    .load()
-    .await
-    {
+    let source: Box<dyn InventorySource> = match &settings.resources {
+        ResourceSource::Inventory(path) => Box::new(JsonInventory { path: path.clone() }),
+        ResourceSource::Graph(graph) => Box::new((**graph).clone()),
+    };
+    let inventory = match source.load().await {
         Ok(inventory) => inventory,
         Err(error) => {
             printer.error(
                 &error.to_string(),
-                &["see docs/inventory.md for the format".into()],
+                &error.hint().into_iter().collect::<Vec<_>>(),
             );
             return ExitStatus::Error;
         }

@@ -13,6 +13,12 @@
 //!   certificates from a CA are skipped (atg places no orders).
 //! - A name that is soft-deleted in the target is recovered or purged per `--on-deleted`.
 
+// The SDK's models are `#[non_exhaustive]`: they can only be built from `Default` and then
+// assigned field by field.
+#![allow(clippy::field_reassign_with_default, clippy::assigning_clones)]
+// Item flows return the final `ItemStatus` early through `Err`; it is not an error type.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,10 +168,10 @@ impl SecretMeta {
             enabled: attributes.and_then(|a| a.enabled).unwrap_or(true),
             not_before: attributes
                 .and_then(|a| a.not_before)
-                .map(|t| t.unix_timestamp()),
+                .map(time::OffsetDateTime::unix_timestamp),
             expires: attributes
                 .and_then(|a| a.expires)
-                .map(|t| t.unix_timestamp()),
+                .map(time::OffsetDateTime::unix_timestamp),
         }
     }
 
@@ -807,6 +813,13 @@ fn conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
         OnConflict::Fail => Some(ItemStatus::Failed {
             error: format!("{what} exists in the target and differs (--on-conflict fail)"),
         }),
+        // A written secret's `updated` is the time atg wrote it, not the source's, so "newer"
+        // cannot be judged across vaults: the safe reading is to leave the target alone.
+        OnConflict::IfSourceNewer => Some(ItemStatus::Skipped {
+            reason: format!(
+                "{what} exists in the target and differs; key vault has no comparable modification time (--on-conflict if-source-newer acts as skip)"
+            ),
+        }),
     }
 }
 
@@ -907,7 +920,7 @@ async fn template_secret(
     }
 }
 
-/// Reads a secret's current value. `Ok(None)` when the secret is disabled (403 SecretDisabled).
+/// Reads a secret's current value. `Ok(None)` when the secret is disabled (403 `SecretDisabled`).
 async fn read_value(client: &SecretClient, name: &str) -> Result<Option<Secret>, AzureError> {
     match client
         .get_secret(name, None::<SecretClientGetSecretOptions<'_>>)
@@ -1048,7 +1061,6 @@ impl KeyShape {
             .clone()
             .unwrap_or_default()
             .into_iter()
-            .map(|op| op.to_string())
             .collect();
         operations.sort();
         let attributes = key.attributes.as_ref();
@@ -1065,10 +1077,10 @@ impl KeyShape {
             enabled: attributes.and_then(|a| a.enabled).unwrap_or(true),
             not_before: attributes
                 .and_then(|a| a.not_before)
-                .map(|t| t.unix_timestamp()),
+                .map(time::OffsetDateTime::unix_timestamp),
             expires: attributes
                 .and_then(|a| a.expires)
-                .map(|t| t.unix_timestamp()),
+                .map(time::OffsetDateTime::unix_timestamp),
             exportable: attributes.and_then(|a| a.exportable).unwrap_or(false),
         })
     }
@@ -1322,7 +1334,7 @@ async fn copy_certificate(
                 .secrets
                 .get_secret(name, Some(options))
                 .await
-                .and_then(|r| r.into_model())
+                .and_then(azure_core::http::Response::into_model)
             {
                 Ok(secret) => secret,
                 Err(error) => {

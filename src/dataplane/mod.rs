@@ -10,6 +10,7 @@
 
 pub mod key_vault;
 pub mod registry;
+pub mod storage_account;
 
 use std::fmt;
 use std::sync::Arc;
@@ -55,9 +56,13 @@ pub enum OnConflict {
     Skip,
     /// Leave it and report the item failed.
     Fail,
+    /// Overwrite only when the source was modified after the target (like azcopy's ifSourceNewer);
+    /// otherwise skip. Key Vault items carry no comparable modification time across vaults, so
+    /// there it acts as `skip`.
+    IfSourceNewer,
 }
 
-/// What to do when the target has the name soft-deleted (Key Vault's 409 ObjectIsDeletedButRecoverable).
+/// What to do when the target has the name soft-deleted (Key Vault's 409 `ObjectIsDeletedButRecoverable`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnDeleted {

@@ -2,9 +2,10 @@
 //! Adding a plugin means adding it here; tests walk this slice to check every plugin's claims.
 
 use super::key_vault::KeyVaultPlugin;
+use super::storage_account::StorageAccountPlugin;
 use super::DataPlanePlugin;
 
-pub static PLUGINS: &[&dyn DataPlanePlugin] = &[&KeyVaultPlugin];
+pub static PLUGINS: &[&dyn DataPlanePlugin] = &[&KeyVaultPlugin, &StorageAccountPlugin];
 
 /// The plugin that handles an ARM resource type (compared case-insensitively).
 pub fn find(resource_type: &str) -> Option<&'static dyn DataPlanePlugin> {

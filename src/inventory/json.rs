@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Inventory, InventoryError, InventorySource, Properties, Resource, ResourcePair};
+use super::{
+    Inventory, InventoryError, InventorySource, MatchRule, Properties, Resource, ResourcePair,
+};
 
 pub struct JsonInventory {
     pub path: PathBuf,
@@ -100,7 +102,11 @@ pub fn parse(path: &str, text: &str) -> Result<Inventory, InventoryError> {
                 .cloned()
                 .ok_or_else(|| entry_error("`options` must be an object".into()))?;
         }
-        pairs.push(ResourcePair { source, target });
+        pairs.push(ResourcePair {
+            source,
+            target,
+            match_rule: MatchRule::Inventory,
+        });
     }
     Ok(Inventory {
         pairs,

@@ -1,10 +1,15 @@
 //! Where resources come from: the pairs of source and target resources a run works on.
 //!
-//! An [`InventorySource`] reads resources from somewhere (a JSON file today) and pairs each
-//! source resource with its deployed target. This module owns the resource model and its
-//! validation; it makes no Azure calls and knows nothing of plugins.
+//! An [`InventorySource`] reads resources from somewhere (a JSON file, or ATG's Neo4j graph
+//! with the Terraform state of the deployed target) and pairs each source resource with its
+//! deployed target. This module owns the resource model, its validation and the matching
+//! rules; it makes no Azure calls and knows nothing of plugins.
 
+pub mod graph;
 pub mod json;
+pub mod matching;
+pub mod neo4j;
+pub mod terraform;
 
 use std::fmt;
 
@@ -163,15 +168,71 @@ impl fmt::Display for Resource {
 pub struct ResourcePair {
     pub source: Resource,
     pub target: Resource,
+    /// Which rule paired them (shown in the plan).
+    pub match_rule: MatchRule,
 }
 
-/// A resource that could not be paired, and why.
+/// How a source was paired with its target, strongest first (docs: src/inventory/matching.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchRule {
+    /// Written as a pair in a JSON inventory.
+    Inventory,
+    /// An entry of the user's mappings file (`--mappings`).
+    Mapping,
+    /// Same type and the same name.
+    ExactName,
+    /// The name ATG's generate-iac gives the source's abstracted twin.
+    AtgNaming,
+    /// ATG's name, renamed for a conflict as recorded in `name_mappings.json`.
+    AtgNameMapping,
+    /// The source's (or its twin's) name plus a 6–16 character `[a-z0-9]` suffix.
+    Suffix,
+}
+
+impl MatchRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchRule::Inventory => "inventory",
+            MatchRule::Mapping => "mapping",
+            MatchRule::ExactName => "exact_name",
+            MatchRule::AtgNaming => "atg_naming",
+            MatchRule::AtgNameMapping => "atg_name_mapping",
+            MatchRule::Suffix => "suffix",
+        }
+    }
+}
+
+impl fmt::Display for MatchRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which side of the migration an unmatched resource is on.
+pub const SOURCE: &str = "source";
+pub const TARGET: &str = "target";
+
+/// A resource that could not be paired, and why. Skipped by the run, listed in the plan.
 #[derive(Clone, Debug, Serialize)]
 pub struct Unmatched {
     pub side: &'static str,
     pub id: String,
     pub resource_type: String,
+    pub name: String,
     pub reason: String,
+}
+
+impl Unmatched {
+    pub fn new(side: &'static str, resource: &Resource, reason: impl Into<String>) -> Self {
+        Unmatched {
+            side,
+            id: resource.id.clone(),
+            resource_type: resource.resource_type.clone(),
+            name: resource.name.clone(),
+            reason: reason.into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -196,6 +257,40 @@ pub enum InventoryError {
     },
     #[error("inventory `{path}`: {message}")]
     Invalid { path: String, message: String },
+    /// ATG's graph could not be read (server, credentials, shape of the data).
+    #[error("cannot read ATG's graph at `{uri}`: {message}")]
+    Graph {
+        uri: String,
+        message: String,
+        hint: Option<String>,
+    },
+    /// The Terraform state (or `terraform show -json` output) of the target.
+    #[error("terraform state `{path}`: {message}")]
+    State {
+        path: String,
+        message: String,
+        hint: Option<String>,
+    },
+    /// The user's mappings file or ATG's `name_mappings.json`.
+    #[error("mappings `{path}`: {message}")]
+    Mappings { path: String, message: String },
+}
+
+impl InventoryError {
+    /// What to do about it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            InventoryError::Read { .. }
+            | InventoryError::Syntax { .. }
+            | InventoryError::Entry { .. }
+            | InventoryError::Invalid { .. } => Some("see docs/inventory.md for the format".into()),
+            InventoryError::Graph { hint, .. } | InventoryError::State { hint, .. } => hint.clone(),
+            InventoryError::Mappings { .. } => Some(
+                "--mappings takes {\"mappings\": [{\"source\": \"<source id>\", \"target\": \"<target id>\"}]}"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// Anything that can produce an [`Inventory`].

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::azure::{AzureHttp, WriteAccess};
 use crate::dataplane::{
-    registry, ItemOutcome, ItemStatus, Job, Mode, OnConflict, OnDeleted, PluginContext,
-    PluginError, Reporter, SideContext,
+    registry, DataPlanePlugin, ItemOutcome, ItemStatus, Job, Mode, OnConflict, OnDeleted,
+    PluginContext, PluginError, Reporter, SideContext,
 };
 use crate::inventory::{Inventory, ResourcePair};
 use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
@@ -58,6 +58,8 @@ impl Reporter for Collector {
     }
 
     fn item(&self, resource: &str, outcome: ItemOutcome) {
+        // Names, kinds and statuses only: an outcome never holds a value.
+        tracing::debug!(resource, kind = outcome.kind, item = %outcome.name, status = ?outcome.status, "item finished");
         self.progress.item_finished(resource, &outcome);
         if let Ok(mut items) = self.items.lock() {
             items.entry(resource.to_owned()).or_default().push(outcome);
@@ -82,7 +84,28 @@ pub struct Connections {
     pub target: Arc<crate::azure::credential::ChainCredential>,
 }
 
+/// Runs with the plugins of the registry.
 pub async fn run(
+    inventory: Inventory,
+    settings: &RunSettings,
+    connections: &Connections,
+    progress: Arc<dyn ProgressSink>,
+    cancel: CancellationToken,
+) -> Report {
+    run_with_plugins(
+        registry::PLUGINS,
+        inventory,
+        settings,
+        connections,
+        progress,
+        cancel,
+    )
+    .await
+}
+
+/// Runs with the given plugins (tests inject fakes here).
+pub async fn run_with_plugins(
+    plugins: &[&'static dyn DataPlanePlugin],
     inventory: Inventory,
     settings: &RunSettings,
     connections: &Connections,
@@ -119,7 +142,7 @@ pub async fn run(
     };
 
     let resources: Vec<ResourceReport> = futures::stream::iter(inventory.pairs)
-        .map(|pair| run_resource(pair, settings, &ctx, &collector, progress.as_ref()))
+        .map(|pair| run_resource(plugins, pair, settings, &ctx, &collector, progress.as_ref()))
         .buffered(settings.resource_concurrency.max(1))
         .collect()
         .await;
@@ -160,6 +183,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 async fn run_resource(
+    plugins: &[&'static dyn DataPlanePlugin],
     pair: ResourcePair,
     settings: &RunSettings,
     ctx: &PluginContext,
@@ -172,7 +196,9 @@ async fn run_resource(
         source_id: pair.source.id.clone(),
         target_id: pair.target.id.clone(),
         resource_type: pair.source.resource_type.clone(),
+        match_rule: pair.match_rule,
         plugin: None,
+        mode: settings.mode,
         status: ResourceStatus::Succeeded,
         error: None,
         reason: None,
@@ -181,7 +207,11 @@ async fn run_resource(
         items: Vec::new(),
         duration_ms: 0,
     };
-    let Some(plugin) = registry::find(&pair.source.resource_type) else {
+    let Some(plugin) = plugins
+        .iter()
+        .copied()
+        .find(|plugin| plugin.info().handles(&pair.source.resource_type))
+    else {
         report.status = ResourceStatus::Unsupported;
         report.reason = Some(format!(
             "no data-plane plugin for {} (see `atg plugins`)",
@@ -208,6 +238,7 @@ async fn run_resource(
         return report;
     }
     progress.resource_started(&label, info.name);
+    tracing::debug!(resource = %label, plugin = info.name, mode = %settings.mode, dry_run = settings.dry_run, "resource started");
     let job = Job {
         pair,
         mode: settings.mode,
@@ -279,4 +310,264 @@ async fn run_resource(
     report.duration_ms = millis(started.elapsed());
     progress.resource_finished(&label, report.status);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::credential::{ChainCredential, ChainLink};
+    use crate::azure::HttpSettings;
+    use crate::dataplane::{Discovery, PlannedAction, PlannedItem, PluginInfo};
+    use crate::inventory::{Properties, Resource};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A plugin that plans two items per resource and fails resources named `broken`.
+    struct FakePlugin {
+        applied: AtomicUsize,
+    }
+
+    static FAKE_INFO: PluginInfo = PluginInfo {
+        name: "fake",
+        resource_types: &["Fake.Provider/things"],
+        modes: &[Mode::Template],
+        item_kinds: &[],
+        permissions: &[],
+        notes: &[],
+    };
+
+    #[async_trait]
+    impl DataPlanePlugin for FakePlugin {
+        fn info(&self) -> &'static PluginInfo {
+            &FAKE_INFO
+        }
+
+        async fn discover(
+            &self,
+            _ctx: &PluginContext,
+            job: &Job,
+        ) -> Result<crate::dataplane::Discovery, PluginError> {
+            if job.pair.source.name == "broken" {
+                return Err(PluginError::Invalid("broken on purpose".into()));
+            }
+            Ok(Discovery {
+                items: ["a", "b"]
+                    .into_iter()
+                    .map(|name| PlannedItem {
+                        kind: "thing",
+                        name: name.into(),
+                        action: PlannedAction::Create,
+                        notes: Vec::new(),
+                        detail: serde_json::Value::Null,
+                    })
+                    .collect(),
+                facts: serde_json::Map::new(),
+            })
+        }
+
+        async fn apply(
+            &self,
+            ctx: &PluginContext,
+            job: &Job,
+            discovery: Discovery,
+        ) -> Result<(), PluginError> {
+            self.applied.fetch_add(1, Ordering::SeqCst);
+            for item in discovery.items {
+                ctx.reporter.item(
+                    &job.pair.source.id,
+                    ItemOutcome {
+                        kind: item.kind,
+                        name: item.name,
+                        status: ItemStatus::Replicated {
+                            action: "fake".into(),
+                        },
+                        notes: Vec::new(),
+                        duration_ms: 0,
+                    },
+                );
+            }
+            Ok(())
+        }
+    }
+
+    struct Quiet;
+    impl ProgressSink for Quiet {
+        fn resource_started(&self, _: &str, _: &str) {}
+        fn resource_discovered(&self, _: &str, _: u64) {}
+        fn item_finished(&self, _: &str, _: &ItemOutcome) {}
+        fn resource_finished(&self, _: &str, _: ResourceStatus) {}
+    }
+
+    fn resource(resource_type: &str, name: &str) -> Resource {
+        Resource {
+            id: format!("/subscriptions/s/resourceGroups/rg/providers/{resource_type}/{name}"),
+            resource_type: resource_type.into(),
+            name: name.into(),
+            subscription_id: Some("s".into()),
+            resource_group: Some("rg".into()),
+            properties: Properties::Missing,
+            options: serde_json::Map::new(),
+        }
+    }
+
+    fn inventory(resources: &[(&str, &str)]) -> Inventory {
+        Inventory {
+            pairs: resources
+                .iter()
+                .map(|(t, n)| ResourcePair {
+                    source: resource(t, n),
+                    target: resource(t, &format!("{n}-target")),
+                    match_rule: crate::inventory::MatchRule::Inventory,
+                })
+                .collect(),
+            unmatched: Vec::new(),
+            origin: "test".into(),
+        }
+    }
+
+    fn settings(mode: Mode, dry_run: bool) -> RunSettings {
+        RunSettings {
+            mode,
+            dry_run,
+            on_conflict: OnConflict::Overwrite,
+            on_deleted: OnDeleted::Recover,
+            concurrency: 4,
+            resource_concurrency: 2,
+            settle_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn connections() -> Connections {
+        let http = AzureHttp::new(&HttpSettings::default()).unwrap();
+        let none = || {
+            Arc::new(ChainCredential::new(
+                "test",
+                vec![ChainLink {
+                    label: "none",
+                    configured: false,
+                    credential: Err("none".into()),
+                    timeout: None,
+                }],
+            ))
+        };
+        Connections {
+            http,
+            source: none(),
+            target: none(),
+        }
+    }
+
+    async fn run_fake(
+        plugin: &'static FakePlugin,
+        inventory: Inventory,
+        settings: RunSettings,
+        cancel: CancellationToken,
+    ) -> Report {
+        let plugins: Vec<&'static dyn DataPlanePlugin> = vec![plugin];
+        run_with_plugins(
+            &plugins,
+            inventory,
+            &settings,
+            &connections(),
+            Arc::new(Quiet),
+            cancel,
+        )
+        .await
+    }
+
+    fn leak() -> &'static FakePlugin {
+        Box::leak(Box::new(FakePlugin {
+            applied: AtomicUsize::new(0),
+        }))
+    }
+
+    #[tokio::test]
+    async fn one_failing_resource_does_not_stop_the_others() {
+        let plugin = leak();
+        let report = run_fake(
+            plugin,
+            inventory(&[
+                ("Fake.Provider/things", "broken"),
+                ("Fake.Provider/things", "fine"),
+            ]),
+            settings(Mode::Template, false),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(report.totals.failed, 1);
+        assert_eq!(report.totals.succeeded, 1);
+        assert_eq!(report.totals.items.replicated, 2);
+        assert!(!report.succeeded());
+        let broken = report
+            .resources
+            .iter()
+            .find(|r| r.source_id.ends_with("broken"))
+            .unwrap();
+        assert_eq!(broken.error.as_deref(), Some("broken on purpose"));
+    }
+
+    #[tokio::test]
+    async fn dry_run_plans_and_never_applies() {
+        let plugin = leak();
+        let report = run_fake(
+            plugin,
+            inventory(&[("Fake.Provider/things", "x")]),
+            settings(Mode::Template, true),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(plugin.applied.load(Ordering::SeqCst), 0);
+        assert_eq!(report.totals.items.planned, 2);
+        assert!(report.succeeded());
+    }
+
+    #[tokio::test]
+    async fn unknown_types_and_modes_are_reported_unsupported_not_failed() {
+        let plugin = leak();
+        let report = run_fake(
+            plugin,
+            inventory(&[
+                ("Microsoft.Network/virtualNetworks", "vnet"),
+                ("Fake.Provider/things", "x"),
+            ]),
+            settings(Mode::Replication, false),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(report.totals.unsupported, 2);
+        assert_eq!(plugin.applied.load(Ordering::SeqCst), 0);
+        let reasons: Vec<_> = report
+            .resources
+            .iter()
+            .filter_map(|r| r.reason.clone())
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("no data-plane plugin")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("has no replication mode")),
+            "{reasons:?}"
+        );
+        assert!(report.succeeded(), "unsupported resources are not failures");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_still_reports_and_does_not_succeed() {
+        let plugin = leak();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let report = run_fake(
+            plugin,
+            inventory(&[("Fake.Provider/things", "x")]),
+            settings(Mode::Template, false),
+            cancel,
+        )
+        .await;
+        assert!(report.cancelled);
+        assert_eq!(report.totals.cancelled, 1);
+        assert!(!report.succeeded());
+    }
 }

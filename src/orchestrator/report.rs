@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::azure::policies::RetryCounts;
 use crate::dataplane::{ItemOutcome, ItemStatus, Mode};
-use crate::inventory::Unmatched;
+use crate::inventory::{MatchRule, Unmatched};
 
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ItemCounts {
@@ -56,7 +56,11 @@ pub struct ResourceReport {
     pub source_id: String,
     pub target_id: String,
     pub resource_type: String,
+    /// How the inventory paired source and target (`inventory`, `exact_name`, `atg_naming`, ...).
+    pub match_rule: MatchRule,
     pub plugin: Option<&'static str>,
+    /// The mode this resource runs (or would run, in a dry run) in.
+    pub mode: Mode,
     pub status: ResourceStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -35,7 +35,7 @@ impl Printer {
         }
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
+    fn paint(self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
@@ -90,7 +90,7 @@ impl Printer {
             items.partial,
             items.skipped,
             items.failed,
-            report.duration_ms as f64 / 1000.0,
+            std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
         );
         let mut out = std::io::stderr().lock();
         if self.quiet {

@@ -556,3 +556,146 @@ async fn separate_identities_serve_separate_tenants() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_cancels_cleanly_and_still_reports() {
+    let stack = Stack::start().await;
+    let source = stack.vault("src-kv");
+    for index in 0..30 {
+        source
+            .set_secret(&format!("s{index}"), "v", None, None, true)
+            .await
+            .unwrap();
+    }
+    stack
+        .emulator
+        .set_options(|options| options.latency_ms = 150);
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let mut args: Vec<String> = [
+        "deploy",
+        "--dataplane",
+        "--dataplane-mode",
+        "replication",
+        "--output",
+        "json",
+        "--concurrency",
+        "1",
+        "--inventory",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.push(inventory.display().to_string());
+    args.extend(stack.transport_args());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atg"))
+        .args(&args)
+        .env("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT)
+        .env("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET)
+        .env("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some secrets have been written, then interrupt.
+    let target = stack.vault("dst-kv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while target.list_secrets().await.unwrap().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "atg wrote nothing within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("atg stops after ctrl-c")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["cancelled"], true);
+    let items = &report["totals"]["items"];
+    let written = items["replicated"].as_u64().unwrap();
+    assert!((3..30).contains(&written), "{items}");
+    assert!(
+        items["skipped"].as_u64().unwrap() > 0,
+        "unstarted items are reported skipped: {items}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        stderr.contains("cancelled"),
+        "the summary is printed: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_china_cloud_uses_its_own_hosts_and_audiences() {
+    let stack = Stack::start().await;
+    let addr = stack.emulator.addr();
+    let source = atg_testkit::kv_rest::VaultRestClient::with_parts(
+        stack.emulator.ca_pem(),
+        addr,
+        "src-kv.vault.azure.cn",
+        &atg_testkit::mint_token(TARGET_TENANT, "seeder", "https://vault.azure.cn"),
+    )
+    .unwrap();
+    source
+        .set_secret("s1", "china-value", None, None, true)
+        .await
+        .unwrap();
+    let inventory = stack.write_json(
+        "inventory.json",
+        &json!({ "resources": [{ "source": kv_resource("s", "src-kv", None), "target": kv_resource("t", "dst-kv", None) }] }),
+    );
+    let args: Vec<String> = vec![
+        "deploy".into(),
+        "--dataplane".into(),
+        "--dataplane-mode".into(),
+        "replication".into(),
+        "--cloud".into(),
+        "AzureChinaCloud".into(),
+        "--inventory".into(),
+        inventory.display().to_string(),
+        "--ca-cert".into(),
+        stack.ca.display().to_string(),
+        "--connect-to".into(),
+        format!("vault.azure.cn={addr}"),
+        "--connect-to".into(),
+        format!("login.chinacloudapi.cn={addr}"),
+        "--connect-to".into(),
+        format!("management.chinacloudapi.cn={addr}"),
+    ];
+    let run = atg(
+        &args,
+        &[
+            ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
+            ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
+            ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run}");
+    let target = atg_testkit::kv_rest::VaultRestClient::with_parts(
+        stack.emulator.ca_pem(),
+        addr,
+        "dst-kv.vault.azure.cn",
+        &atg_testkit::mint_token(TARGET_TENANT, "reader", "https://vault.azure.cn"),
+    )
+    .unwrap();
+    assert_eq!(
+        target.get_secret("s1").await.unwrap().unwrap()["value"],
+        "china-value"
+    );
+    let hosts: std::collections::BTreeSet<String> =
+        stack.requests().into_iter().map(|r| r.host).collect();
+    assert!(
+        hosts.iter().all(|h| h.ends_with(".cn")),
+        "a request left the China cloud: {hosts:?}"
+    );
+}

@@ -113,7 +113,10 @@ fn parse_resource_path(segments: &[&str]) -> Option<ResourcePath> {
     for pair in pairs.chunks(2) {
         kind.push('/');
         kind.push_str(pair[0]);
-        id.push_str(&format!("/{}/{}", pair[0], pair[1]));
+        id.push('/');
+        id.push_str(pair[0]);
+        id.push('/');
+        id.push_str(pair[1]);
     }
     Some(ResourcePath {
         id,

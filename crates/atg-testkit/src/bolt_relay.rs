@@ -1,14 +1,14 @@
 //! A Bolt 4.x ↔ 5.1 translating relay, so that a Bolt 4 client (neo4rs 0.8, which atg uses to
-//! read ATG's graph) can talk to FalkorDB, a real Cypher engine that speaks Bolt 5 only.
+//! read ATG's graph) can talk to `FalkorDB`, a real Cypher engine that speaks Bolt 5 only.
 //!
 //! What it translates (see ../shared/reference/local-stand-ins.md):
 //! - handshake: answers the client with the highest 4.x version it proposes, opens 5.1 upstream;
 //! - auth: the 4.x HELLO carries credentials; the relay checks them against its own user and
 //!   password (as Neo4j would, answering `Neo.ClientError.Security.Unauthorized`) and opens the
-//!   upstream session with a 5.x HELLO plus LOGON scheme "none", the only scheme FalkorDB takes;
+//!   upstream session with a 5.x HELLO plus LOGON scheme "none", the only scheme `FalkorDB` takes;
 //! - records: strips the 5.x element id fields from nodes, relationships and paths;
-//! - DISCARD, which FalkorDB never answers, becomes a PULL whose records are dropped;
-//! - after a FAILURE it answers IGNORED itself until RESET (FalkorDB sends those late).
+//! - DISCARD, which `FalkorDB` never answers, becomes a PULL whose records are dropped;
+//! - after a FAILURE it answers IGNORED itself until RESET (`FalkorDB` sends those late).
 //!
 //! It handles one request at a time per connection (neo4rs does not pipeline), which keeps the
 //! response bookkeeping trivial. Test infrastructure only; [`falkordb`] starts the server.
@@ -161,9 +161,8 @@ async fn serve(mut client: TcpStream, options: &RelayOptions) -> IoResult<()> {
         let Some(message) = read_message(&mut client).await? else {
             return Ok(());
         };
-        let (tag, fields) = match decode_message(&message)? {
-            Value::Struct(tag, fields) => (tag, fields),
-            _ => return Err(protocol_error("a message is not a structure")),
+        let Value::Struct(tag, fields) = decode_message(&message)? else {
+            return Err(protocol_error("a message is not a structure"));
         };
         match tag {
             HELLO => {
@@ -312,9 +311,8 @@ fn downgrade(value: Value) -> Value {
         Value::Struct(tag, fields) => {
             let mut fields: Vec<Value> = fields.into_iter().map(downgrade).collect();
             let keep = match tag {
-                NODE => 3,
+                NODE | UNBOUND_RELATIONSHIP => 3,
                 RELATIONSHIP => 5,
-                UNBOUND_RELATIONSHIP => 3,
                 _ => fields.len(),
             };
             if matches!(tag, NODE | RELATIONSHIP | UNBOUND_RELATIONSHIP | PATH) {
@@ -371,7 +369,7 @@ async fn write_message<S: AsyncWrite + Unpin>(stream: &mut S, message: &[u8]) ->
     stream.flush().await
 }
 
-/// A PackStream value.
+/// A `PackStream` value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
@@ -419,7 +417,7 @@ pub fn decode(bytes: &[u8], cursor: &mut usize) -> IoResult<Value> {
     let low = usize::from(marker & 0x0F);
     Ok(match marker {
         0x00..=0x7F => Value::Int(i64::from(marker)),
-        0xF0..=0xFF => Value::Int(i64::from(marker as i8)),
+        0xF0..=0xFF => Value::Int(i64::from(i8::from_ne_bytes([marker]))),
         0xC0 => Value::Null,
         0xC2 => Value::Bool(false),
         0xC3 => Value::Bool(true),

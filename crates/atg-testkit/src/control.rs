@@ -55,7 +55,7 @@ fn update_config(shared: &Shared, request: &ApiRequest) -> ApiResponse {
     let mut options = lock(&shared.options);
     let current_principals = options.principals.clone();
     let mut merged = json!(*options);
-    for (key, value) in patch.iter() {
+    for (key, value) in &patch {
         merged[key] = value.clone();
     }
     // Principals serialize without secrets; keep the stored ones unless the patch replaces them.

@@ -160,7 +160,7 @@ impl VaultRestClient {
         Ok(items)
     }
 
-    /// `PUT /secrets/{name}`; returns the SecretBundle.
+    /// `PUT /secrets/{name}`; returns the `SecretBundle`.
     ///
     /// # Errors
     /// Fails on a non-success status (e.g. 409 for a soft-deleted name).
@@ -203,7 +203,7 @@ impl VaultRestClient {
         self.list_all(&format!("/secrets/{name}/versions")).await
     }
 
-    /// Soft-deletes; returns the DeletedSecretBundle.
+    /// Soft-deletes; returns the `DeletedSecretBundle`.
     ///
     /// # Errors
     /// Fails on a non-success status.
@@ -268,7 +268,7 @@ impl VaultRestClient {
     }
 
     /// Starts `POST /certificates/{name}/create` and polls `pending` until it completes
-    /// (or fails, or 30 s pass); returns the CertificateBundle.
+    /// (or fails, or 30 s pass); returns the `CertificateBundle`.
     ///
     /// # Errors
     /// Fails when the operation fails or does not complete in time.

@@ -13,6 +13,7 @@
 //! This crate is test infrastructure: it must never be linked into the `atg` binary itself.
 
 mod arm;
+pub mod azurite;
 pub mod bolt_relay;
 mod control;
 mod http;
@@ -21,6 +22,7 @@ pub mod kv_rest;
 pub mod options;
 mod pki;
 mod server;
+pub mod storage_gateway;
 pub mod token;
 
 pub use options::{

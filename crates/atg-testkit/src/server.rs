@@ -336,13 +336,11 @@ async fn serve_connection(
         let shared = shared.clone();
         let linger_handle = linger_handle.clone();
         async move {
-            match handle(&shared, request).await {
-                Some(response) => Ok(response),
-                None => {
-                    let _ =
-                        socket2::SockRef::from(&*linger_handle).set_linger(Some(Duration::ZERO));
-                    Err(ResetConnection)
-                }
+            if let Some(response) = handle(&shared, request).await {
+                Ok(response)
+            } else {
+                let _ = socket2::SockRef::from(&*linger_handle).set_linger(Some(Duration::ZERO));
+                Err(ResetConnection)
             }
         }
     });
@@ -352,6 +350,7 @@ async fn serve_connection(
         .await;
 }
 
+#[allow(clippy::needless_pass_by_value)] // consumes the response by design; borrowing reads worse here
 fn to_hyper(response: ApiResponse) -> Response<Full<Bytes>> {
     let mut builder = Response::builder().status(response.status);
     for (name, value) in &response.headers {

@@ -681,7 +681,7 @@ async fn throttling_answers_429_with_retry_after() {
         options.throttle = Some(ThrottleOptions {
             limit: 50,
             window_ms: 1000,
-        })
+        });
     });
     let client = VaultRestClient::new(&emulator, "kv1").expect("client");
     let other = VaultRestClient::new(&emulator, "kv2").expect("client");
@@ -812,7 +812,7 @@ async fn faults_hit_data_planes_only_and_never_have_side_effects() {
             rate: 0.5,
             kinds: vec![FaultKind::ServiceUnavailable],
             seed: 42,
-        })
+        });
     });
     let mut statuses = Vec::new();
     for _ in 0..20 {

@@ -32,11 +32,10 @@ async fn official_python_clients_work_against_the_emulator() {
         .expect("python3 must be installed to run the official-client test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    if output.status.code() == Some(3) {
-        panic!(
-            "the azure-keyvault python packages are missing.\nhint: run scripts/setup.sh (pip install azure-keyvault-secrets azure-keyvault-keys azure-keyvault-certificates)\n{stderr}"
-        );
-    }
+    assert!(
+        output.status.code() != Some(3),
+        "the azure-keyvault python packages are missing\nhint: run scripts/setup.sh\n{stderr}"
+    );
     assert!(
         output.status.success(),
         "python clients failed\nstdout:\n{stdout}\nstderr:\n{stderr}"

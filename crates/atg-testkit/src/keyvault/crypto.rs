@@ -1,5 +1,5 @@
 //! Real key material for the Key Vault emulator: key generation (aws-lc-rs through rcgen), public
-//! JWKs from SubjectPublicKeyInfo, self-signed certificates and CSRs from a certificate policy,
+//! JWKs from `SubjectPublicKeyInfo`, self-signed certificates and CSRs from a certificate policy,
 //! X.509 parsing for imports, and PKCS#12 / PEM encodings of a certificate's backing secret.
 //! Errors are plain strings because they become `BadParameter` messages verbatim.
 
@@ -93,7 +93,7 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[start..]
 }
 
-/// The public JWK members (`n`,`e` or `crv`,`x`,`y`) of a DER SubjectPublicKeyInfo.
+/// The public JWK members (`n`,`e` or `crv`,`x`,`y`) of a DER `SubjectPublicKeyInfo`.
 pub(crate) fn public_jwk(spki_der: &[u8]) -> Result<Map<String, Value>, String> {
     let (_, spki) = SubjectPublicKeyInfo::from_der(spki_der)
         .map_err(|error| format!("invalid public key: {error}"))?;
@@ -347,7 +347,7 @@ pub(crate) fn parse_import(
                 "CERTIFICATE" => material.certificates.push(block.contents().to_vec()),
                 "PRIVATE KEY" => material.key_pkcs8 = Some(block.contents().to_vec()),
                 tag if tag.ends_with("PRIVATE KEY") => {
-                    material.opaque_key_pem = Some(pem::encode(&block))
+                    material.opaque_key_pem = Some(pem::encode(&block));
                 }
                 _ => {}
             }

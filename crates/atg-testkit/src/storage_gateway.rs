@@ -1,0 +1,409 @@
+//! A TLS front door for Azurite that answers on production storage host names
+//! (`<account>.blob|queue|table.core.windows.net`), with fault injection.
+//!
+//! Why: Azurite reads the account from a production-style `Host` header, but its cross-account
+//! Copy Blob checks that the copy source's host equals the request's `Host` (both accounts must
+//! be "the same Azurite instance"), which two production host names never are. The gateway
+//! therefore rewrites blob requests to Azurite's path style (`https://127.0.0.1:<port>/<account>
+//! /<container>/<blob>`), including the `x-ms-copy-source` URL; table requests likewise (the
+//! operation URLs inside an entity group transaction too: Azurite's `$batch` parser knows only
+//! path style); queue requests pass with their production `Host` unchanged. atg sends exactly what it sends to Azure;
+//! only `--connect-to` and `--ca-cert` point it here.
+//!
+//! Faults (429 with `Retry-After`, 503, connection reset) are injected on a seeded fraction of
+//! requests before they are forwarded, so a faulted request never reaches Azurite.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::azurite::Azurite;
+use crate::options::{FaultKind, FaultOptions};
+use crate::Emulator;
+
+/// One request the gateway saw.
+#[derive(Clone, Debug)]
+pub struct GatewayRequest {
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    /// The `comp` query parameter, if any (`list`, `block`, `blocklist`, ...).
+    pub comp: Option<String>,
+    /// Whether it carried `x-ms-copy-source` (a server-side copy).
+    pub copy: bool,
+    /// `None` when a fault was injected (the request never reached Azurite).
+    pub status: Option<u16>,
+    pub fault: Option<FaultKind>,
+}
+
+struct State {
+    faults: Option<FaultOptions>,
+    rng: StdRng,
+    log: Vec<GatewayRequest>,
+}
+
+/// The running gateway; stopped when dropped.
+pub struct StorageGateway {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for StorageGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Upstream {
+    client: reqwest::Client,
+    blob: SocketAddr,
+    queue: SocketAddr,
+    table: SocketAddr,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl StorageGateway {
+    /// Starts the gateway in front of `azurite`, serving the emulator's certificate.
+    ///
+    /// # Errors
+    /// Fails when the certificate cannot be loaded or the port cannot be bound.
+    pub async fn start(
+        emulator: &Emulator,
+        azurite: &Azurite,
+        faults: Option<FaultOptions>,
+    ) -> anyhow::Result<Self> {
+        let chain: Vec<CertificateDer<'static>> = [emulator.leaf_cert_pem(), emulator.ca_pem()]
+            .iter()
+            .map(|pem| CertificateDer::from_pem_slice(pem.as_bytes()))
+            .collect::<Result<_, _>>()
+            .context("leaf certificate pem")?;
+        let key = PrivateKeyDer::from_pem_slice(emulator.leaf_key_pem().as_bytes())
+            .context("leaf key pem")?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes())?;
+        let client = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .http1_only()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let upstream = Arc::new(Upstream {
+            client,
+            blob: azurite.blob,
+            queue: azurite.queue,
+            table: azurite.table,
+        });
+        let seed = faults.as_ref().map_or(0, |f| f.seed);
+        let state = Arc::new(Mutex::new(State {
+            faults,
+            rng: StdRng::seed_from_u64(seed),
+            log: Vec::new(),
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task_state = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(serve(
+                    stream,
+                    acceptor.clone(),
+                    upstream.clone(),
+                    task_state.clone(),
+                ));
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// Changes fault injection for the next requests.
+    pub fn set_faults(&self, faults: Option<FaultOptions>) {
+        let mut state = lock(&self.state);
+        if let Some(f) = &faults {
+            state.rng = StdRng::seed_from_u64(f.seed);
+        }
+        state.faults = faults;
+    }
+
+    #[must_use]
+    pub fn requests(&self) -> Vec<GatewayRequest> {
+        lock(&self.state).log.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.state).log.clear();
+    }
+
+    /// `--connect-to` values that send atg's storage traffic here.
+    #[must_use]
+    pub fn connect_to_args(&self) -> Vec<String> {
+        ["blob", "queue", "table"]
+            .iter()
+            .flat_map(|service| {
+                [
+                    "--connect-to".to_owned(),
+                    format!("{service}.core.windows.net={}", self.addr),
+                ]
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Reset;
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection reset")
+    }
+}
+impl std::error::Error for Reset {}
+
+async fn serve(
+    stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    upstream: Arc<Upstream>,
+    state: Arc<Mutex<State>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let Ok(std_stream) = stream.into_std() else {
+        return;
+    };
+    let Ok(linger) = std_stream.try_clone() else {
+        return;
+    };
+    let Ok(stream) = TcpStream::from_std(std_stream) else {
+        return;
+    };
+    let linger = Arc::new(linger);
+    let Ok(tls) = acceptor.accept(stream).await else {
+        return;
+    };
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let upstream = upstream.clone();
+        let state = state.clone();
+        let linger = linger.clone();
+        async move {
+            if let Some(response) = handle(&upstream, &state, request).await {
+                Ok(response)
+            } else {
+                let _ = socket2::SockRef::from(&*linger).set_linger(Some(Duration::ZERO));
+                Err(Reset)
+            }
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+/// `<account>.<service>.core.windows.net` → (account, service).
+fn split_host(host: &str) -> Option<(&str, &str)> {
+    let host = host.split(':').next().unwrap_or(host);
+    let rest = host.strip_suffix(".core.windows.net")?;
+    let (account, service) = rest.split_once('.')?;
+    Some((account, service))
+}
+
+/// Rewrites a production blob URL to Azurite's path style.
+fn path_style(url: &str, blob: SocketAddr) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let (account, service) = split_host(parsed.host_str()?)?;
+    if service != "blob" {
+        return None;
+    }
+    let mut out = format!("https://{blob}/{account}{}", parsed.path());
+    if let Some(query) = parsed.query() {
+        out.push('?');
+        out.push_str(query);
+    }
+    Some(out)
+}
+
+async fn handle(
+    upstream: &Upstream,
+    state: &Mutex<State>,
+    request: Request<Incoming>,
+) -> Option<Response<Full<Bytes>>> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let comp = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "comp")
+        .map(|(_, v)| v.into_owned());
+    let mut entry = GatewayRequest {
+        method: parts.method.to_string(),
+        host: host.clone(),
+        path: parts.uri.path().to_owned(),
+        comp,
+        copy: parts.headers.contains_key("x-ms-copy-source"),
+        status: None,
+        fault: None,
+    };
+    let fault = {
+        let mut guard = lock(state);
+        let state = &mut *guard;
+        match &state.faults {
+            Some(faults) if faults.rate > 0.0 && state.rng.random_bool(faults.rate.min(1.0)) => {
+                let kinds = if faults.kinds.is_empty() {
+                    FaultKind::ALL.to_vec()
+                } else {
+                    faults.kinds.clone()
+                };
+                Some(kinds[state.rng.random_range(0..kinds.len())])
+            }
+            _ => None,
+        }
+    };
+    if let Some(kind) = fault {
+        entry.fault = Some(kind);
+        lock(state).log.push(entry);
+        return match kind {
+            FaultKind::TooManyRequests => {
+                let mut response = plain(StatusCode::TOO_MANY_REQUESTS, "");
+                response
+                    .headers_mut()
+                    .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+                Some(response)
+            }
+            FaultKind::ServiceUnavailable => Some(plain(StatusCode::SERVICE_UNAVAILABLE, "")),
+            FaultKind::ConnectionReset => None,
+        };
+    }
+    let Some((account, service)) = split_host(&host) else {
+        return Some(plain(StatusCode::MISDIRECTED_REQUEST, "not a storage host"));
+    };
+    let (url, keep_host) = match service {
+        "blob" => (
+            format!("https://{}/{account}{path_and_query}", upstream.blob),
+            false,
+        ),
+        "queue" => (format!("https://{}{path_and_query}", upstream.queue), true),
+        "table" => (
+            format!("https://{}/{account}{path_and_query}", upstream.table),
+            false,
+        ),
+        _ => {
+            return Some(plain(
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown storage service",
+            ))
+        }
+    };
+    // Azurite's entity group transactions understand only path-style operation URLs.
+    let body = if service == "table" && parts.uri.path().ends_with("$batch") {
+        String::from_utf8_lossy(&body)
+            .replace(
+                &format!("https://{account}.table.core.windows.net/"),
+                &format!("https://{}/{account}/", upstream.table),
+            )
+            .into_bytes()
+    } else {
+        body.to_vec()
+    };
+    let mut forward = upstream
+        .client
+        .request(parts.method.clone(), &url)
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name == hyper::header::HOST || name == hyper::header::CONTENT_LENGTH {
+            continue;
+        }
+        if name == "x-ms-copy-source" {
+            let rewritten = value
+                .to_str()
+                .ok()
+                .and_then(|v| path_style(v, upstream.blob));
+            if let Some(rewritten) = rewritten {
+                forward = forward.header(name, rewritten);
+                continue;
+            }
+        }
+        forward = forward.header(name, value);
+    }
+    if keep_host {
+        forward = forward.header(hyper::header::HOST, host.clone());
+    }
+    let Ok(answer) = forward.send().await else {
+        entry.status = Some(502);
+        lock(state).log.push(entry);
+        return Some(plain(StatusCode::BAD_GATEWAY, "azurite did not answer"));
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let bytes = answer.bytes().await.unwrap_or_default();
+    entry.status = Some(status.as_u16());
+    lock(state).log.push(entry);
+    let mut response = Response::new(Full::new(bytes));
+    *response.status_mut() = status;
+    for (name, value) in &headers {
+        if name == hyper::header::TRANSFER_ENCODING || name == hyper::header::CONNECTION {
+            continue;
+        }
+        response.headers_mut().append(name, value.clone());
+    }
+    Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_hosts_map_to_path_style() {
+        assert_eq!(
+            split_host("src.blob.core.windows.net"),
+            Some(("src", "blob"))
+        );
+        assert_eq!(
+            split_host("src.table.core.windows.net:443"),
+            Some(("src", "table"))
+        );
+        assert_eq!(split_host("example.com"), None);
+        let blob: SocketAddr = "127.0.0.1:10000".parse().unwrap();
+        assert_eq!(
+            path_style("https://src.blob.core.windows.net/c/a%20b?sv=1&sig=x", blob).as_deref(),
+            Some("https://127.0.0.1:10000/src/c/a%20b?sv=1&sig=x")
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Queue service operations atg uses: listing queues with metadata, access policies, the
+//! approximate message count, creating queues and setting their metadata and policies.
+//! Messages are never read: peeking stops at 32 and dequeuing changes the source.
+
+use std::collections::BTreeMap;
+
+use azure_core::http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::blob::Page;
+use super::xml::{self, SignedIdentifier};
+use super::StorageClient;
+use crate::azure::error::{AzureError, AzureErrorKind};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettings {
+    pub metadata: BTreeMap<String, String>,
+    pub access_policies: Vec<SignedIdentifier>,
+    /// False when the service refused to show the stored access policies (Shared Key only).
+    #[serde(default)]
+    pub policies_unreadable: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct QueueItem {
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl StorageClient {
+    pub async fn list_queues(&self, marker: Option<&str>) -> Result<Page<QueueItem>, AzureError> {
+        let mut query = vec![
+            ("comp", "list"),
+            ("include", "metadata"),
+            ("maxresults", "5000"),
+        ];
+        if let Some(marker) = marker {
+            query.push(("marker", marker));
+        }
+        let response = self
+            .send(Method::Get, self.url(&[], &query), &[], None)
+            .await?
+            .success()?;
+        let document = xml::parse(&response.body).map_err(|e| {
+            AzureError::new(
+                AzureErrorKind::Other,
+                format!("could not read the queue list: {e}"),
+            )
+        })?;
+        let root = document.root_element();
+        let items = xml::child(root, "Queues")
+            .map(|queues| {
+                xml::children(queues, "Queue")
+                    .filter_map(|node| {
+                        Some(QueueItem {
+                            name: xml::name_of(node)?,
+                            metadata: xml::metadata(node),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Page {
+            items,
+            next_marker: xml::child_text(root, "NextMarker")
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    /// Metadata, access policies and the approximate number of messages; `None` when absent.
+    pub async fn queue_settings(
+        &self,
+        queue: &str,
+    ) -> Result<Option<(QueueSettings, u64)>, AzureError> {
+        let response = self
+            .send(
+                Method::Get,
+                self.url(&[queue], &[("comp", "metadata")]),
+                &[],
+                None,
+            )
+            .await?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        let response = response.success()?;
+        let count = response
+            .header("x-ms-approximate-messages-count")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let metadata = response
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                name.as_str()
+                    .strip_prefix("x-ms-meta-")
+                    .map(|key| (key.to_ascii_lowercase(), value.as_str().to_owned()))
+            })
+            .collect();
+        let acl = self
+            .send(
+                Method::Get,
+                self.url(&[queue], &[("comp", "acl")]),
+                &[],
+                None,
+            )
+            .await?;
+        if matches!(acl.status, 401 | 403) {
+            return Ok(Some((
+                QueueSettings {
+                    metadata,
+                    access_policies: Vec::new(),
+                    policies_unreadable: true,
+                },
+                count,
+            )));
+        }
+        let acl = acl.success()?;
+        let access_policies = xml::signed_identifiers(&acl.body).map_err(|e| {
+            AzureError::new(
+                AzureErrorKind::Other,
+                format!("could not read the queue access policies: {e}"),
+            )
+        })?;
+        Ok(Some((
+            QueueSettings {
+                metadata,
+                access_policies,
+                policies_unreadable: false,
+            },
+            count,
+        )))
+    }
+
+    /// Creates a queue with its metadata. `Ok(false)` when it already exists.
+    pub async fn create_queue(
+        &self,
+        queue: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<bool, AzureError> {
+        let headers: Vec<(String, String)> = metadata
+            .iter()
+            .map(|(k, v)| (format!("x-ms-meta-{k}"), v.clone()))
+            .collect();
+        let borrowed: Vec<(&str, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect();
+        let response = self
+            .send(Method::Put, self.url(&[queue], &[]), &borrowed, None)
+            .await?;
+        match response.status {
+            201 => Ok(true),
+            // 204: exists with the same metadata; 409: exists with other metadata.
+            204 => Ok(false),
+            409 if response.error().has_code("QueueAlreadyExists") => Ok(false),
+            _ => response.success().map(|_| true),
+        }
+    }
+
+    pub async fn set_queue_metadata(
+        &self,
+        queue: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), AzureError> {
+        let headers: Vec<(String, String)> = metadata
+            .iter()
+            .map(|(k, v)| (format!("x-ms-meta-{k}"), v.clone()))
+            .collect();
+        let borrowed: Vec<(&str, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect();
+        self.send(
+            Method::Put,
+            self.url(&[queue], &[("comp", "metadata")]),
+            &borrowed,
+            None,
+        )
+        .await?
+        .success()
+        .map(|_| ())
+    }
+
+    pub async fn set_queue_acl(
+        &self,
+        queue: &str,
+        policies: &[SignedIdentifier],
+    ) -> Result<(), AzureError> {
+        self.send(
+            Method::Put,
+            self.url(&[queue], &[("comp", "acl")]),
+            &[("content-type", "application/xml".to_owned())],
+            Some(xml::signed_identifiers_body(policies)),
+        )
+        .await?
+        .success()
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,1996 @@
+//! Storage accounts (`Microsoft.Storage/storageAccounts`): blob containers and blobs, queues,
+//! tables and their entities.
+//!
+//! - Discovery lists the source one page at a time and keeps only counts: the plan has one item
+//!   per container, queue and table, with blob counts and bytes in its notes and the facts.
+//! - Template creates containers, queues and tables empty, with the source's metadata and stored
+//!   access policies; public access only where the target account allows it.
+//! - Replication copies blobs server-side (the bytes never pass through atg): Copy Blob From
+//!   URL up to 256 MiB, Put Block From URL + Put Block List above (`AzCopy`'s way), and async Copy
+//!   Blob, polled to completion, for page and append blobs and whenever the service answers
+//!   that a call is not implemented. Metadata, content headers, tags and tier are preserved.
+//!   Entities are copied with their property types in transactions of ≤ 100 per partition.
+//!   Queue messages are never copied (structure only).
+//! - Blob and entity outcomes are counted per container/table; only the blobs and entities that
+//!   fail or are skipped for a reason are reported one by one, so memory stays flat whatever
+//!   the number of blobs.
+//!
+//! The source is read with Entra ID when it can be (bearer, and a user-delegation SAS for copy
+//! sources), else with an account SAS signed from ARM's listKeys, or from the connection string
+//! given in the inventory pair's options. The report says which; no SAS is ever printed.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job, Mode, OnConflict,
+    PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
+};
+use crate::azure::arm::ArmClient;
+use crate::azure::storage::blob::{
+    BlobItem, ContainerSettings, CopyAnswer, CopyState, Destination,
+};
+use crate::azure::storage::queue::QueueSettings;
+use crate::azure::storage::sas::{self, UserDelegationKey};
+use crate::azure::storage::table::{Entity, EntityWrite, MAX_BATCH, MAX_BATCH_BYTES};
+use crate::azure::storage::{StorageAuth, StorageClient, StorageEndpoints, StorageService};
+use crate::azure::{AzureError, Sensitive, WriteAccess};
+use crate::inventory::{Properties, Resource};
+
+pub struct StorageAccountPlugin;
+
+const CONTAINER: &str = "container";
+const BLOB: &str = "blob";
+const QUEUE: &str = "queue";
+const TABLE: &str = "table";
+const ENTITY: &str = "entity";
+
+/// Largest blob Copy Blob From URL takes.
+const SYNC_COPY_MAX: u64 = 256 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+/// Storage API version of ARM's listKeys.
+const STORAGE_RP_VERSION: &str = "2023-05-01";
+
+static INFO: PluginInfo = PluginInfo {
+    name: "storage-account",
+    resource_types: &["Microsoft.Storage/storageAccounts"],
+    modes: &[Mode::Template, Mode::Replication],
+    item_kinds: &[
+        ItemKindInfo {
+            name: CONTAINER,
+            template: "created empty with the same metadata, stored access policies and public access (where the target allows it)",
+            replication: "as template, then every blob copied server-side",
+        },
+        ItemKindInfo {
+            name: BLOB,
+            template: "not copied (counted in the plan)",
+            replication: "copied server-side with metadata, content headers, tags and tier; identical blobs skipped; archived blobs skipped with the remedy",
+        },
+        ItemKindInfo {
+            name: QUEUE,
+            template: "created with the same metadata and stored access policies",
+            replication: "as template; messages are not copied",
+        },
+        ItemKindInfo {
+            name: TABLE,
+            template: "created empty with the same stored access policies",
+            replication: "as template, then every entity copied",
+        },
+        ItemKindInfo {
+            name: ENTITY,
+            template: "not copied",
+            replication: "copied with its property types, ≤ 100 per transaction per partition",
+        },
+    ],
+    permissions: &[
+        PermissionInfo {
+            mode: Mode::Template,
+            side: Side::Source,
+            data_actions: &[
+                "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+                "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+                "Microsoft.Storage/storageAccounts/queueServices/queues/read",
+                "Microsoft.Storage/storageAccounts/tableServices/tables/read",
+                "or Microsoft.Storage/storageAccounts/listkeys/action (account-key SAS)",
+            ],
+            roles: &[
+                "Storage Blob Data Reader",
+                "Storage Queue Data Reader",
+                "Storage Table Data Reader",
+                "or Storage Account Key Operator Service Role",
+            ],
+        },
+        PermissionInfo {
+            mode: Mode::Template,
+            side: Side::Target,
+            data_actions: &[
+                "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+                "Microsoft.Storage/storageAccounts/queueServices/queues/write",
+                "Microsoft.Storage/storageAccounts/tableServices/tables/write",
+            ],
+            roles: &[
+                "Storage Blob Data Contributor",
+                "Storage Queue Data Contributor",
+                "Storage Table Data Contributor",
+            ],
+        },
+        PermissionInfo {
+            mode: Mode::Replication,
+            side: Side::Source,
+            data_actions: &[
+                "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+                "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read",
+                "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+                "Microsoft.Storage/storageAccounts/tableServices/tables/entities/read",
+                "or Microsoft.Storage/storageAccounts/listkeys/action (account-key SAS)",
+            ],
+            roles: &[
+                "Storage Blob Data Reader",
+                "Storage Queue Data Reader",
+                "Storage Table Data Reader",
+                "or Storage Account Key Operator Service Role",
+            ],
+        },
+        PermissionInfo {
+            mode: Mode::Replication,
+            side: Side::Target,
+            data_actions: &[
+                "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+                "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write",
+                "Microsoft.Storage/storageAccounts/tableServices/tables/entities/write",
+                "Microsoft.Storage/storageAccounts/queueServices/queues/write",
+            ],
+            roles: &[
+                "Storage Blob Data Contributor",
+                "Storage Queue Data Contributor",
+                "Storage Table Data Contributor",
+            ],
+        },
+    ],
+    notes: &[
+        "blobs are copied server-side: Copy Blob From URL (≤ 256 MiB), Put Block From URL + Put Block List (larger block blobs), async Copy Blob (page/append blobs, and when the service does not implement the others)",
+        "the source is read with Entra ID (user-delegation SAS for copy sources) when possible, else with an account SAS from ARM listKeys or options.source_connection_string",
+        "archived blobs are skipped: rehydrate them (set tier Hot or Cool) and run again",
+        "queue messages are not copied: peeking cannot see past 32 messages and dequeuing changes the source",
+        "Azure Files shares are not copied",
+    ],
+};
+
+/// Per-pair knobs from the inventory's `options`.
+#[derive(Debug)]
+struct StorageOptions {
+    connection_string: Option<(Sensitive, &'static str)>,
+    source_auth: SourceAuthChoice,
+    sync_copy_max: u64,
+    block_size: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SourceAuthChoice {
+    Auto,
+    Entra,
+    AccountKey,
+}
+
+impl StorageOptions {
+    fn parse(resource: &Resource) -> Result<Self, String> {
+        let options = &resource.options;
+        let text = |key: &str| -> Result<Option<String>, String> {
+            match options.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(format!("options.{key} must be a string")),
+            }
+        };
+        let connection_string = if let Some(value) = text("source_connection_string")? {
+            Some((Sensitive::new(value), "options.source_connection_string"))
+        } else if let Some(variable) = text("source_connection_string_env")? {
+            let value = std::env::var(&variable).map_err(|_| {
+                format!("options.source_connection_string_env names `{variable}`, which is not set")
+            })?;
+            Some((
+                Sensitive::new(value),
+                "options.source_connection_string_env",
+            ))
+        } else {
+            None
+        };
+        let source_auth = match text("source_auth")?.as_deref() {
+            None | Some("auto") => SourceAuthChoice::Auto,
+            Some("entra") => SourceAuthChoice::Entra,
+            Some("account-key") => SourceAuthChoice::AccountKey,
+            Some(other) => {
+                return Err(format!(
+                    "options.source_auth `{other}` is not auto, entra or account-key"
+                ))
+            }
+        };
+        let mebibytes = |key: &str, max: u64| -> Result<Option<u64>, String> {
+            match options.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => match value.as_u64() {
+                    Some(n) if (1..=max).contains(&n) => Ok(Some(n * MIB)),
+                    _ => Err(format!(
+                        "options.{key} must be a whole number from 1 to {max}"
+                    )),
+                },
+            }
+        };
+        Ok(StorageOptions {
+            connection_string,
+            source_auth,
+            sync_copy_max: mebibytes("sync_copy_max_mib", 256)?.unwrap_or(SYNC_COPY_MAX),
+            block_size: mebibytes("block_size_mib", 4000)?,
+        })
+    }
+}
+
+/// How the source is read, and how the target service is allowed to read copy sources.
+struct SourceAccess {
+    method: String,
+    auth: StorageAuth,
+    copy: CopySource,
+}
+
+enum CopySource {
+    /// One SAS for every container (account SAS, or the connection string's SAS).
+    Sas(Sensitive),
+    /// A container SAS signed per container with this key.
+    UserDelegation(UserDelegationKey),
+}
+
+impl SourceAccess {
+    fn container_sas(&self, account: &str, container: &str) -> Result<Sensitive, AzureError> {
+        match &self.copy {
+            CopySource::Sas(sas) => Ok(sas.clone()),
+            CopySource::UserDelegation(key) => {
+                let now = time::OffsetDateTime::now_utc();
+                let expiry =
+                    parse_iso(&key.signed_expiry).unwrap_or(now + time::Duration::hours(12));
+                sas::user_delegation_container_sas(
+                    account,
+                    container,
+                    key,
+                    "r",
+                    now - time::Duration::minutes(15),
+                    expiry,
+                )
+            }
+        }
+    }
+}
+
+fn parse_iso(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[allow(clippy::result_large_err)] // PluginError is the trait's error type
+fn endpoints(
+    resource: &Resource,
+    cloud: crate::azure::Cloud,
+) -> Result<StorageEndpoints, PluginError> {
+    let primary = match &resource.properties {
+        Properties::Object(map) => map.get("primaryEndpoints"),
+        _ => None,
+    };
+    StorageEndpoints::resolve(&resource.name, primary, cloud).map_err(PluginError::Invalid)
+}
+
+fn auth_error(message: String) -> PluginError {
+    PluginError::Invalid(message)
+}
+
+async fn resolve_source(
+    ctx: &PluginContext,
+    job: &Job,
+    endpoints: &StorageEndpoints,
+    options: &StorageOptions,
+) -> Result<SourceAccess, PluginError> {
+    let account = &endpoints.account;
+    let now = time::OffsetDateTime::now_utc();
+    let start = now - time::Duration::minutes(15);
+    let expiry = now + time::Duration::hours(48);
+    if let Some((text, origin)) = &options.connection_string {
+        let parsed = sas::parse_connection_string(text).map_err(|problem| {
+            auth_error(format!(
+                "the connection string in {origin} is malformed: {problem}\nhint: copy it from the portal (Access keys) or `az storage account show-connection-string`"
+            ))
+        })?;
+        if let Some(name) = &parsed.account_name {
+            if !name.eq_ignore_ascii_case(account) {
+                return Err(auth_error(format!(
+                    "the connection string in {origin} is for account `{name}`, not the source `{account}`"
+                )));
+            }
+        }
+        let (sas, method) = match (parsed.account_key, parsed.sas) {
+            (Some(key), _) => (
+                sas::account_sas(account, &key, "bqt", "sco", "rlt", start, expiry)
+                    .map_err(|e| auth_error(format!("cannot sign with the key in {origin}: {e}")))?,
+                format!("account-key SAS from {origin}"),
+            ),
+            (None, Some(sas)) => (sas, format!("SAS from {origin}")),
+            (None, None) => {
+                return Err(auth_error(format!(
+                    "the connection string in {origin} has neither AccountKey nor SharedAccessSignature"
+                )))
+            }
+        };
+        return Ok(SourceAccess {
+            method,
+            auth: StorageAuth::Sas(sas.clone()),
+            copy: CopySource::Sas(sas),
+        });
+    }
+    let mut entra_problem = None;
+    if options.source_auth != SourceAuthChoice::AccountKey {
+        let bearer = StorageAuth::Bearer(ctx.source.credential.clone());
+        let client = StorageClient::new(
+            &ctx.http,
+            endpoints,
+            StorageService::Blob,
+            &bearer,
+            WriteAccess::ReadOnly,
+        );
+        match client
+            .user_delegation_key(start, now + time::Duration::days(6))
+            .await
+        {
+            Ok(key) => {
+                return Ok(SourceAccess {
+                    method: "entra id (bearer; user-delegation SAS for copy sources)".into(),
+                    auth: bearer,
+                    copy: CopySource::UserDelegation(key),
+                })
+            }
+            Err(error) if options.source_auth == SourceAuthChoice::Entra => {
+                return Err(auth_error(format!(
+                    "cannot get a user delegation key from the source account `{account}`: {error}\nhint: grant the source identity `Storage Blob Data Reader` on the account, or set options.source_auth to `auto`"
+                )));
+            }
+            Err(error) => entra_problem = Some(error),
+        }
+    }
+    let arm = ArmClient::new(
+        &ctx.http,
+        ctx.source.credential.clone(),
+        WriteAccess::ReadOnly,
+    )
+    .map_err(|e| PluginError::Invalid(format!("cannot create the ARM client: {e}")))?;
+    let keys = arm
+        .post(
+            &format!(
+                "{}/listKeys?api-version={STORAGE_RP_VERSION}",
+                job.pair.source.id.trim_end_matches('/')
+            ),
+            None,
+        )
+        .await;
+    let keys = match keys {
+        Ok(keys) => keys,
+        Err(error) => {
+            let entra = entra_problem
+                .map(|e| format!("user delegation key refused ({e}); "))
+                .unwrap_or_default();
+            let hint = if error.is_not_found() {
+                "hint: check the source resource id in the inventory: ARM does not know this storage account"
+            } else {
+                "hint: grant the source identity `Storage Blob Data Reader` (Entra ID) or `Storage Account Key Operator Service Role` (listKeys), or set options.source_connection_string"
+            };
+            return Err(auth_error(format!(
+                "cannot authorise reading the source account `{account}`: {entra}listKeys failed: {error}\n{hint}"
+            )));
+        }
+    };
+    let key = keys
+        .get("keys")
+        .and_then(Value::as_array)
+        .and_then(|keys| {
+            keys.iter()
+                .find_map(|k| k.get("value").and_then(Value::as_str))
+        })
+        .map(Sensitive::new)
+        .ok_or_else(|| auth_error(format!("listKeys for `{account}` returned no key")))?;
+    let sas = sas::account_sas(account, &key, "bqt", "sco", "rlt", start, expiry)
+        .map_err(|e| auth_error(format!("cannot sign with the key from listKeys: {e}")))?;
+    let method = match entra_problem {
+        Some(problem) => format!(
+            "account-key SAS from ARM listKeys (Entra ID unavailable: {})",
+            problem.code.as_deref().unwrap_or(&problem.message)
+        ),
+        None => "account-key SAS from ARM listKeys".into(),
+    };
+    Ok(SourceAccess {
+        method,
+        auth: StorageAuth::Sas(sas.clone()),
+        copy: CopySource::Sas(sas),
+    })
+}
+
+/// The clients of one run over one pair.
+struct Clients {
+    source_account: String,
+    source_blob: StorageClient,
+    source_queue: StorageClient,
+    source_table: StorageClient,
+    target_blob: StorageClient,
+    target_queue: StorageClient,
+    target_table: StorageClient,
+    access: SourceAccess,
+    target_allows_public_access: bool,
+    sync_copy_max: u64,
+    block_size: Option<u64>,
+    /// Set when the target service answered that a call is not implemented.
+    sync_copy_unsupported: AtomicBool,
+    block_copy_unsupported: AtomicBool,
+}
+
+async fn clients(
+    ctx: &PluginContext,
+    job: &Job,
+    target_access: WriteAccess,
+) -> Result<Clients, PluginError> {
+    let cloud = ctx.http.cloud;
+    let source_endpoints = endpoints(&job.pair.source, cloud)?;
+    let target_endpoints = endpoints(&job.pair.target, cloud)?;
+    let options = StorageOptions::parse(&job.pair.target).map_err(PluginError::Invalid)?;
+    let access = resolve_source(ctx, job, &source_endpoints, &options).await?;
+    let target_auth = StorageAuth::Bearer(ctx.target.credential.clone());
+    let source = |service| {
+        StorageClient::new(
+            &ctx.http,
+            &source_endpoints,
+            service,
+            &access.auth,
+            WriteAccess::ReadOnly,
+        )
+    };
+    let target = |service| {
+        StorageClient::new(
+            &ctx.http,
+            &target_endpoints,
+            service,
+            &target_auth,
+            target_access,
+        )
+    };
+    Ok(Clients {
+        source_account: source_endpoints.account.clone(),
+        source_blob: source(StorageService::Blob),
+        source_queue: source(StorageService::Queue),
+        source_table: source(StorageService::Table),
+        target_blob: target(StorageService::Blob),
+        target_queue: target(StorageService::Queue),
+        target_table: target(StorageService::Table),
+        target_allows_public_access: job
+            .pair
+            .target
+            .properties
+            .get_bool("allowBlobPublicAccess")
+            .unwrap_or(true),
+        sync_copy_max: options.sync_copy_max,
+        block_size: options.block_size,
+        sync_copy_unsupported: AtomicBool::new(false),
+        block_copy_unsupported: AtomicBool::new(false),
+        access,
+    })
+}
+
+fn list_error(what: &str, error: AzureError) -> PluginError {
+    PluginError::azure(format!("list {what}"), error)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ContainerPlan {
+    source: ContainerSettings,
+    target: Option<ContainerSettings>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QueuePlan {
+    source: QueueSettings,
+    target: Option<QueueSettings>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TablePlan {
+    /// `None` when the policies could not be read.
+    source: Option<Vec<crate::azure::storage::SignedIdentifier>>,
+    target_exists: bool,
+    /// `None` when the table is absent or its policies could not be read.
+    target: Option<Vec<crate::azure::storage::SignedIdentifier>>,
+}
+
+#[allow(clippy::cast_precision_loss)] // a rounded size for people to read
+fn human_bytes(bytes: u64) -> String {
+    let value = bytes as f64;
+    if bytes >= 1024 * MIB {
+        format!("{:.1} GiB", value / (1024.0 * MIB as f64))
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", value / MIB as f64)
+    } else if bytes >= 1024 {
+        format!("{:.1} KiB", value / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[async_trait]
+impl DataPlanePlugin for StorageAccountPlugin {
+    fn info(&self) -> &'static PluginInfo {
+        &INFO
+    }
+
+    async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
+        let clients = clients(ctx, job, WriteAccess::ReadOnly).await?;
+        let mut discovery = Discovery::default();
+        let facts = &mut discovery.facts;
+        facts.insert(
+            "source_authorisation".into(),
+            clients.access.method.clone().into(),
+        );
+        facts.insert(
+            "source_blob_endpoint".into(),
+            clients.source_blob.base().as_str().into(),
+        );
+        facts.insert(
+            "target_blob_endpoint".into(),
+            clients.target_blob.base().as_str().into(),
+        );
+
+        // Containers and their blobs (counted page by page, never held).
+        let (mut total_blobs, mut total_bytes, mut total_archived) = (0u64, 0u64, 0u64);
+        let mut marker: Option<String> = None;
+        let mut containers = Vec::new();
+        loop {
+            let page = clients
+                .source_blob
+                .list_containers(marker.as_deref())
+                .await
+                .map_err(|e| list_error("source containers", e))?;
+            containers.extend(page.items);
+            marker = page.next_marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+        for container in &containers {
+            let source = clients
+                .source_blob
+                .container_settings(&container.name)
+                .await
+                .map_err(|e| {
+                    PluginError::azure(format!("read source container `{}`", container.name), e)
+                })?
+                .unwrap_or_default();
+            let target = clients
+                .target_blob
+                .container_settings(&container.name)
+                .await
+                .map_err(|e| {
+                    PluginError::azure(format!("read target container `{}`", container.name), e)
+                })?;
+            let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
+            let mut marker: Option<String> = None;
+            loop {
+                let Some(page) = clients
+                    .source_blob
+                    .list_blobs(&container.name, marker.as_deref(), 5000)
+                    .await
+                    .map_err(|e| list_error(&format!("blobs of `{}`", container.name), e))?
+                else {
+                    break;
+                };
+                for blob in &page.items {
+                    blobs += 1;
+                    bytes += blob.size;
+                    archived += u64::from(blob.is_archived());
+                }
+                marker = page.next_marker;
+                if marker.is_none() {
+                    break;
+                }
+            }
+            total_blobs += blobs;
+            total_bytes += bytes;
+            total_archived += archived;
+            let mut notes = vec![format!("{blobs} blob(s), {}", human_bytes(bytes))];
+            if archived > 0 {
+                notes.push(format!(
+                    "{archived} archived blob(s) will be skipped: rehydrate them first"
+                ));
+            }
+            if job.mode == Mode::Template && blobs > 0 {
+                notes.push("blobs are not copied in template mode".into());
+            }
+            discovery.items.push(PlannedItem {
+                kind: CONTAINER,
+                name: container.name.clone(),
+                action: if target.is_some() {
+                    PlannedAction::Compare
+                } else {
+                    PlannedAction::Create
+                },
+                notes,
+                detail: serde_json::to_value(ContainerPlan { source, target })
+                    .unwrap_or(Value::Null),
+            });
+        }
+        facts.insert("containers".into(), containers.len().into());
+        facts.insert("blobs".into(), total_blobs.into());
+        facts.insert("bytes".into(), total_bytes.into());
+        facts.insert("archived_blobs".into(), total_archived.into());
+
+        // Queues.
+        let mut marker: Option<String> = None;
+        let mut queues = 0u64;
+        loop {
+            let page = clients
+                .source_queue
+                .list_queues(marker.as_deref())
+                .await
+                .map_err(|e| list_error("source queues", e))?;
+            for queue in page.items {
+                queues += 1;
+                let (source, messages) = clients
+                    .source_queue
+                    .queue_settings(&queue.name)
+                    .await
+                    .map_err(|e| {
+                        PluginError::azure(format!("read source queue `{}`", queue.name), e)
+                    })?
+                    .unwrap_or_default();
+                let target = clients
+                    .target_queue
+                    .queue_settings(&queue.name)
+                    .await
+                    .map_err(|e| {
+                        PluginError::azure(format!("read target queue `{}`", queue.name), e)
+                    })?
+                    .map(|(settings, _)| settings);
+                discovery.items.push(PlannedItem {
+                    kind: QUEUE,
+                    name: queue.name,
+                    action: if target.is_some() { PlannedAction::Compare } else { PlannedAction::Create },
+                    notes: vec![format!(
+                        "messages are not copied (about {messages} in the source): atg copies queue structure only"
+                    )],
+                    detail: serde_json::to_value(QueuePlan { source, target }).unwrap_or(Value::Null),
+                });
+            }
+            marker = page.next_marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+        facts.insert("queues".into(), queues.into());
+
+        // Tables and their entities (counted).
+        let mut next: Option<String> = None;
+        let (mut tables, mut total_entities) = (0u64, 0u64);
+        loop {
+            let (names, continuation) = clients
+                .source_table
+                .list_tables(next.as_deref())
+                .await
+                .map_err(|e| list_error("source tables", e))?;
+            for name in names {
+                tables += 1;
+                let source = clients
+                    .source_table
+                    .table_access_policies(&name)
+                    .await
+                    .map_err(|e| PluginError::azure(format!("read source table `{name}`"), e))?
+                    .flatten();
+                let target = clients
+                    .target_table
+                    .table_access_policies(&name)
+                    .await
+                    .map_err(|e| PluginError::azure(format!("read target table `{name}`"), e))?;
+                let mut entities = 0u64;
+                let mut continuation: Option<(String, String)> = None;
+                loop {
+                    let Some(page) = clients
+                        .source_table
+                        .query_entities(&name, continuation.as_ref())
+                        .await
+                        .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
+                    else {
+                        break;
+                    };
+                    entities += page.entities.len() as u64;
+                    continuation = page.next;
+                    if continuation.is_none() {
+                        break;
+                    }
+                }
+                total_entities += entities;
+                let mut notes = vec![format!("{entities} entit(ies)")];
+                if job.mode == Mode::Template && entities > 0 {
+                    notes.push("entities are not copied in template mode".into());
+                }
+                discovery.items.push(PlannedItem {
+                    kind: TABLE,
+                    name,
+                    action: if target.is_some() {
+                        PlannedAction::Compare
+                    } else {
+                        PlannedAction::Create
+                    },
+                    notes,
+                    detail: serde_json::to_value(TablePlan {
+                        source,
+                        target_exists: target.is_some(),
+                        target: target.flatten(),
+                    })
+                    .unwrap_or(Value::Null),
+                });
+            }
+            next = continuation;
+            if next.is_none() {
+                break;
+            }
+        }
+        facts.insert("tables".into(), tables.into());
+        facts.insert("entities".into(), total_entities.into());
+        Ok(discovery)
+    }
+
+    async fn apply(
+        &self,
+        ctx: &PluginContext,
+        job: &Job,
+        discovery: Discovery,
+    ) -> Result<(), PluginError> {
+        let clients = Arc::new(clients(ctx, job, ctx.target.access).await?);
+        let resource = job.pair.source.id.clone();
+        futures::stream::iter(discovery.items)
+            .for_each_concurrent(4, |item| {
+                let clients = clients.clone();
+                let resource = resource.clone();
+                async move {
+                    let started = Instant::now();
+                    let mut notes = item.notes.clone();
+                    let status = if ctx.cancel.is_cancelled() {
+                        ItemStatus::Skipped {
+                            reason: "cancelled before it started".into(),
+                        }
+                    } else {
+                        match item.kind {
+                            CONTAINER => {
+                                apply_container(ctx, job, &clients, &resource, &item, &mut notes)
+                                    .await
+                            }
+                            QUEUE => apply_queue(job, &clients, &item, &mut notes).await,
+                            TABLE => {
+                                apply_table(ctx, job, &clients, &resource, &item, &mut notes).await
+                            }
+                            other => ItemStatus::Failed {
+                                error: format!("internal: unknown item kind `{other}`"),
+                            },
+                        }
+                    };
+                    ctx.reporter.item(
+                        &resource,
+                        ItemOutcome {
+                            kind: item.kind,
+                            name: item.name,
+                            status,
+                            notes,
+                            duration_ms: u64::try_from(started.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
+                        },
+                    );
+                }
+            })
+            .await;
+        Ok(())
+    }
+}
+
+fn failed(operation: &str, error: &AzureError) -> ItemStatus {
+    ItemStatus::Failed {
+        error: format!("{operation}: {error}"),
+    }
+}
+
+/// What to do with settings (metadata, policies) that differ in the target.
+fn settings_conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
+    match policy {
+        OnConflict::Overwrite => None,
+        OnConflict::Skip | OnConflict::IfSourceNewer => Some(ItemStatus::Skipped {
+            reason: format!(
+                "{what} exists in the target with other settings; kept (--on-conflict {})",
+                if policy == OnConflict::Skip {
+                    "skip"
+                } else {
+                    "if-source-newer: settings carry no comparable time"
+                }
+            ),
+        }),
+        OnConflict::Fail => Some(ItemStatus::Failed {
+            error: format!("{what} exists in the target with other settings (--on-conflict fail)"),
+        }),
+    }
+}
+
+const POLICIES_NEED_SHARED_KEY: &str = "stored access policies not copied: the service sets them only with Shared Key (account key), which atg does not use for writes";
+
+fn is_denied(error: &AzureError) -> bool {
+    matches!(error.status, Some(401 | 403))
+}
+
+/// Creates or updates the container's settings. Returns the status of the structure and
+/// whether blobs may be copied into it.
+async fn ensure_container(
+    job: &Job,
+    clients: &Clients,
+    name: &str,
+    plan: &ContainerPlan,
+    notes: &mut Vec<String>,
+) -> (ItemStatus, bool) {
+    let source = &plan.source;
+    let target = &clients.target_blob;
+    if !source.policies_readable {
+        notes.push("the source's stored access policies could not be read (Get Container ACL takes Shared Key only): not copied".into());
+    }
+    let mut partial: Vec<String> = Vec::new();
+    let mut access = source.public_access.as_deref();
+    if access.is_some() && !clients.target_allows_public_access {
+        partial.push(format!(
+            "public access `{}` not set: the target account disallows public access (allowBlobPublicAccess=false)",
+            access.unwrap_or_default()
+        ));
+        access = None;
+    }
+    let copy_policies = source.policies_readable && !source.access_policies.is_empty();
+    let action = match &plan.target {
+        None => {
+            let mut created = target
+                .create_container(name, &source.metadata, access)
+                .await;
+            if let Err(error) = &created {
+                if access.is_some() && error.status == Some(409) {
+                    partial.push(format!(
+                        "public access `{}` not set: the target refused it ({})",
+                        access.unwrap_or_default(),
+                        error.code.as_deref().unwrap_or("conflict")
+                    ));
+                    access = None;
+                    created = target.create_container(name, &source.metadata, None).await;
+                }
+            }
+            if let Err(error) = created {
+                return (failed("create container", &error), false);
+            }
+            if copy_policies {
+                match target
+                    .set_container_acl(name, access, &source.access_policies)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(error) if is_denied(&error) => {
+                        partial.push(POLICIES_NEED_SHARED_KEY.into());
+                    }
+                    Err(error) => return (failed("set container access policies", &error), true),
+                }
+            }
+            "container created with its metadata".to_owned()
+        }
+        Some(existing) => {
+            let compare_policies = source.policies_readable && existing.policies_readable;
+            let same_policies =
+                !compare_policies || existing.access_policies == source.access_policies;
+            let same_access = existing.public_access.as_deref() == access;
+            if existing.metadata == source.metadata && same_access && same_policies {
+                let mut status = ItemStatus::Skipped {
+                    reason: "exists in the target with the same settings".into(),
+                };
+                if !partial.is_empty() {
+                    notes.extend(partial);
+                    status = ItemStatus::Skipped {
+                        reason: "exists in the target with the same settings (as far as the target allows)".into(),
+                    };
+                }
+                return (status, true);
+            }
+            if let Some(status) = settings_conflict(job.on_conflict, "container") {
+                return (status, true);
+            }
+            if existing.metadata != source.metadata {
+                if let Err(error) = target.set_container_metadata(name, &source.metadata).await {
+                    return (failed("set container metadata", &error), true);
+                }
+            }
+            if !same_access || !same_policies {
+                let policies = if compare_policies {
+                    &source.access_policies
+                } else {
+                    &existing.access_policies
+                };
+                match target.set_container_acl(name, access, policies).await {
+                    Ok(()) => {}
+                    Err(error) if is_denied(&error) => partial.push(
+                        "public access and stored access policies not updated: the service sets them only with Shared Key (account key), which atg does not use for writes".into(),
+                    ),
+                    Err(error) => return (failed("set container access policies", &error), true),
+                }
+            }
+            "container settings updated".to_owned()
+        }
+    };
+    if partial.is_empty() {
+        (ItemStatus::Replicated { action }, true)
+    } else {
+        (
+            ItemStatus::Partial {
+                action,
+                reason: partial.join("; "),
+            },
+            true,
+        )
+    }
+}
+
+async fn apply_container(
+    ctx: &PluginContext,
+    job: &Job,
+    clients: &Arc<Clients>,
+    resource: &str,
+    item: &PlannedItem,
+    notes: &mut Vec<String>,
+) -> ItemStatus {
+    let plan: ContainerPlan = match serde_json::from_value(item.detail.clone()) {
+        Ok(plan) => plan,
+        Err(error) => {
+            return ItemStatus::Failed {
+                error: format!("internal: bad container plan: {error}"),
+            }
+        }
+    };
+    let (status, usable) = ensure_container(job, clients, &item.name, &plan, notes).await;
+    if job.mode == Mode::Template || !usable {
+        return status;
+    }
+    let tally = copy_blobs(ctx, job, clients, resource, &item.name).await;
+    notes.push(tally.summary());
+    if let Some(error) = tally.listing_error {
+        return ItemStatus::Failed { error };
+    }
+    status
+}
+
+/// Counts of one container's blobs.
+#[derive(Debug, Default)]
+struct Tally {
+    copied: u64,
+    bytes: u64,
+    sync: u64,
+    blocks: u64,
+    asynchronous: u64,
+    identical: u64,
+    skipped: u64,
+    failed: u64,
+    listing_error: Option<String>,
+}
+
+impl Tally {
+    fn summary(&self) -> String {
+        format!(
+            "blobs: {} copied ({}; {} copy-from-url, {} put-block-from-url, {} async copy), {} identical, {} skipped, {} failed",
+            self.copied,
+            human_bytes(self.bytes),
+            self.sync,
+            self.blocks,
+            self.asynchronous,
+            self.identical,
+            self.skipped,
+            self.failed
+        )
+    }
+}
+
+/// What to do with one source blob, given the target's blob of the same name.
+#[derive(Debug, PartialEq, Eq)]
+enum BlobDecision {
+    Copy(Destination2),
+    Identical,
+    Skip(String),
+    Fail(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Destination2 {
+    Absent,
+    Replace(String),
+}
+
+/// Whether two blobs hold the same thing. With a Content-MD5 on both sides the hash decides;
+/// without one, same size and a target written after the source changed (as rclone and
+/// `AzCopy`'s sync do without hashes).
+fn identical(source: &BlobItem, target: &BlobItem) -> bool {
+    let same_content = match (&source.content_md5, &target.content_md5) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => match (source.last_modified, target.last_modified) {
+            (Some(s), Some(t)) => t >= s,
+            _ => false,
+        },
+        _ => false,
+    };
+    let same_tier = source.explicit_tier().is_none_or(|tier| {
+        target
+            .access_tier
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(tier))
+    });
+    same_content
+        && source.size == target.size
+        && source.blob_type.eq_ignore_ascii_case(&target.blob_type)
+        && source.content_type == target.content_type
+        && source.content_encoding == target.content_encoding
+        && source.content_language == target.content_language
+        && source.content_disposition == target.content_disposition
+        && source.cache_control == target.cache_control
+        && source.metadata == target.metadata
+        && source.tags == target.tags
+        && same_tier
+}
+
+const REHYDRATE: &str = "archived in the source: its data is offline; rehydrate it (set its tier to Hot or Cool, e.g. `az storage blob set-tier --tier Hot --rehydrate-priority Standard`), wait for it to finish, then run again";
+
+fn decide(source: &BlobItem, target: Option<&BlobItem>, policy: OnConflict) -> BlobDecision {
+    if let Some(target) = target {
+        if identical(source, target) {
+            return BlobDecision::Identical;
+        }
+    }
+    if source.is_archived() {
+        return BlobDecision::Skip(REHYDRATE.into());
+    }
+    if let Some(status) = &source.archive_status {
+        return BlobDecision::Skip(format!(
+            "being rehydrated in the source ({status}): run again when it is done"
+        ));
+    }
+    let Some(target) = target else {
+        return BlobDecision::Copy(Destination2::Absent);
+    };
+    let replace = || {
+        BlobDecision::Copy(Destination2::Replace(
+            target.etag.clone().unwrap_or_default(),
+        ))
+    };
+    match policy {
+        OnConflict::Overwrite => replace(),
+        OnConflict::Skip => BlobDecision::Skip("exists in the target and differs (--on-conflict skip)".into()),
+        OnConflict::Fail => BlobDecision::Fail("exists in the target and differs (--on-conflict fail)".into()),
+        OnConflict::IfSourceNewer => match (source.last_modified, target.last_modified) {
+            (Some(s), Some(t)) if s > t => replace(),
+            _ => BlobDecision::Skip(
+                "exists in the target, differs, and is not older than the source (--on-conflict if-source-newer)".into(),
+            ),
+        },
+    }
+}
+
+/// The source and target listings of a container walked together in name order, a page at a
+/// time on each side.
+struct BlobMerge<'a> {
+    source: &'a StorageClient,
+    target: &'a StorageClient,
+    container: &'a str,
+    source_page: VecDeque<BlobItem>,
+    source_marker: Option<String>,
+    source_done: bool,
+    target_page: VecDeque<BlobItem>,
+    target_marker: Option<String>,
+    target_done: bool,
+}
+
+impl<'a> BlobMerge<'a> {
+    fn new(source: &'a StorageClient, target: &'a StorageClient, container: &'a str) -> Self {
+        BlobMerge {
+            source,
+            target,
+            container,
+            source_page: VecDeque::new(),
+            source_marker: None,
+            source_done: false,
+            target_page: VecDeque::new(),
+            target_marker: None,
+            target_done: false,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<(BlobItem, Option<BlobItem>)>, String> {
+        if self.source_page.is_empty() {
+            if self.source_done {
+                return Ok(None);
+            }
+            let page = self
+                .source
+                .list_blobs(self.container, self.source_marker.as_deref(), 5000)
+                .await
+                .map_err(|e| format!("list source blobs: {e}"))?;
+            let Some(page) = page else {
+                self.source_done = true;
+                return Ok(None);
+            };
+            self.source_page = page.items.into();
+            self.source_marker = page.next_marker;
+            self.source_done = self.source_marker.is_none();
+            if self.source_page.is_empty() {
+                return Box::pin(self.next()).await;
+            }
+        }
+        let Some(source) = self.source_page.pop_front() else {
+            return Ok(None);
+        };
+        loop {
+            if self.target_page.is_empty() && !self.target_done {
+                let page = self
+                    .target
+                    .list_blobs(self.container, self.target_marker.as_deref(), 5000)
+                    .await
+                    .map_err(|e| format!("list target blobs: {e}"))?;
+                match page {
+                    Some(page) => {
+                        self.target_page = page.items.into();
+                        self.target_marker = page.next_marker;
+                        self.target_done = self.target_marker.is_none();
+                    }
+                    None => self.target_done = true,
+                }
+                if self.target_page.is_empty() && !self.target_done {
+                    continue;
+                }
+            }
+            match self.target_page.front() {
+                Some(front) if front.name.as_bytes() < source.name.as_bytes() => {
+                    self.target_page.pop_front();
+                }
+                Some(front) if front.name == source.name => {
+                    let target = self.target_page.pop_front();
+                    return Ok(Some((source, target)));
+                }
+                _ => return Ok(Some((source, None))),
+            }
+        }
+    }
+}
+
+enum BlobResult {
+    /// Internal: Put Block From URL was answered by something else that wrote the destination.
+    Misrouted(Option<String>),
+    Copied(CopyMethod, u64),
+    Identical,
+    Skipped(String),
+    Failed(String),
+}
+
+#[derive(Clone, Copy)]
+enum CopyMethod {
+    Sync,
+    Blocks,
+    Async,
+}
+
+async fn copy_blobs(
+    ctx: &PluginContext,
+    job: &Job,
+    clients: &Arc<Clients>,
+    resource: &str,
+    container: &str,
+) -> Tally {
+    let mut tally = Tally::default();
+    let sas = match clients
+        .access
+        .container_sas(&clients.source_account, container)
+    {
+        Ok(sas) => Arc::new(sas),
+        Err(error) => {
+            tally.listing_error = Some(format!("sign the copy-source SAS: {error}"));
+            return tally;
+        }
+    };
+    let limit = ctx.item_slots.available_permits().max(1);
+    let mut merge = BlobMerge::new(&clients.source_blob, &clients.target_blob, container);
+    let mut running = FuturesUnordered::new();
+    let record = |tally: &mut Tally, (name, result): (String, BlobResult), started: Instant| {
+        let status = match result {
+            BlobResult::Copied(method, bytes) => {
+                tally.copied += 1;
+                tally.bytes += bytes;
+                match method {
+                    CopyMethod::Sync => tally.sync += 1,
+                    CopyMethod::Blocks => tally.blocks += 1,
+                    CopyMethod::Async => tally.asynchronous += 1,
+                }
+                return;
+            }
+            BlobResult::Identical => {
+                tally.identical += 1;
+                return;
+            }
+            BlobResult::Misrouted(_) => {
+                tally.failed += 1;
+                ItemStatus::Failed {
+                    error: "internal: unexpected copy answer".into(),
+                }
+            }
+            BlobResult::Skipped(reason) => {
+                tally.skipped += 1;
+                ItemStatus::Skipped { reason }
+            }
+            BlobResult::Failed(error) => {
+                tally.failed += 1;
+                ItemStatus::Failed { error }
+            }
+        };
+        ctx.reporter.item(
+            resource,
+            ItemOutcome {
+                kind: BLOB,
+                name: format!("{container}/{name}"),
+                status,
+                notes: Vec::new(),
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            },
+        );
+    };
+    loop {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        while running.len() >= limit {
+            if let Some((outcome, started)) = running.next().await {
+                record(&mut tally, outcome, started);
+            }
+        }
+        let next = tokio::select! {
+            next = merge.next() => next,
+            () = ctx.cancel.cancelled() => break,
+        };
+        let (source, target) = match next {
+            Ok(Some(pair)) => pair,
+            Ok(None) => break,
+            Err(error) => {
+                tally.listing_error = Some(error);
+                break;
+            }
+        };
+        let decision = decide(&source, target.as_ref(), job.on_conflict);
+        let clients = clients.clone();
+        let sas = sas.clone();
+        running.push(async move {
+            let started = Instant::now();
+            let name = source.name.clone();
+            let result = match decision {
+                BlobDecision::Identical => BlobResult::Identical,
+                BlobDecision::Skip(reason) => BlobResult::Skipped(reason),
+                BlobDecision::Fail(error) => BlobResult::Failed(error),
+                BlobDecision::Copy(destination) => {
+                    let _permit = ctx.item_slots.acquire().await;
+                    tokio::select! {
+                        result = copy_blob(&clients, container, &source, destination, &sas) => result,
+                        () = ctx.cancel.cancelled() => BlobResult::Skipped("cancelled".into()),
+                    }
+                }
+            };
+            ((name, result), started)
+        });
+    }
+    while let Some((outcome, started)) = running.next().await {
+        record(&mut tally, outcome, started);
+    }
+    tally
+}
+
+fn copy_failed(operation: &str, error: &AzureError) -> BlobResult {
+    BlobResult::Failed(format!("{operation}: {error}"))
+}
+
+const CHANGED: &str =
+    "the target blob appeared or changed during the run; left as it is (run again to compare)";
+
+async fn copy_blob(
+    clients: &Clients,
+    container: &str,
+    source: &BlobItem,
+    destination: Destination2,
+    sas: &Sensitive,
+) -> BlobResult {
+    let mut destination = match destination {
+        Destination2::Absent => Destination::Absent,
+        Destination2::Replace(etag) => Destination::Unchanged(etag),
+    };
+    let source_url = clients.source_blob.blob_url(container, &source.name);
+    let source_url = Sensitive::new(format!("{source_url}?{}", sas.expose()));
+    let target = &clients.target_blob;
+    let name = source.name.as_str();
+    if source.is_block_blob() {
+        if source.size <= clients.sync_copy_max
+            && !clients.sync_copy_unsupported.load(Ordering::Relaxed)
+        {
+            match target
+                .copy_from_url_sync(container, name, &source_url, source, &destination)
+                .await
+            {
+                Ok(CopyAnswer::Done) => return BlobResult::Copied(CopyMethod::Sync, source.size),
+                Ok(CopyAnswer::ConditionFailed) => return BlobResult::Skipped(CHANGED.into()),
+                Ok(CopyAnswer::Unsupported) => {
+                    clients.sync_copy_unsupported.store(true, Ordering::Relaxed);
+                    tracing::info!(
+                        "the target does not implement copy blob from url; using async copy"
+                    );
+                }
+                Ok(CopyAnswer::Pending(_)) => {
+                    return wait_for_copy(target, container, name, source.size).await;
+                }
+                Ok(CopyAnswer::Misrouted(_)) => {
+                    return BlobResult::Failed("copy blob from url: unexpected answer".into())
+                }
+                Err(error) => return copy_failed("copy blob from url", &error),
+            }
+        } else if source.size > clients.sync_copy_max
+            && !clients.block_copy_unsupported.load(Ordering::Relaxed)
+        {
+            match copy_in_blocks(clients, container, source, &source_url, &destination).await {
+                Ok(Some(BlobResult::Misrouted(etag))) => {
+                    clients
+                        .block_copy_unsupported
+                        .store(true, Ordering::Relaxed);
+                    tracing::info!("the target answered put block from url with a whole copy; using async copy");
+                    // Replace exactly what that answer wrote, nothing else.
+                    destination = match etag {
+                        Some(etag) => Destination::Unchanged(etag),
+                        None => return BlobResult::Failed(
+                            "put block from url was answered with an unexpected write and no etag"
+                                .into(),
+                        ),
+                    };
+                }
+                Ok(Some(result)) | Err(result) => return result,
+                Ok(None) => {
+                    clients
+                        .block_copy_unsupported
+                        .store(true, Ordering::Relaxed);
+                    tracing::info!(
+                        "the target does not implement put block from url; using async copy"
+                    );
+                }
+            }
+        }
+    }
+    match target
+        .start_copy(container, name, &source_url, source, &destination)
+        .await
+    {
+        Ok(CopyAnswer::Done) => BlobResult::Copied(CopyMethod::Async, source.size),
+        Ok(CopyAnswer::Pending(_)) => wait_for_copy(target, container, name, source.size).await,
+        Ok(CopyAnswer::ConditionFailed) => BlobResult::Skipped(CHANGED.into()),
+        Ok(CopyAnswer::Unsupported | CopyAnswer::Misrouted(_)) => {
+            BlobResult::Failed("the target does not implement copy blob".into())
+        }
+        Err(error) => copy_failed("copy blob", &error),
+    }
+}
+
+/// Polls an async copy until it leaves `pending`.
+async fn wait_for_copy(
+    target: &StorageClient,
+    container: &str,
+    name: &str,
+    size: u64,
+) -> BlobResult {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(wait).await;
+        match target.copy_state(container, name).await {
+            Ok(CopyState::Success) => return BlobResult::Copied(CopyMethod::Async, size),
+            Ok(CopyState::Pending) => {}
+            Ok(CopyState::Failed(description)) => return BlobResult::Failed(description),
+            Err(error) => return copy_failed("read the copy status", &error),
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// `AzCopy`'s block size: 8 MiB, doubled until the blob fits in 50,000 blocks.
+fn block_size_for(size: u64, chosen: Option<u64>) -> u64 {
+    if let Some(chosen) = chosen {
+        return chosen.max(size.div_ceil(50_000));
+    }
+    let mut block = 8 * MIB;
+    while size.div_ceil(block) > 50_000 && block < 4000 * MIB {
+        block *= 2;
+    }
+    block
+}
+
+/// Put Block From URL for each range, then Put Block List. `Ok(None)` when the target does
+/// not implement Put Block From URL (then nothing was committed).
+async fn copy_in_blocks(
+    clients: &Clients,
+    container: &str,
+    source: &BlobItem,
+    source_url: &Sensitive,
+    destination: &Destination,
+) -> Result<Option<BlobResult>, BlobResult> {
+    use base64::Engine as _;
+    let target = &clients.target_blob;
+    let block = block_size_for(source.size, clients.block_size);
+    let count = source.size.div_ceil(block);
+    let ids: Vec<String> = (0..count)
+        .map(|i| base64::engine::general_purpose::STANDARD.encode(format!("atg-{i:06}")))
+        .collect();
+    // The first block tells whether the call exists at all.
+    let stage = |index: u64| {
+        let id = ids[usize::try_from(index).unwrap_or(0)].clone();
+        let start = index * block;
+        let end = (start + block).min(source.size) - 1;
+        async move {
+            target
+                .put_block_from_url(container, &source.name, &id, source_url, (start, end))
+                .await
+        }
+    };
+    match stage(0).await {
+        Ok(CopyAnswer::Unsupported) => return Ok(None),
+        Ok(CopyAnswer::Misrouted(etag)) => return Ok(Some(BlobResult::Misrouted(etag))),
+        Ok(_) => {}
+        Err(error) => return Err(copy_failed("put block from url", &error)),
+    }
+    let results: Vec<Result<CopyAnswer, AzureError>> = futures::stream::iter(1..count)
+        .map(stage)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for result in results {
+        match result {
+            Ok(CopyAnswer::Unsupported | CopyAnswer::Misrouted(_)) => {
+                return Err(BlobResult::Failed(
+                    "put block from url stopped being supported".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(error) => return Err(copy_failed("put block from url", &error)),
+        }
+    }
+    match target
+        .put_block_list(container, &source.name, &ids, source, destination)
+        .await
+    {
+        Ok(CopyAnswer::ConditionFailed) => Ok(Some(BlobResult::Skipped(CHANGED.into()))),
+        Ok(_) => Ok(Some(BlobResult::Copied(CopyMethod::Blocks, source.size))),
+        Err(error) => Err(copy_failed("put block list", &error)),
+    }
+}
+
+async fn apply_queue(
+    job: &Job,
+    clients: &Clients,
+    item: &PlannedItem,
+    notes: &mut Vec<String>,
+) -> ItemStatus {
+    let plan: QueuePlan = match serde_json::from_value(item.detail.clone()) {
+        Ok(plan) => plan,
+        Err(error) => {
+            return ItemStatus::Failed {
+                error: format!("internal: bad queue plan: {error}"),
+            }
+        }
+    };
+    let target = &clients.target_queue;
+    let name = &item.name;
+    if plan.source.policies_unreadable {
+        notes.push(
+            "the source's stored access policies could not be read (Shared Key only): not copied"
+                .into(),
+        );
+    }
+    let copy_policies = !plan.source.policies_unreadable && !plan.source.access_policies.is_empty();
+    let mut partial = None;
+    let action = match &plan.target {
+        None => {
+            if let Err(error) = target.create_queue(name, &plan.source.metadata).await {
+                return failed("create queue", &error);
+            }
+            "queue created with its metadata"
+        }
+        Some(existing) => {
+            let same_policies = plan.source.policies_unreadable
+                || existing.policies_unreadable
+                || existing.access_policies == plan.source.access_policies;
+            if existing.metadata == plan.source.metadata && same_policies {
+                return ItemStatus::Skipped {
+                    reason: "exists in the target with the same settings".into(),
+                };
+            }
+            if let Some(status) = settings_conflict(job.on_conflict, "queue") {
+                return status;
+            }
+            if let Err(error) = target.set_queue_metadata(name, &plan.source.metadata).await {
+                return failed("set queue metadata", &error);
+            }
+            "queue settings updated"
+        }
+    };
+    if copy_policies {
+        match target
+            .set_queue_acl(name, &plan.source.access_policies)
+            .await
+        {
+            Ok(()) => {}
+            Err(error) if is_denied(&error) => partial = Some(POLICIES_NEED_SHARED_KEY.to_owned()),
+            Err(error) => return failed("set queue access policies", &error),
+        }
+    }
+    match partial {
+        Some(reason) => ItemStatus::Partial {
+            action: action.into(),
+            reason,
+        },
+        None => ItemStatus::Replicated {
+            action: action.into(),
+        },
+    }
+}
+
+async fn apply_table(
+    ctx: &PluginContext,
+    job: &Job,
+    clients: &Clients,
+    resource: &str,
+    item: &PlannedItem,
+    notes: &mut Vec<String>,
+) -> ItemStatus {
+    let plan: TablePlan = match serde_json::from_value(item.detail.clone()) {
+        Ok(plan) => plan,
+        Err(error) => {
+            return ItemStatus::Failed {
+                error: format!("internal: bad table plan: {error}"),
+            }
+        }
+    };
+    let target = &clients.target_table;
+    let name = &item.name;
+    if plan.source.is_none() {
+        notes.push(
+            "the source's stored access policies could not be read (Shared Key only): not copied"
+                .into(),
+        );
+    }
+    let source_policies = plan.source.clone().unwrap_or_default();
+    let existing_target = plan.target_exists.then_some(&plan.target);
+    let (action, set_policies) = match existing_target {
+        None => {
+            if let Err(error) = target.create_table(name).await {
+                return failed("create table", &error);
+            }
+            ("table created", !source_policies.is_empty())
+        }
+        Some(existing) => {
+            let same = match (&plan.source, existing) {
+                (Some(source), Some(existing)) => source == existing,
+                _ => true,
+            };
+            if same {
+                ("", false)
+            } else {
+                match settings_conflict(job.on_conflict, "table") {
+                    Some(status) => {
+                        if job.mode == Mode::Template {
+                            return status;
+                        }
+                        ("", false)
+                    }
+                    None => ("table access policies updated", true),
+                }
+            }
+        }
+    };
+    let mut status = if action.is_empty() {
+        ItemStatus::Skipped {
+            reason: "exists in the target with the same settings".into(),
+        }
+    } else {
+        ItemStatus::Replicated {
+            action: action.into(),
+        }
+    };
+    if set_policies {
+        match target
+            .set_table_access_policies(name, &source_policies)
+            .await
+        {
+            Ok(()) => {}
+            Err(error) if is_denied(&error) => {
+                status = ItemStatus::Partial {
+                    action: if action.is_empty() {
+                        "table kept".into()
+                    } else {
+                        action.into()
+                    },
+                    reason: POLICIES_NEED_SHARED_KEY.into(),
+                };
+            }
+            Err(error) => return failed("set table access policies", &error),
+        }
+    }
+    if job.mode == Mode::Template {
+        return status;
+    }
+    let tally = copy_entities(ctx, job, clients, resource, name).await;
+    notes.push(format!(
+        "entities: {} copied, {} identical, {} skipped, {} failed",
+        tally.copied, tally.identical, tally.skipped, tally.failed
+    ));
+    match tally.listing_error {
+        Some(error) => ItemStatus::Failed { error },
+        None => status,
+    }
+}
+
+/// Walks a table's entities on both sides in key order.
+struct EntityMerge<'a> {
+    client: &'a StorageClient,
+    table: &'a str,
+    page: VecDeque<Entity>,
+    next: Option<(String, String)>,
+    done: bool,
+}
+
+impl<'a> EntityMerge<'a> {
+    fn new(client: &'a StorageClient, table: &'a str) -> Self {
+        EntityMerge {
+            client,
+            table,
+            page: VecDeque::new(),
+            next: None,
+            done: false,
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), String> {
+        while self.page.is_empty() && !self.done {
+            match self
+                .client
+                .query_entities(self.table, self.next.as_ref())
+                .await
+                .map_err(|e| format!("query entities: {e}"))?
+            {
+                Some(page) => {
+                    self.page = page.entities.into();
+                    self.next = page.next;
+                    self.done = self.next.is_none();
+                }
+                None => self.done = true,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn entity_decision(
+    source: &Entity,
+    target: Option<&Entity>,
+    policy: OnConflict,
+) -> Result<Option<EntityWrite>, Result<String, String>> {
+    // Ok(Some(write)), Ok(None) = identical, Err(Ok(reason)) = skip, Err(Err(error)) = fail.
+    let Some(target) = target else {
+        return Ok(Some(EntityWrite::Insert(source.clone())));
+    };
+    if target.properties == source.properties {
+        return Ok(None);
+    }
+    match policy {
+        OnConflict::Overwrite => Ok(Some(EntityWrite::Replace(source.clone()))),
+        OnConflict::Skip => Err(Ok("exists in the target and differs (--on-conflict skip)".into())),
+        OnConflict::Fail => Err(Err("exists in the target and differs (--on-conflict fail)".into())),
+        OnConflict::IfSourceNewer => match (&source.timestamp, &target.timestamp) {
+            (Some(s), Some(t)) if s > t => Ok(Some(EntityWrite::Replace(source.clone()))),
+            _ => Err(Ok("exists in the target, differs, and is not older than the source (--on-conflict if-source-newer)".into())),
+        },
+    }
+}
+
+async fn copy_entities(
+    ctx: &PluginContext,
+    job: &Job,
+    clients: &Clients,
+    resource: &str,
+    table: &str,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut source = EntityMerge::new(&clients.source_table, table);
+    let mut target = EntityMerge::new(&clients.target_table, table);
+    let mut batch: Vec<EntityWrite> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let report = |tally: &mut Tally, entity: &Entity, status: ItemStatus| {
+        match status {
+            ItemStatus::Failed { .. } => tally.failed += 1,
+            _ => tally.skipped += 1,
+        }
+        ctx.reporter.item(
+            resource,
+            ItemOutcome {
+                kind: ENTITY,
+                name: format!("{table}/{}/{}", entity.partition_key, entity.row_key),
+                status,
+                notes: Vec::new(),
+                duration_ms: 0,
+            },
+        );
+    };
+    loop {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        if let Err(error) = source.fill().await {
+            tally.listing_error = Some(error);
+            break;
+        }
+        let Some(entity) = source.page.pop_front() else {
+            break;
+        };
+        let mut matched = None;
+        loop {
+            if let Err(error) = target.fill().await {
+                tally.listing_error = Some(error);
+                break;
+            }
+            match target.page.front() {
+                Some(front) if front.key() < entity.key() => {
+                    target.page.pop_front();
+                }
+                Some(front) if front.key() == entity.key() => {
+                    matched = target.page.pop_front();
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if tally.listing_error.is_some() {
+            break;
+        }
+        let write = match entity_decision(&entity, matched.as_ref(), job.on_conflict) {
+            Ok(Some(write)) => write,
+            Ok(None) => {
+                tally.identical += 1;
+                continue;
+            }
+            Err(Ok(reason)) => {
+                report(&mut tally, &entity, ItemStatus::Skipped { reason });
+                continue;
+            }
+            Err(Err(error)) => {
+                report(&mut tally, &entity, ItemStatus::Failed { error });
+                continue;
+            }
+        };
+        let size = serde_json::to_string(&write.entity().properties).map_or(0, |s| s.len()) + 512;
+        let other_partition = batch
+            .first()
+            .is_some_and(|first| first.entity().partition_key != entity.partition_key);
+        if other_partition || batch.len() >= MAX_BATCH || batch_bytes + size > MAX_BATCH_BYTES {
+            flush(ctx, clients, table, &mut batch, &mut tally, &report).await;
+            batch_bytes = 0;
+        }
+        batch_bytes += size;
+        batch.push(write);
+    }
+    flush(ctx, clients, table, &mut batch, &mut tally, &report).await;
+    tally
+}
+
+async fn flush(
+    ctx: &PluginContext,
+    clients: &Clients,
+    table: &str,
+    batch: &mut Vec<EntityWrite>,
+    tally: &mut Tally,
+    report: &impl Fn(&mut Tally, &Entity, ItemStatus),
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let writes = std::mem::take(batch);
+    let _permit = ctx.item_slots.acquire().await;
+    match clients.target_table.write_batch(table, &writes).await {
+        Ok(Ok(())) => tally.copied += writes.len() as u64,
+        Ok(Err(_)) | Err(_) if writes.len() > 1 => {
+            // Find the culprit(s): one transaction per entity.
+            for write in writes {
+                match clients
+                    .target_table
+                    .write_batch(table, std::slice::from_ref(&write))
+                    .await
+                {
+                    Ok(Ok(())) => tally.copied += 1,
+                    Ok(Err(failure)) => {
+                        let status = if failure.error.has_code("EntityAlreadyExists") {
+                            ItemStatus::Skipped { reason: "appeared in the target during the run; left as it is (run again to compare)".into() }
+                        } else {
+                            ItemStatus::Failed {
+                                error: format!("write entity: {}", failure.error),
+                            }
+                        };
+                        report(tally, write.entity(), status);
+                    }
+                    Err(error) => report(
+                        tally,
+                        write.entity(),
+                        ItemStatus::Failed {
+                            error: format!("write entity: {error}"),
+                        },
+                    ),
+                }
+            }
+        }
+        Ok(Err(failure)) => {
+            let status = if failure.error.has_code("EntityAlreadyExists") {
+                ItemStatus::Skipped { reason: "appeared in the target during the run; left as it is (run again to compare)".into() }
+            } else {
+                ItemStatus::Failed {
+                    error: format!("write entity: {}", failure.error),
+                }
+            };
+            report(tally, writes[0].entity(), status);
+        }
+        Err(error) => report(
+            tally,
+            writes[0].entity(),
+            ItemStatus::Failed {
+                error: format!("write entity: {error}"),
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(name: &str) -> BlobItem {
+        BlobItem {
+            name: name.into(),
+            size: 10,
+            blob_type: "BlockBlob".into(),
+            content_md5: Some("md5=".into()),
+            access_tier: Some("Hot".into()),
+            access_tier_inferred: true,
+            last_modified: Some(time::macros::datetime!(2024-01-01 00:00 UTC)),
+            etag: Some("0x1".into()),
+            ..BlobItem::default()
+        }
+    }
+
+    #[test]
+    fn identical_blobs_are_skipped_whatever_the_policy() {
+        let source = blob("a");
+        let mut target = blob("a");
+        target.etag = Some("0x2".into());
+        target.last_modified = Some(time::macros::datetime!(2025-01-01 00:00 UTC));
+        for policy in [
+            OnConflict::Overwrite,
+            OnConflict::Skip,
+            OnConflict::Fail,
+            OnConflict::IfSourceNewer,
+        ] {
+            assert_eq!(
+                decide(&source, Some(&target), policy),
+                BlobDecision::Identical
+            );
+        }
+    }
+
+    #[test]
+    fn archived_blobs_are_skipped_with_the_remedy() {
+        let mut source = blob("cold");
+        source.access_tier = Some("Archive".into());
+        source.access_tier_inferred = false;
+        match decide(&source, None, OnConflict::Overwrite) {
+            BlobDecision::Skip(reason) => assert!(reason.contains("rehydrate"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let mut pending = blob("warming");
+        pending.archive_status = Some("rehydrate-pending-to-hot".into());
+        assert!(matches!(
+            decide(&pending, None, OnConflict::Overwrite),
+            BlobDecision::Skip(_)
+        ));
+    }
+
+    #[test]
+    fn differing_blobs_follow_the_policy() {
+        let source = blob("a");
+        let mut target = blob("a");
+        target.content_md5 = Some("other=".into());
+        assert_eq!(
+            decide(&source, Some(&target), OnConflict::Overwrite),
+            BlobDecision::Copy(Destination2::Replace("0x1".into()))
+        );
+        assert!(matches!(
+            decide(&source, Some(&target), OnConflict::Skip),
+            BlobDecision::Skip(_)
+        ));
+        assert!(matches!(
+            decide(&source, Some(&target), OnConflict::Fail),
+            BlobDecision::Fail(_)
+        ));
+        // if-source-newer: the target is as new → skip; older → copy.
+        assert!(matches!(
+            decide(&source, Some(&target), OnConflict::IfSourceNewer),
+            BlobDecision::Skip(_)
+        ));
+        target.last_modified = Some(time::macros::datetime!(2023-01-01 00:00 UTC));
+        assert!(matches!(
+            decide(&source, Some(&target), OnConflict::IfSourceNewer),
+            BlobDecision::Copy(_)
+        ));
+        assert_eq!(
+            decide(&source, None, OnConflict::Fail),
+            BlobDecision::Copy(Destination2::Absent)
+        );
+    }
+
+    #[test]
+    fn metadata_tags_and_explicit_tier_count_for_identity() {
+        let source = blob("a");
+        let mut target = blob("a");
+        target.tags.insert("env".into(), "prod".into());
+        assert!(!identical(&source, &target));
+        let mut cool = blob("a");
+        cool.access_tier = Some("Cool".into());
+        cool.access_tier_inferred = false;
+        assert!(!identical(&cool, &blob("a")));
+        assert!(
+            identical(&blob("a"), &cool),
+            "an inferred source tier is not compared"
+        );
+    }
+
+    #[test]
+    fn block_sizes_follow_azcopy() {
+        assert_eq!(block_size_for(300 * MIB, None), 8 * MIB);
+        assert_eq!(block_size_for(500_000 * MIB, None), 16 * MIB);
+        assert_eq!(block_size_for(3 * MIB, Some(MIB)), MIB);
+    }
+
+    #[test]
+    fn options_are_validated() {
+        let mut resource = Resource {
+            id: "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/a"
+                .into(),
+            resource_type: "Microsoft.Storage/storageAccounts".into(),
+            name: "a".into(),
+            subscription_id: None,
+            resource_group: None,
+            properties: Properties::Missing,
+            options: serde_json::Map::new(),
+        };
+        let parsed = StorageOptions::parse(&resource).unwrap();
+        assert_eq!(parsed.sync_copy_max, SYNC_COPY_MAX);
+        assert_eq!(parsed.source_auth, SourceAuthChoice::Auto);
+        resource
+            .options
+            .insert("sync_copy_max_mib".into(), 999.into());
+        assert!(StorageOptions::parse(&resource)
+            .unwrap_err()
+            .contains("1 to 256"));
+        resource.options.clear();
+        resource
+            .options
+            .insert("source_auth".into(), "magic".into());
+        assert!(StorageOptions::parse(&resource).is_err());
+    }
+}

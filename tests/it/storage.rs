@@ -1,0 +1,475 @@
+//! Storage accounts end to end: the atg binary against Azurite (behind the testkit's gateway,
+//! which answers on production host names), results read back with Microsoft's Python SDKs
+//! (`storage_clients.py`), not with atg's code.
+//!
+//! Needs Azurite (`scripts/azurite.sh install`) and the Python packages azure-storage-blob,
+//! azure-storage-queue and azure-data-tables; a test fails with a hint when one is missing.
+
+use std::path::PathBuf;
+
+use atg_testkit::azurite::{Azurite, AzuriteAccount};
+use atg_testkit::storage_gateway::StorageGateway;
+use atg_testkit::FaultOptions;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const SOURCE: &str = "srcacct";
+const TARGET: &str = "dstacct";
+const SENTINEL_KEY_MARKER: &str = "sig=";
+
+pub struct StorageStack {
+    pub stack: Stack,
+    pub azurite: Azurite,
+    pub gateway: StorageGateway,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/storage_clients.py")
+}
+
+impl StorageStack {
+    pub async fn start() -> StorageStack {
+        Self::start_with_faults(None).await
+    }
+
+    pub async fn start_with_faults(faults: Option<FaultOptions>) -> StorageStack {
+        let stack = Stack::start().await;
+        let azurite = Azurite::start(
+            &stack.emulator,
+            &[AzuriteAccount::named(SOURCE), AzuriteAccount::named(TARGET)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let gateway = StorageGateway::start(&stack.emulator, &azurite, faults)
+            .await
+            .expect("gateway starts");
+        // ARM knows both accounts; only the source has keys (listKeys on the target is 403).
+        let key = azurite.account(SOURCE).unwrap().key.clone();
+        stack
+            .emulator
+            .seed_storage_keys("source-sub", "rg", SOURCE, vec![key]);
+        StorageStack {
+            stack,
+            azurite,
+            gateway,
+        }
+    }
+
+    pub fn python(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("python3")
+            .arg(script())
+            .args(args)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "storage_clients.py {} failed:\n{}\nhint: pip install azure-storage-blob azure-storage-queue azure-data-tables",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn seed(&self, account: &str, spec: &Value) {
+        let path = self.stack.write_json(&format!("seed-{account}.json"), spec);
+        let conn = self.azurite.connection_string(account);
+        let ca = self.azurite.ca_path.display().to_string();
+        self.python(&["seed", &conn, &ca, &path.display().to_string()]);
+    }
+
+    pub fn dump(&self, account: &str) -> Value {
+        let conn = self.azurite.connection_string(account);
+        let ca = self.azurite.ca_path.display().to_string();
+        serde_json::from_str(&self.python(&["dump", &conn, &ca])).expect("dump is JSON")
+    }
+
+    pub fn inventory(&self, options: Value) -> PathBuf {
+        self.inventory_for(SOURCE, TARGET, options, json!({}))
+    }
+
+    pub fn inventory_for(
+        &self,
+        source: &str,
+        target: &str,
+        options: Value,
+        target_properties: Value,
+    ) -> PathBuf {
+        let resource = |sub: &str, name: &str, properties: &Value| {
+            json!({
+                "id": format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{name}"),
+                "type": "Microsoft.Storage/storageAccounts",
+                "name": name,
+                "properties": properties.to_string(),
+            })
+        };
+        self.stack.write_json(
+            "storage-inventory.json",
+            &json!({ "version": 1, "resources": [{
+                "source": resource("source-sub", source, &json!({})),
+                "target": resource("target-sub", target, &target_properties),
+                "options": options,
+            }]}),
+        )
+    }
+
+    pub async fn deploy(&self, inventory: &std::path::Path, args: &[&str]) -> Run {
+        let mut all: Vec<String> = self.gateway.connect_to_args();
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.stack.deploy(inventory, &refs).await
+    }
+
+    /// Requests atg sent that change the target account.
+    pub fn target_writes(&self) -> Vec<atg_testkit::storage_gateway::GatewayRequest> {
+        self.gateway
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.host.starts_with(&format!("{TARGET}.")) && r.method != "GET" && r.method != "HEAD"
+            })
+            .collect()
+    }
+}
+
+/// A source with the cases that matter: typed blobs with metadata, tags and tiers, a page blob,
+/// an append blob, an archived blob, a public container with a stored access policy, a queue
+/// with messages, a table with typed entities over two partitions.
+fn source_spec() -> Value {
+    json!({
+        "containers": [
+            { "name": "docs", "metadata": { "owner": "team-a" }, "public_access": "blob",
+              "policies": [{ "id": "readers" }],
+              "blobs": [
+                { "name": "readme.txt", "size": 1000, "content_type": "text/plain", "content_language": "en",
+                  "cache_control": "max-age=60", "metadata": { "origin": "seed" }, "tags": { "env": "prod", "team": "a b" } },
+                { "name": "dir/nested/data.bin", "size": 70000, "content_type": "application/octet-stream", "tier": "Cool" },
+                { "name": "empty", "size": 0 },
+                { "name": "name with spaces & ünïcode.txt", "size": 10 },
+                { "name": "disk.vhd", "type": "PageBlob", "size": 4096 },
+                { "name": "log.txt", "type": "AppendBlob", "size": 300 },
+                { "name": "cold.dat", "size": 64, "tier": "Archive" }
+              ]},
+            { "name": "empty-container", "metadata": {}, "blobs": [] }
+        ],
+        "queues": [ { "name": "jobs", "metadata": { "purpose": "work" }, "messages": ["one", "two"] } ],
+        "tables": [ { "name": "people", "policies": ["tablereaders"], "entities": [
+            { "PartitionKey": "p1", "RowKey": "r1", "Name": "ada", "Age": ["Int32", 36], "Big": ["Int64", "9007199254740993"],
+              "Score": ["Double", 1.5], "Active": true, "Born": ["DateTime", "1815-12-10T00:00:00+00:00"],
+              "Id": ["Guid", "6f9619ff-8b86-d011-b42d-00c04fc964ff"], "Blob": ["Binary", "AAECAw=="] },
+            { "PartitionKey": "p1", "RowKey": "r2", "Name": "grace" },
+            { "PartitionKey": "p2", "RowKey": "r1", "Name": "linus", "Age": ["Int32", 54] }
+        ]}]
+    })
+}
+
+fn resource(report: &Value) -> &Value {
+    &report["resources"][0]
+}
+
+fn item<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
+    resource(report)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == kind && i["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {report:#}"))
+}
+
+/// The target must equal the source, except the archived blob (reported, not copied) and queue
+/// messages (structure only).
+fn assert_replicated(source: &Value, target: &Value) {
+    let mut expected = source.clone();
+    expected["containers"]["docs"]["blobs"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cold.dat");
+    expected["queues"]["jobs"]["messages"] = json!(0);
+    // Stored access policies are set only with Shared Key, which atg does not use for writes:
+    // reported, not copied.
+    expected["containers"]["docs"]["policies"] = json!([]);
+    expected["tables"]["people"]["policies"] = json!([]);
+    assert_eq!(
+        expected["containers"], target["containers"],
+        "containers differ:\nsource {:#}\ntarget {:#}",
+        expected["containers"], target["containers"]
+    );
+    assert_eq!(expected["queues"], target["queues"]);
+    assert_eq!(expected["tables"], target["tables"]);
+}
+
+#[tokio::test]
+async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
+    let storage = StorageStack::start().await;
+    storage.seed(SOURCE, &source_spec());
+    let inventory = storage.inventory(json!({}));
+    let run = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    let report = run.report();
+    assert_eq!(
+        resource(&report)["facts"]["source_authorisation"],
+        "entra id (bearer; user-delegation SAS for copy sources)",
+        "{run}"
+    );
+    // Only the archived blob is not copied, and it says what to do.
+    let cold = item(&report, "blob", "docs/cold.dat");
+    assert_eq!(cold["status"], "skipped", "{cold}");
+    assert!(
+        cold["reason"].as_str().unwrap().contains("rehydrate"),
+        "{cold}"
+    );
+    assert_eq!(report["totals"]["items"]["failed"], 0, "{run}");
+    assert_eq!(run.code, 0, "{run}");
+    assert_replicated(&storage.dump(SOURCE), &storage.dump(TARGET));
+    let docs = item(&report, "container", "docs");
+    assert!(
+        docs.to_string().contains("stored access policies"),
+        "{docs}"
+    );
+    // Server-side: every blob arrived by a copy request, none by an upload.
+    let writes = storage.target_writes();
+    assert!(writes.iter().filter(|w| w.copy).count() >= 6, "{writes:#?}");
+    assert!(!run.stdout.contains(SENTINEL_KEY_MARKER) && !run.stderr.contains(SENTINEL_KEY_MARKER));
+
+    // A second run finds everything identical and copies nothing.
+    storage.gateway.clear_requests();
+    let again = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(again.code, 0, "{again}");
+    let copies: Vec<_> = storage.target_writes();
+    assert!(copies.is_empty(), "a re-run wrote: {copies:#?}");
+    let again_report = again.report();
+    let docs = item(&again_report, "container", "docs");
+    assert!(
+        docs["notes"].to_string().contains("0 copied")
+            && docs["notes"].to_string().contains("6 identical"),
+        "{docs}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_then_template_creates_structure_only() {
+    let storage = StorageStack::start().await;
+    storage.seed(SOURCE, &source_spec());
+    let inventory = storage.inventory(json!({}));
+    let dry = storage
+        .deploy(
+            &inventory,
+            &[
+                "--dataplane-mode",
+                "replication",
+                "--dry-run",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        storage.target_writes().is_empty(),
+        "{:#?}",
+        storage.target_writes()
+    );
+    let report = dry.report();
+    assert_eq!(report["refused_writes"], 0);
+    assert_eq!(resource(&report)["facts"]["blobs"], 7, "{report:#}");
+    assert_eq!(resource(&report)["facts"]["archived_blobs"], 1);
+    assert_eq!(resource(&report)["facts"]["entities"], 3);
+    let docs = item(&report, "container", "docs");
+    assert_eq!(docs["status"], "planned");
+    assert!(
+        docs["notes"][0].as_str().unwrap().starts_with("7 blob(s)"),
+        "{docs}"
+    );
+    let target = storage.dump(TARGET);
+    assert!(
+        target["containers"].as_object().unwrap().is_empty(),
+        "{target}"
+    );
+
+    let template = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "template", "--output", "json"],
+        )
+        .await;
+    assert_eq!(template.code, 0, "{template}");
+    let target = storage.dump(TARGET);
+    assert_eq!(target["containers"]["docs"]["metadata"]["owner"], "team-a");
+    assert_eq!(target["containers"]["docs"]["public_access"], "blob");
+    assert!(target["containers"]["docs"]["blobs"]
+        .as_object()
+        .unwrap()
+        .is_empty());
+    assert_eq!(target["queues"]["jobs"]["metadata"]["purpose"], "work");
+    assert_eq!(target["queues"]["jobs"]["messages"], 0);
+    assert!(target["tables"]["people"]["entities"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(storage.target_writes().iter().all(|w| !w.copy));
+}
+
+#[tokio::test]
+async fn with_ten_percent_faults_every_blob_is_copied_exactly_once() {
+    let storage = StorageStack::start().await;
+    let blobs: Vec<Value> = (0..120)
+        .map(|i| json!({ "name": format!("f/{i:04}"), "size": 100 + i }))
+        .collect();
+    storage.seed(
+        SOURCE,
+        &json!({ "containers": [{ "name": "many", "blobs": blobs }] }),
+    );
+    storage.gateway.set_faults(Some(FaultOptions {
+        rate: 0.10,
+        kinds: Vec::new(),
+        seed: 7,
+    }));
+    let inventory = storage.inventory(json!({}));
+    let run = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    storage.gateway.set_faults(None);
+    assert_eq!(run.code, 0, "{run}");
+    let requests = storage.gateway.requests();
+    let faults = requests.iter().filter(|r| r.fault.is_some()).count();
+    assert!(faults >= 10, "only {faults} faults injected");
+    // Every blob: exactly one copy that reached Azurite and succeeded.
+    let mut copies = std::collections::BTreeMap::<String, usize>::new();
+    for r in requests.iter().filter(|r| r.copy && r.fault.is_none()) {
+        assert!(r.status.is_some_and(|s| s < 300), "{r:?}");
+        *copies.entry(r.path.clone()).or_default() += 1;
+    }
+    assert_eq!(copies.len(), 120, "{copies:?}");
+    assert!(copies.values().all(|n| *n == 1), "{copies:?}");
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    assert_eq!(
+        source["containers"]["many"]["blobs"],
+        target["containers"]["many"]["blobs"]
+    );
+    assert!(run.report()["retries"]["throttled"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn large_blobs_fall_back_to_async_copy_when_put_block_from_url_is_not_implemented() {
+    let storage = StorageStack::start().await;
+    storage.seed(
+        SOURCE,
+        &json!({ "containers": [{ "name": "big", "blobs": [
+            { "name": "large.bin", "size": 3 * 1024 * 1024 + 17, "metadata": { "k": "v" }, "tags": { "t": "1" } },
+            { "name": "small.bin", "size": 1000 }
+        ]}]}),
+    );
+    // Copy Blob From URL only up to 1 MiB: the large blob takes the Put Block From URL path,
+    // which Azurite does not implement (it answers with a whole Copy Blob, 202, instead of a
+    // staged block, 201), so atg must switch to async Copy Blob from that answer.
+    let inventory = storage.inventory(json!({ "sync_copy_max_mib": 1, "block_size_mib": 1 }));
+    let run = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let requests = storage.gateway.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.comp.as_deref() == Some("block") && r.status.is_some_and(|s| s != 201)),
+        "put block from url was not tried: {requests:#?}"
+    );
+    let report = run.report();
+    let big = item(&report, "container", "big");
+    let notes = big["notes"].to_string();
+    assert!(
+        notes.contains("1 copy-from-url") && notes.contains("1 async copy"),
+        "{big}"
+    );
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    assert_eq!(
+        source["containers"]["big"]["blobs"],
+        target["containers"]["big"]["blobs"]
+    );
+}
+
+#[tokio::test]
+async fn source_authorisation_problems_are_clear_per_resource_errors() {
+    let storage = StorageStack::start().await;
+    storage.seed(
+        SOURCE,
+        &json!({ "containers": [{ "name": "ccc", "blobs": [{ "name": "a", "size": 5 }] }] }),
+    );
+    let secret_looking = "AccountName=srcacct;AccountKey=not-base64!!sentinel-Q7";
+    let cases = [
+        (
+            json!({ "source_connection_string": secret_looking }),
+            SOURCE,
+            "malformed",
+        ),
+        // The target account has no keys in ARM: listKeys answers 403.
+        (
+            json!({ "source_auth": "account-key" }),
+            TARGET,
+            "listKeys failed",
+        ),
+        // An account ARM does not know: listKeys answers 404.
+        (
+            json!({ "source_auth": "account-key" }),
+            "nosuchacct",
+            "does not know",
+        ),
+    ];
+    for (options, source, expected) in cases {
+        let inventory = storage.inventory_for(source, TARGET, options, json!({}));
+        let run = storage
+            .deploy(
+                &inventory,
+                &["--dataplane-mode", "replication", "--output", "json"],
+            )
+            .await;
+        assert_eq!(run.code, 1, "{run}");
+        let report = run.report();
+        let error = resource(&report)["error"].as_str().unwrap_or_default();
+        assert!(error.contains(expected), "{expected}: {error}");
+        assert!(!run.stdout.contains("sentinel-Q7") && !run.stderr.contains("sentinel-Q7"));
+    }
+    // A good connection string works and says so; the SAS it signs is never printed.
+    let key = storage.azurite.account(SOURCE).unwrap().key.clone();
+    let inventory = storage.inventory(json!({
+        "source_connection_string": format!("DefaultEndpointsProtocol=https;AccountName={SOURCE};AccountKey={key};EndpointSuffix=core.windows.net")
+    }));
+    let run = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json", "-vv"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        resource(&run.report())["facts"]["source_authorisation"],
+        "account-key SAS from options.source_connection_string"
+    );
+    for output in [&run.stdout, &run.stderr] {
+        assert!(
+            !output.contains(&key) && !output.contains("sig="),
+            "a secret was printed"
+        );
+    }
+    assert_eq!(
+        storage.dump(TARGET)["containers"]["ccc"]["blobs"]["a"]["size"],
+        5
+    );
+}

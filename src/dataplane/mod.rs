@@ -161,6 +161,9 @@ pub struct PlannedItem {
 #[derive(Debug, Default)]
 pub struct Discovery {
     pub items: Vec<PlannedItem>,
+    /// Items discovered but planned as part of a larger item (blobs of a container, entities of
+    /// a table), by kind. Counted in the report next to `items`.
+    pub nested: std::collections::BTreeMap<&'static str, u64>,
     /// Resource-level facts for the report (endpoints used, counts, bytes).
     pub facts: serde_json::Map<String, serde_json::Value>,
 }
@@ -202,12 +205,24 @@ pub struct ItemOutcome {
     pub duration_ms: u64,
 }
 
+/// An unremarkable outcome, counted but not listed (see [`Reporter::count`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    Replicated,
+    /// Already identical in the target.
+    Identical,
+}
+
 /// Where plugins report progress and item outcomes; the orchestrator implements it.
 pub trait Reporter: Send + Sync {
     /// The number of items of a resource became known.
     fn discovered(&self, resource: &str, items: u64);
-    /// One item finished.
+    /// One item finished; it is listed in the report.
     fn item(&self, resource: &str, outcome: ItemOutcome);
+    /// `count` items of `kind` finished unremarkably. Counted in the report's totals but not
+    /// listed one by one: for services with millions of items (blobs, table entities), where
+    /// failures and skips with reasons still go through [`Reporter::item`].
+    fn count(&self, resource: &str, kind: &'static str, status: Counted, count: u64);
 }
 
 /// One side's identity and transport.

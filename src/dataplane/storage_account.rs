@@ -31,8 +31,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job, Mode, OnConflict,
-    PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
+    Counted, DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job, Mode,
+    OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo,
+    Side,
 };
 use crate::azure::arm::ArmClient;
 use crate::azure::storage::blob::{
@@ -626,6 +627,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
         }
         facts.insert("containers".into(), containers.len().into());
         facts.insert("blobs".into(), total_blobs.into());
+        discovery.nested.insert(BLOB, total_blobs);
         facts.insert("bytes".into(), total_bytes.into());
         facts.insert("archived_blobs".into(), total_archived.into());
 
@@ -741,6 +743,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
         }
         facts.insert("tables".into(), tables.into());
         facts.insert("entities".into(), total_entities.into());
+        discovery.nested.insert(ENTITY, total_entities);
         Ok(discovery)
     }
 
@@ -1208,6 +1211,7 @@ async fn copy_blobs(
         let status = match result {
             BlobResult::Copied(method, bytes) => {
                 tally.copied += 1;
+                ctx.reporter.count(resource, BLOB, Counted::Replicated, 1);
                 tally.bytes += bytes;
                 match method {
                     CopyMethod::Sync => tally.sync += 1,
@@ -1218,6 +1222,7 @@ async fn copy_blobs(
             }
             BlobResult::Identical => {
                 tally.identical += 1;
+                ctx.reporter.count(resource, BLOB, Counted::Identical, 1);
                 return;
             }
             BlobResult::Misrouted(_) => {
@@ -1766,6 +1771,7 @@ async fn copy_entities(
             Ok(Some(write)) => write,
             Ok(None) => {
                 tally.identical += 1;
+                ctx.reporter.count(resource, ENTITY, Counted::Identical, 1);
                 continue;
             }
             Err(Ok(reason)) => {
@@ -1782,19 +1788,26 @@ async fn copy_entities(
             .first()
             .is_some_and(|first| first.entity().partition_key != entity.partition_key);
         if other_partition || batch.len() >= MAX_BATCH || batch_bytes + size > MAX_BATCH_BYTES {
-            flush(ctx, clients, table, &mut batch, &mut tally, &report).await;
+            flush(
+                ctx, clients, resource, table, &mut batch, &mut tally, &report,
+            )
+            .await;
             batch_bytes = 0;
         }
         batch_bytes += size;
         batch.push(write);
     }
-    flush(ctx, clients, table, &mut batch, &mut tally, &report).await;
+    flush(
+        ctx, clients, resource, table, &mut batch, &mut tally, &report,
+    )
+    .await;
     tally
 }
 
 async fn flush(
     ctx: &PluginContext,
     clients: &Clients,
+    resource: &str,
     table: &str,
     batch: &mut Vec<EntityWrite>,
     tally: &mut Tally,
@@ -1806,7 +1819,11 @@ async fn flush(
     let writes = std::mem::take(batch);
     let _permit = ctx.item_slots.acquire().await;
     match clients.target_table.write_batch(table, &writes).await {
-        Ok(Ok(())) => tally.copied += writes.len() as u64,
+        Ok(Ok(())) => {
+            tally.copied += writes.len() as u64;
+            ctx.reporter
+                .count(resource, ENTITY, Counted::Replicated, writes.len() as u64);
+        }
         Ok(Err(_)) | Err(_) if writes.len() > 1 => {
             // Find the culprit(s): one transaction per entity.
             for write in writes {
@@ -1815,7 +1832,10 @@ async fn flush(
                     .write_batch(table, std::slice::from_ref(&write))
                     .await
                 {
-                    Ok(Ok(())) => tally.copied += 1,
+                    Ok(Ok(())) => {
+                        tally.copied += 1;
+                        ctx.reporter.count(resource, ENTITY, Counted::Replicated, 1);
+                    }
                     Ok(Err(failure)) => {
                         let status = if failure.error.has_code("EntityAlreadyExists") {
                             ItemStatus::Skipped { reason: "appeared in the target during the run; left as it is (run again to compare)".into() }

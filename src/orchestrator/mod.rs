@@ -8,7 +8,7 @@
 
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::azure::{AzureHttp, WriteAccess};
 use crate::dataplane::{
-    registry, DataPlanePlugin, ItemOutcome, ItemStatus, Job, Mode, OnConflict, OnDeleted,
+    registry, Counted, DataPlanePlugin, ItemOutcome, ItemStatus, Job, Mode, OnConflict, OnDeleted,
     PluginContext, PluginError, Reporter, SideContext,
 };
 use crate::inventory::{Inventory, ResourcePair};
@@ -43,12 +43,22 @@ pub trait ProgressSink: Send + Sync {
     fn resource_started(&self, resource: &str, plugin: &str);
     fn resource_discovered(&self, resource: &str, items: u64);
     fn item_finished(&self, resource: &str, outcome: &ItemOutcome);
+    /// Items finished without being listed (see `Reporter::count`).
+    fn items_counted(&self, resource: &str, count: u64);
     fn resource_finished(&self, resource: &str, status: ResourceStatus);
+}
+
+/// What a resource's items came to: the listed outcomes and the counts per kind (which also
+/// cover items counted without being listed).
+#[derive(Default)]
+struct ResourceTally {
+    outcomes: Vec<ItemOutcome>,
+    by_kind: BTreeMap<&'static str, ItemCounts>,
 }
 
 /// Collects item outcomes per resource and forwards them to the UI.
 struct Collector {
-    items: Mutex<HashMap<String, Vec<ItemOutcome>>>,
+    resources: Mutex<HashMap<String, ResourceTally>>,
     progress: Arc<dyn ProgressSink>,
 }
 
@@ -61,18 +71,49 @@ impl Reporter for Collector {
         // Names, kinds and statuses only: an outcome never holds a value.
         tracing::debug!(resource, kind = outcome.kind, item = %outcome.name, status = ?outcome.status, "item finished");
         self.progress.item_finished(resource, &outcome);
-        if let Ok(mut items) = self.items.lock() {
-            items.entry(resource.to_owned()).or_default().push(outcome);
+        if let Ok(mut resources) = self.resources.lock() {
+            let tally = resources.entry(resource.to_owned()).or_default();
+            tally
+                .by_kind
+                .entry(outcome.kind)
+                .or_default()
+                .add(&outcome.status);
+            tally.outcomes.push(outcome);
+        }
+    }
+
+    fn count(&self, resource: &str, kind: &'static str, status: Counted, count: u64) {
+        self.progress.items_counted(resource, count);
+        if let Ok(mut resources) = self.resources.lock() {
+            let counts = resources
+                .entry(resource.to_owned())
+                .or_default()
+                .by_kind
+                .entry(kind)
+                .or_default();
+            match status {
+                Counted::Replicated => counts.replicated += count,
+                Counted::Identical => counts.skipped += count,
+            }
         }
     }
 }
 
 impl Collector {
-    fn take(&self, resource: &str) -> Vec<ItemOutcome> {
-        self.items
+    fn set_discovered(&self, resource: &str, discovered: &BTreeMap<&'static str, u64>) {
+        if let Ok(mut resources) = self.resources.lock() {
+            let tally = resources.entry(resource.to_owned()).or_default();
+            for (kind, count) in discovered {
+                tally.by_kind.entry(kind).or_default().discovered += count;
+            }
+        }
+    }
+
+    fn take(&self, resource: &str) -> ResourceTally {
+        self.resources
             .lock()
             .ok()
-            .and_then(|mut items| items.remove(resource))
+            .and_then(|mut resources| resources.remove(resource))
             .unwrap_or_default()
     }
 }
@@ -117,7 +158,7 @@ pub async fn run_with_plugins(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let collector = Arc::new(Collector {
-        items: Mutex::new(HashMap::new()),
+        resources: Mutex::new(HashMap::new()),
         progress: progress.clone(),
     });
     let ctx = PluginContext {
@@ -204,6 +245,7 @@ async fn run_resource(
         reason: None,
         facts: serde_json::Map::new(),
         counts: ItemCounts::default(),
+        counts_by_kind: BTreeMap::new(),
         items: Vec::new(),
         duration_ms: 0,
     };
@@ -251,9 +293,12 @@ async fn run_resource(
             () = ctx.cancel.cancelled() => return Err(PluginError::Cancelled),
         };
         report.facts.clone_from(&discovery.facts);
-        report.counts.discovered = discovery.items.len() as u64;
-        ctx.reporter
-            .discovered(&label, discovery.items.len() as u64);
+        let mut discovered = discovery.nested.clone();
+        for item in &discovery.items {
+            *discovered.entry(item.kind).or_default() += 1;
+        }
+        collector.set_discovered(&label, &discovered);
+        ctx.reporter.discovered(&label, discovered.values().sum());
         if settings.dry_run {
             for item in discovery.items {
                 ctx.reporter.item(
@@ -275,18 +320,19 @@ async fn run_resource(
     }
     .await;
 
-    report.items = collector.take(&label);
+    let tally = collector.take(&label);
+    report.items = tally.outcomes;
     report
         .items
         .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    let discovered = report.counts.discovered;
-    report.counts = ItemCounts {
-        discovered,
-        ..ItemCounts::default()
-    };
-    for item in &report.items {
-        report.counts.add(&item.status);
+    for counts in tally.by_kind.values() {
+        report.counts.merge(counts);
     }
+    report.counts_by_kind = tally
+        .by_kind
+        .into_iter()
+        .map(|(kind, counts)| (kind.to_owned(), counts))
+        .collect();
     match outcome {
         Ok(()) if ctx.cancel.is_cancelled() => {
             report.status = ResourceStatus::Cancelled;
@@ -362,6 +408,7 @@ mod tests {
                     })
                     .collect(),
                 facts: serde_json::Map::new(),
+                nested: BTreeMap::from([("part", 3)]),
             })
         }
 
@@ -372,6 +419,10 @@ mod tests {
             discovery: Discovery,
         ) -> Result<(), PluginError> {
             self.applied.fetch_add(1, Ordering::SeqCst);
+            ctx.reporter
+                .count(&job.pair.source.id, "part", Counted::Replicated, 2);
+            ctx.reporter
+                .count(&job.pair.source.id, "part", Counted::Identical, 1);
             for item in discovery.items {
                 ctx.reporter.item(
                     &job.pair.source.id,
@@ -395,6 +446,7 @@ mod tests {
         fn resource_started(&self, _: &str, _: &str) {}
         fn resource_discovered(&self, _: &str, _: u64) {}
         fn item_finished(&self, _: &str, _: &ItemOutcome) {}
+        fn items_counted(&self, _: &str, _: u64) {}
         fn resource_finished(&self, _: &str, _: ResourceStatus) {}
     }
 
@@ -496,7 +548,18 @@ mod tests {
         .await;
         assert_eq!(report.totals.failed, 1);
         assert_eq!(report.totals.succeeded, 1);
-        assert_eq!(report.totals.items.replicated, 2);
+        // Two listed items and two counted parts replicated, one counted part identical.
+        assert_eq!(report.totals.items.replicated, 4);
+        assert_eq!(report.totals.items.skipped, 1);
+        let fine = report
+            .resources
+            .iter()
+            .find(|r| r.source_id.ends_with("fine"))
+            .unwrap();
+        assert_eq!(fine.counts.discovered, 5);
+        assert_eq!(fine.counts_by_kind["part"].discovered, 3);
+        assert_eq!(fine.counts_by_kind["part"].replicated, 2);
+        assert_eq!(fine.items.len(), 2, "counted items are not listed");
         assert!(!report.succeeded());
         let broken = report
             .resources

@@ -67,7 +67,12 @@ pub struct ResourceReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub facts: serde_json::Map<String, serde_json::Value>,
+    /// All items of the resource, listed or only counted.
     pub counts: ItemCounts,
+    /// The same, per item kind (secret, key, blob, entity, ...).
+    pub counts_by_kind: std::collections::BTreeMap<String, ItemCounts>,
+    /// Items listed one by one: every Key Vault item; for Storage, containers, queues, tables
+    /// and the blobs and entities that failed or were skipped for a reason.
     pub items: Vec<ItemOutcome>,
     pub duration_ms: u64,
 }

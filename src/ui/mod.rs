@@ -120,6 +120,28 @@ impl Printer {
                 c.skipped,
                 c.failed
             );
+            if resource.counts_by_kind.len() > 1 {
+                for (kind, c) in &resource.counts_by_kind {
+                    let _ = writeln!(
+                        out,
+                        "    {kind}: {} discovered, {} {}, {} partial, {} skipped, {} failed",
+                        c.discovered,
+                        if report.dry_run {
+                            c.planned
+                        } else {
+                            c.replicated
+                        },
+                        if report.dry_run {
+                            "planned"
+                        } else {
+                            "replicated"
+                        },
+                        c.partial,
+                        c.skipped,
+                        c.failed
+                    );
+                }
+            }
             if let Some(error) = &resource.error {
                 let _ = writeln!(out, "    error: {error}");
             }

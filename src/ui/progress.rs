@@ -125,6 +125,20 @@ impl ProgressSink for Progress {
         }
     }
 
+    fn items_counted(&self, resource: &str, count: u64) {
+        if let Progress::Bars(bars) = self {
+            bars.overall.inc(count);
+            if let Some(bar) = bars
+                .per_resource
+                .lock()
+                .ok()
+                .and_then(|m| m.get(resource).cloned())
+            {
+                bar.inc(count);
+            }
+        }
+    }
+
     fn resource_finished(&self, resource: &str, status: ResourceStatus) {
         let status = match status {
             ResourceStatus::Succeeded => "done",

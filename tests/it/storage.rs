@@ -233,6 +233,20 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     // Server-side: every blob arrived by a copy request, none by an upload.
     let writes = storage.target_writes();
     assert!(writes.iter().filter(|w| w.copy).count() >= 6, "{writes:#?}");
+    // Every blob is in the counts, listed or not: what was copied, and the archived one skipped.
+    let blobs = &resource(&report)["counts_by_kind"]["blob"];
+    let discovered = blobs["discovered"].as_u64().unwrap();
+    assert_eq!(
+        discovered,
+        resource(&report)["facts"]["blobs"].as_u64().unwrap(),
+        "{blobs}"
+    );
+    assert_eq!(
+        blobs["replicated"].as_u64().unwrap() + blobs["skipped"].as_u64().unwrap(),
+        discovered,
+        "{blobs}"
+    );
+    assert_eq!(blobs["skipped"], 1, "only the archived blob: {blobs}");
     assert!(!run.stdout.contains(SENTINEL_KEY_MARKER) && !run.stderr.contains(SENTINEL_KEY_MARKER));
 
     // A second run finds everything identical and copies nothing.
@@ -247,6 +261,12 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     let copies: Vec<_> = storage.target_writes();
     assert!(copies.is_empty(), "a re-run wrote: {copies:#?}");
     let again_report = again.report();
+    let blobs = &resource(&again_report)["counts_by_kind"]["blob"];
+    assert_eq!(blobs["replicated"], 0, "{blobs}");
+    assert_eq!(
+        blobs["skipped"], blobs["discovered"],
+        "identical or archived: {blobs}"
+    );
     let docs = item(&again_report, "container", "docs");
     assert!(
         docs["notes"].to_string().contains("0 copied")

@@ -516,3 +516,83 @@ async fn a_bad_terraform_state_is_refused_before_the_graph_is_read() {
         "{run}"
     );
 }
+
+/// The whole path issue 4 asks for: a source vault found in ATG's graph, its target found in
+/// the Terraform state under ATG's generated name, then replicated; the target is read back with
+/// the testkit's REST client.
+#[tokio::test]
+async fn a_key_vault_found_through_the_graph_is_replicated() {
+    let server = falkordb().await;
+    let source = original(SOURCE_SUB, KV, "payments-kv", true);
+    let twin = twin_name(&source);
+    let target_name = format!("{}-{}", &twin[..17], &md5_hex(&twin)[..6]);
+    server
+        .seed_atg(DEFAULT_GRAPH, &[source])
+        .await
+        .expect("seed");
+
+    let stack = Stack::start().await;
+    let vault = stack.vault("payments-kv");
+    vault
+        .set_secret(
+            "db-password",
+            "graph-found-value",
+            Some("text/plain"),
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    vault
+        .set_secret("api-key", "second-value", None, None, true)
+        .await
+        .unwrap();
+    let iac = stack.path("iac");
+    std::fs::create_dir_all(&iac).unwrap();
+    std::fs::write(
+        iac.join("terraform.tfstate"),
+        state(&[("azurerm_key_vault", KV, target_name.as_str())]).to_string(),
+    )
+    .unwrap();
+
+    let mut args = graph_args(&server, &iac);
+    args.extend(
+        [
+            "--source-subscription",
+            SOURCE_SUB,
+            "--dataplane-mode",
+            "replication",
+            "--output",
+            "json",
+        ]
+        .map(String::from),
+    );
+    args.extend(stack.transport_args());
+    let mut env = env_with_password();
+    env.extend([
+        ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
+        ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
+        ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
+    ]);
+    let run = atg(&args, &env).await;
+    assert_eq!(run.code, 0, "{run}");
+    assert_no_password(&run);
+    let report = run.report();
+    let resource = &report["resources"][0];
+    assert_eq!(field(resource, "match_rule"), "atg_naming", "{run}");
+    assert!(
+        field(resource, "target_id").ends_with(&target_name),
+        "{run}"
+    );
+
+    let target = stack.vault(&target_name);
+    assert_eq!(
+        target.get_secret("db-password").await.unwrap().unwrap()["value"],
+        "graph-found-value"
+    );
+    assert_eq!(
+        target.get_secret("api-key").await.unwrap().unwrap()["value"],
+        "second-value"
+    );
+    assert_eq!(report["totals"]["items"]["replicated"], 2, "{run}");
+}

@@ -298,15 +298,7 @@ impl StorageClient {
             return Ok(None);
         }
         let response = response.success()?;
-        let metadata = response
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                name.as_str()
-                    .strip_prefix("x-ms-meta-")
-                    .map(|key| (key.to_ascii_lowercase(), value.as_str().to_owned()))
-            })
-            .collect();
+        let metadata = response.metadata();
         let public_access = non_empty(response.header("x-ms-blob-public-access"));
         let acl = self
             .send(
@@ -496,16 +488,8 @@ impl StorageClient {
         source: &BlobItem,
         destination: &Destination,
     ) -> Result<CopyAnswer, AzureError> {
-        let headers = copy_headers(source_url, source, destination, true);
-        let response = self
-            .send(
-                Method::Put,
-                self.url(&blob_segments(container, blob), &[]),
-                &headers,
-                None,
-            )
-            .await?;
-        copy_answer(&response)
+        self.copy(container, blob, source_url, source, destination, true)
+            .await
     }
 
     /// Copy Blob: asynchronous, any size and blob type.
@@ -517,7 +501,21 @@ impl StorageClient {
         source: &BlobItem,
         destination: &Destination,
     ) -> Result<CopyAnswer, AzureError> {
-        let headers = copy_headers(source_url, source, destination, false);
+        self.copy(container, blob, source_url, source, destination, false)
+            .await
+    }
+
+    /// Copy Blob, synchronous (`x-ms-requires-sync`) or not: the same PUT either way.
+    async fn copy(
+        &self,
+        container: &str,
+        blob: &str,
+        source_url: &Sensitive,
+        source: &BlobItem,
+        destination: &Destination,
+        synchronous: bool,
+    ) -> Result<CopyAnswer, AzureError> {
+        let headers = copy_headers(source_url, source, destination, synchronous);
         let response = self
             .send(
                 Method::Put,

@@ -165,6 +165,18 @@ impl StorageResponse {
             .get_optional_str(&HeaderName::from_static(name))
     }
 
+    /// The `x-ms-meta-*` headers as a metadata map (names lowercased, as the service stores them).
+    pub fn metadata(&self) -> std::collections::BTreeMap<String, String> {
+        self.headers
+            .iter()
+            .filter_map(|(name, value)| {
+                name.as_str()
+                    .strip_prefix("x-ms-meta-")
+                    .map(|key| (key.to_ascii_lowercase(), value.as_str().to_owned()))
+            })
+            .collect()
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }

@@ -89,15 +89,7 @@ impl StorageClient {
             .header("x-ms-approximate-messages-count")
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let metadata = response
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                name.as_str()
-                    .strip_prefix("x-ms-meta-")
-                    .map(|key| (key.to_ascii_lowercase(), value.as_str().to_owned()))
-            })
-            .collect();
+        let metadata = response.metadata();
         let acl = self
             .send(
                 Method::Get,

@@ -67,7 +67,7 @@ static INFO: PluginInfo = PluginInfo {
     item_kinds: &[
         ItemKindInfo {
             name: CONTAINER,
-            template: "created empty with the same metadata, stored access policies and public access (where the target allows it)",
+            template: "created empty with the same metadata and public access (where the target allows it); stored access policies are reported, not copied (Shared Key only)",
             replication: "as template, then every blob copied server-side",
         },
         ItemKindInfo {
@@ -77,12 +77,12 @@ static INFO: PluginInfo = PluginInfo {
         },
         ItemKindInfo {
             name: QUEUE,
-            template: "created with the same metadata and stored access policies",
+            template: "created with the same metadata; stored access policies are reported, not copied (Shared Key only)",
             replication: "as template; messages are not copied",
         },
         ItemKindInfo {
             name: TABLE,
-            template: "created empty with the same stored access policies",
+            template: "created empty; stored access policies are reported, not copied (Shared Key only)",
             replication: "as template, then every entity copied",
         },
         ItemKindInfo {

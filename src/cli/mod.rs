@@ -162,7 +162,7 @@ pub struct GraphArgs {
     pub iac_dir: Option<PathBuf>,
 
     /// Explicit source → target pairs that win over name matching:
-    /// {"mappings": [{"source": "<source id>", "target": "<target id>"}]}.
+    /// {"mappings": [{"source": SOURCE_ID, "target": TARGET_ID}]} (ARM ids).
     #[arg(long, value_name = "FILE")]
     pub mappings: Option<PathBuf>,
 }

@@ -186,6 +186,22 @@ pub fn kv_resource(subscription: &str, name: &str, vault_uri: Option<String>) ->
 
 /// Runs the atg binary with a clean Azure environment plus `env`.
 pub async fn atg(args: &[String], env: &[(&str, &str)]) -> Run {
+    let mut command = atg_command(args, env);
+    let output: Output =
+        tokio::time::timeout(std::time::Duration::from_secs(240), command.output())
+            .await
+            .expect("atg finished within 240 s")
+            .expect("atg runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The atg command [`atg`] runs (clean Azure environment plus `env`), for tests that need the
+/// process itself (to kill it, say).
+pub fn atg_command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_atg"));
     command.args(args).stdin(std::process::Stdio::null());
     for (key, _) in std::env::vars() {
@@ -203,16 +219,7 @@ pub async fn atg(args: &[String], env: &[(&str, &str)]) -> Run {
     for (key, value) in env {
         command.env(key, value);
     }
-    let output: Output =
-        tokio::time::timeout(std::time::Duration::from_secs(240), command.output())
-            .await
-            .expect("atg finished within 240 s")
-            .expect("atg runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    command
 }
 
 pub fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

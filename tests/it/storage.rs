@@ -120,6 +120,67 @@ impl StorageStack {
         self.stack.deploy(inventory, &refs).await
     }
 
+    /// The whole `atg deploy` command line [`Self::deploy`] runs, for a run the test drives itself.
+    pub fn deploy_args(&self, inventory: &std::path::Path, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = vec![
+            "deploy".into(),
+            "--dataplane".into(),
+            "--inventory".into(),
+            inventory.display().to_string(),
+        ];
+        all.extend(self.stack.transport_args());
+        all.extend(self.gateway.connect_to_args());
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        all
+    }
+
+    /// How many blobs a container holds, listed straight from Azurite with plain REST and a
+    /// bearer token of our own: neither atg nor the gateway is involved. 0 when the container
+    /// does not exist (yet).
+    pub async fn count_blobs(&self, account: &str, container: &str) -> usize {
+        let ca = std::fs::read(&self.azurite.ca_path).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        let token =
+            atg_testkit::mint_token(TARGET_TENANT, TARGET_CLIENT, "https://storage.azure.com");
+        let (mut count, mut marker) = (0, String::new());
+        loop {
+            let mut url = url::Url::parse(&format!(
+                "https://127.0.0.1:{}/{account}/{container}",
+                self.azurite.blob.port()
+            ))
+            .unwrap();
+            url.query_pairs_mut()
+                .append_pair("restype", "container")
+                .append_pair("comp", "list")
+                .append_pair("maxresults", "5000")
+                .append_pair("marker", &marker);
+            let response = client
+                .get(url)
+                .bearer_auth(&token)
+                .header("x-ms-version", "2021-08-06")
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 404 {
+                return 0;
+            }
+            assert!(response.status().is_success(), "list blobs: {response:?}");
+            let body = response.text().await.unwrap();
+            count += body.matches("<Blob>").count();
+            marker = body
+                .split_once("<NextMarker>")
+                .and_then(|(_, rest)| rest.split_once("</NextMarker>"))
+                .map(|(next, _)| next.to_owned())
+                .unwrap_or_default();
+            if marker.is_empty() {
+                return count;
+            }
+        }
+    }
+
     /// Requests atg sent that change the target account.
     pub fn target_writes(&self) -> Vec<atg_testkit::storage_gateway::GatewayRequest> {
         self.gateway
@@ -492,4 +553,152 @@ async fn source_authorisation_problems_are_clear_per_resource_errors() {
         storage.dump(TARGET)["containers"]["ccc"]["blobs"]["a"]["size"],
         5
     );
+}
+
+/// The `blobs: N copied (...), M identical, ...` note of a container item, as (copied, identical).
+fn copied_and_identical(container: &Value) -> (u64, u64) {
+    let notes = container["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|note| note.starts_with("blobs: "))
+        .unwrap_or_else(|| panic!("no blob tally in {container}"));
+    let number_before = |label: &str| -> u64 {
+        let (head, _) = notes
+            .split_once(label)
+            .unwrap_or_else(|| panic!("no `{label}` in {notes}"));
+        head.rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or_else(|| panic!("no count before `{label}` in {notes}"))
+    };
+    (number_before(" copied"), number_before(" identical"))
+}
+
+#[tokio::test]
+async fn a_run_killed_half_way_and_run_again_converges() {
+    // Enough blobs that a run takes seconds, so the kill lands mid-copy.
+    const BULK: usize = 2_000;
+    const CONTAINER: &str = "many";
+    let t0 = std::time::Instant::now();
+    let storage = StorageStack::start().await;
+    eprintln!("TIMING start {:?}", t0.elapsed());
+    // Blobs with everything a copy carries (metadata, content headers, tags, an explicit tier),
+    // spread through the listing, so some are copied before the kill and some after.
+    let carried: Vec<Value> = (0..BULK)
+        .step_by(BULK / 8)
+        .map(|i| {
+            json!({ "name": format!("b/{i:07}.carried"), "size": 3_000 + i,
+                    "content_type": "text/csv", "cache_control": "no-cache", "content_language": "de",
+                    "metadata": { "index": i.to_string() }, "tags": { "part": (i % 3).to_string() },
+                    "tier": "Cool" })
+        })
+        .collect();
+    let total = BULK + carried.len();
+    storage.seed(
+        SOURCE,
+        &json!({ "containers": [{ "name": CONTAINER, "metadata": { "kind": "bulk" }, "blobs": carried }] }),
+    );
+    let conn = storage.azurite.connection_string(SOURCE);
+    let ca = storage.azurite.ca_path.display().to_string();
+    let seeded: Value = serde_json::from_str(&storage.python(&[
+        "bulk",
+        &conn,
+        &ca,
+        CONTAINER,
+        &BULK.to_string(),
+        "512",
+        "8192",
+        "11",
+    ]))
+    .unwrap();
+    assert_eq!(seeded["blobs"], BULK, "{seeded}");
+    assert_eq!(storage.count_blobs(SOURCE, CONTAINER).await, total);
+    eprintln!("TIMING seeded {:?}", t0.elapsed());
+    let inventory = storage.inventory(json!({}));
+    let args = storage.deploy_args(
+        &inventory,
+        &["--dataplane-mode", "replication", "--output", "json"],
+    );
+    let env = [
+        ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
+        ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
+        ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
+    ];
+
+    // First run: SIGKILL once a tenth of the blobs are in the target (no chance to clean up).
+    let stderr_path = storage.stack.path("killed-run.stderr");
+    let mut child = atg_command(&args, &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("atg starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "atg finished ({status}) before a tenth of {total} blobs were seen in the target: raise BULK\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        if storage.count_blobs(TARGET, CONTAINER).await >= total / 10 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress within 120 s:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL
+    let status = child.wait().await.unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{status}"
+    );
+    // Copies already accepted by Azurite finish without atg; let them land before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let present = storage.count_blobs(TARGET, CONTAINER).await;
+    eprintln!("TIMING killed {:?} present {present}", t0.elapsed());
+    assert!(
+        present > 0 && present < total,
+        "the kill did not land half way: {present} of {total} blobs in the target"
+    );
+
+    // Second run: to completion, no failures, copies only what is missing.
+    let again = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(again.code, 0, "{again}");
+    eprintln!("TIMING second {:?}", t0.elapsed());
+    let report = again.report();
+    assert_eq!(report["totals"]["items"]["failed"], 0, "{again}");
+    let container = item(&report, "container", CONTAINER);
+    let (copied, identical) = copied_and_identical(container);
+    assert_eq!(copied + identical, total as u64, "{container}");
+    // What the killed run finished is whole: the second run finds it identical, copies the rest.
+    assert!(identical >= present as u64, "{present} present, {container}");
+    assert!(copied > 0, "{container}");
+
+    // The independent reader: names, sizes, SHA-256 of the bytes, Content-MD5, content
+    // headers, metadata, tags and tier all equal.
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    let source_blobs = source["containers"][CONTAINER]["blobs"].as_object().unwrap();
+    assert_eq!(source_blobs.len(), total);
+    assert!(source_blobs
+        .values()
+        .all(|b| b["sha256"].is_string() && b["content_md5"].is_string()));
+    assert_eq!(
+        source["containers"], target["containers"],
+        "the target differs from the source after the second run"
+    );
+    eprintln!("TIMING dumped {:?}", t0.elapsed());
 }

@@ -29,13 +29,21 @@ pub struct ArmClient {
 }
 
 /// An ARM answer: status, the headers atg reads, and the JSON body (`Value::Null` when empty).
-#[derive(Debug)]
+/// Its Debug leaves the body out: `listKeys` answers hold account keys.
 pub struct ArmResponse {
     pub status: u16,
     pub body: Value,
     pub azure_async_operation: Option<String>,
     pub location: Option<String>,
     pub retry_after: Option<Duration>,
+}
+
+impl std::fmt::Debug for ArmResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArmResponse")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ArmClient {
@@ -60,6 +68,21 @@ impl ArmClient {
             endpoint: Url::parse(http.cloud.resource_manager())?,
             operation_timeout: Duration::from_secs(30 * 60),
         })
+    }
+
+    fn check_arm_host(&self, url: &str) -> Result<(), AzureError> {
+        let parsed = self.url(url)?;
+        if parsed.scheme() == "https" && parsed.host_str() == self.endpoint.host_str() {
+            Ok(())
+        } else {
+            Err(AzureError::new(
+                AzureErrorKind::Refused,
+                format!(
+                    "refused to poll an operation at `{}`: not the ARM host",
+                    super::sensitive::redact_url(&parsed)
+                ),
+            ))
+        }
     }
 
     fn url(&self, path_or_url: &str) -> Result<Url, AzureError> {
@@ -169,7 +192,14 @@ impl ArmClient {
             return Ok(first.body);
         }
         let deadline = tokio::time::Instant::now() + self.operation_timeout;
-        let mut wait = first.retry_after.unwrap_or(Duration::from_secs(1));
+        let mut wait = next_wait(first.retry_after, Duration::from_millis(500));
+        // Poll only the cloud's own ARM host: an operation URL elsewhere is not followed.
+        for url in [&first.azure_async_operation, &first.location]
+            .into_iter()
+            .flatten()
+        {
+            self.check_arm_host(url)?;
+        }
         if let Some(status_url) = first.azure_async_operation.clone() {
             loop {
                 tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
@@ -192,7 +222,7 @@ impl ArmClient {
                         "long-running operation timed out",
                     ));
                 }
-                wait = poll.retry_after.unwrap_or(wait * 2);
+                wait = next_wait(poll.retry_after, wait);
             }
             if method == Method::Delete || method == Method::Post {
                 return Ok(Value::Null);
@@ -212,7 +242,7 @@ impl ArmClient {
                         "long-running operation timed out",
                     ));
                 }
-                wait = poll.retry_after.unwrap_or(wait * 2);
+                wait = next_wait(poll.retry_after, wait);
             }
         }
         // 201 with a non-terminal provisioningState and no header: poll the resource itself.
@@ -233,9 +263,17 @@ impl ArmClient {
                     "long-running operation timed out",
                 ));
             }
-            wait *= 2;
+            wait = next_wait(None, wait);
         }
     }
+}
+
+/// The next polling interval: the server's Retry-After when given, else double the last one,
+/// always between 1 s and 30 s.
+fn next_wait(retry_after: Option<Duration>, last: Duration) -> Duration {
+    retry_after
+        .unwrap_or_else(|| last.saturating_mul(2))
+        .clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 fn provisioning_state(body: &Value) -> Option<&str> {
@@ -305,6 +343,23 @@ fn error_from(response: &ArmResponse) -> AzureError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polling_waits_stay_between_one_and_thirty_seconds() {
+        assert_eq!(
+            next_wait(Some(Duration::ZERO), Duration::from_secs(4)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            next_wait(None, Duration::from_secs(4)),
+            Duration::from_secs(8)
+        );
+        assert_eq!(
+            next_wait(None, Duration::from_secs(3600)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(next_wait(None, Duration::MAX), Duration::from_secs(30));
+    }
 
     #[test]
     fn provisioning_states_decide_whether_to_poll() {

@@ -89,9 +89,12 @@ fn is_read(method: Method, path: &str, query: Option<&str>) -> bool {
         Method::Get | Method::Head => true,
         Method::Post => {
             let path = path.trim_end_matches('/').to_ascii_lowercase();
-            path.ends_with("/listkeys")
-                || path.ends_with("/list")
-                || path.ends_with("/listvalue")
+            // ARM list actions only (a table or queue named `list` is not one of them).
+            (path.starts_with("/subscriptions/")
+                && path.contains("/providers/")
+                && (path.ends_with("/listkeys")
+                    || path.ends_with("/list")
+                    || path.ends_with("/listvalue")))
                 || (path.is_empty()
                     && query.is_some_and(|q| {
                         let q = q.to_ascii_lowercase();
@@ -388,10 +391,13 @@ mod tests {
         assert!(is_read(Method::Get, "/secrets/a", None));
         assert!(is_read(
             Method::Post,
-            "/subscriptions/s/x/storageAccounts/a/listKeys",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/a/listKeys",
             None
         ));
         assert!(!is_read(Method::Post, "/keys/k/create", None));
+        // An insert into a table or queue that happens to be named like a list action.
+        assert!(!is_read(Method::Post, "/list", None));
+        assert!(!is_read(Method::Post, "/listkeys", None));
         assert!(!is_read(Method::Put, "/secrets/a", None));
         assert!(!is_read(Method::Delete, "/secrets/a", None));
         assert!(!is_read(Method::Patch, "/secrets/a/", None));

@@ -118,6 +118,11 @@ impl AzureHttp {
             .read_timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(64)
             .http1_only()
+            // The pipeline's policies (host allow-list, write guard) see only the URL they sent:
+            // a redirect followed inside the client would take the request, its body and its
+            // headers (a copy source's SAS) anywhere. Azure's data planes do not redirect.
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
             .user_agent(concat!("atg/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &settings.extra_root_pem {
             let certificates = reqwest::Certificate::from_pem_bundle(pem)

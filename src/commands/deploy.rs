@@ -104,8 +104,14 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     let signal_printer = printer;
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            signal_printer.warn("interrupted: finishing items in flight, then reporting");
+            signal_printer.warn(
+                "interrupted: finishing items in flight, then reporting (Ctrl-C again to stop now)",
+            );
             on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                signal_printer.error("interrupted twice: stopping without a report", &[]);
+                std::process::exit(130);
+            }
         }
     });
 
@@ -128,6 +134,8 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     .await;
     progress.finish();
 
+    // A pipeline that asked for a report and did not get one must not see success.
+    let mut report_lost = false;
     if let Some(path) = &settings.report_path {
         let written = serde_json::to_vec_pretty(&report)
             .map_err(std::io::Error::other)
@@ -137,15 +145,17 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
                 &format!("cannot write the report to `{}`: {error}", path.display()),
                 &[],
             );
+            report_lost = true;
         }
     }
     if settings.output == OutputFormat::Json {
         if let Err(error) = printer.json(&report) {
             printer.error(&format!("cannot write the report to stdout: {error}"), &[]);
+            report_lost = true;
         }
     }
     printer.summary(&report);
-    if report.succeeded() {
+    if report.succeeded() && !report_lost {
         ExitStatus::Success
     } else {
         ExitStatus::Failure

@@ -34,6 +34,7 @@ use azure_security_keyvault_certificates::models::{
 use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
 use azure_security_keyvault_keys::models::{
     CreateKeyParameters, Key, KeyAttributes, KeyClientGetKeyOptions, KeyType,
+    UpdateKeyPropertiesParameters,
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use azure_security_keyvault_secrets::models::{
@@ -487,7 +488,10 @@ impl DataPlanePlugin for KeyVaultPlugin {
             .collect();
         for key in &source_keys {
             let Some(name) = name_of(key.kid.as_ref()) else {
-                continue;
+                return Err(PluginError::Invalid(format!(
+                    "the source vault listed a key without a usable id ({:?})",
+                    key.kid
+                )));
             };
             let action = if key.managed == Some(true) {
                 PlannedAction::Skip("certificate-backed key: copied with its certificate".into())
@@ -531,7 +535,10 @@ impl DataPlanePlugin for KeyVaultPlugin {
             .collect();
         for certificate in &source_certificates {
             let Some(name) = name_of(certificate.id.as_ref()) else {
-                continue;
+                return Err(PluginError::Invalid(format!(
+                    "the source vault listed a certificate without a usable id ({:?})",
+                    certificate.id
+                )));
             };
             let action = if target_certificate_names.contains(&name.to_ascii_lowercase()) {
                 PlannedAction::Compare
@@ -583,7 +590,7 @@ impl DataPlanePlugin for KeyVaultPlugin {
                 ctx.target.access,
             )?,
         });
-        let resource = job.pair.source.id.clone();
+        let resource = job.key.clone();
         let concurrency = ctx.item_slots.available_permits().max(1);
         futures::stream::iter(discovery.items)
             .for_each_concurrent(concurrency, |item| {
@@ -846,6 +853,26 @@ async fn set_secret(
         .map_err(AzureError::from)
 }
 
+/// Sets content type, tags and attributes of the target's current version; never the value.
+async fn update_secret_metadata(
+    vaults: &Vaults,
+    name: &str,
+    meta: &SecretMeta,
+) -> Result<(), AzureError> {
+    let mut parameters = UpdateSecretPropertiesParameters::default();
+    parameters.content_type.clone_from(&meta.content_type);
+    parameters.tags = Some(meta.tags().unwrap_or_default());
+    parameters.secret_attributes = Some(meta.attributes());
+    let content = parameters.try_into().map_err(AzureError::from)?;
+    vaults
+        .target
+        .secrets
+        .update_secret_properties(name, content, None)
+        .await
+        .map(|_| ())
+        .map_err(AzureError::from)
+}
+
 /// Template: placeholder values, metadata compared from the listings; no value read or written
 /// over an existing one.
 async fn template_secret(
@@ -867,23 +894,7 @@ async fn template_secret(
                 return status;
             }
             // Update the metadata only: template mode never replaces a value with a placeholder.
-            let mut parameters = UpdateSecretPropertiesParameters::default();
-            parameters
-                .content_type
-                .clone_from(&detail.source.content_type);
-            parameters.tags = Some(detail.source.tags().unwrap_or_default());
-            parameters.secret_attributes = Some(detail.source.attributes());
-            let result = match parameters.try_into() {
-                Ok(content) => vaults
-                    .target
-                    .secrets
-                    .update_secret_properties(name, content, None)
-                    .await
-                    .map(|_| ())
-                    .map_err(AzureError::from),
-                Err(error) => Err(AzureError::from(error)),
-            };
-            return match result {
+            return match update_secret_metadata(vaults, name, &detail.source).await {
                 Ok(()) => ItemStatus::Replicated {
                     action: "metadata updated; existing value kept".into(),
                 },
@@ -1002,6 +1013,17 @@ async fn replicate_secret(
                 if let Some(status) = conflict(job.on_conflict, "secret") {
                     return status;
                 }
+                if value.is_none() {
+                    // The source value is unreadable: bring the metadata (disabled) across and
+                    // keep the target's value rather than writing a placeholder over it.
+                    return match update_secret_metadata(vaults, name, &meta).await {
+                        Ok(()) => ItemStatus::Partial {
+                            action: "metadata updated; the target's value kept".into(),
+                            reason: "disabled in the source: its value cannot be read".into(),
+                        },
+                        Err(error) => failed("update secret metadata", &error),
+                    };
+                }
             }
         }
         let written_value = value
@@ -1045,6 +1067,14 @@ struct KeyShape {
 }
 
 impl KeyShape {
+    /// Same type, size, curve and exportability: what cannot change without new key material.
+    fn same_kind(&self, other: &KeyShape) -> bool {
+        self.kty == other.kty
+            && self.size == other.size
+            && self.curve == other.curve
+            && self.exportable == other.exportable
+    }
+
     fn of(key: &Key) -> Option<KeyShape> {
         let jwk = key.key.as_ref()?;
         let kty = jwk.kty.as_ref()?.to_string();
@@ -1136,6 +1166,36 @@ async fn create_key(vaults: &Vaults, name: &str, source: &Key) -> Result<(), Azu
         .map_err(AzureError::from)
 }
 
+/// Operations, attributes and tags of the target key's current version; never its material.
+async fn update_key_properties(
+    vaults: &Vaults,
+    name: &str,
+    source: &Key,
+) -> Result<(), AzureError> {
+    let mut parameters = UpdateKeyPropertiesParameters::default();
+    parameters.key_ops = source
+        .key
+        .as_ref()
+        .and_then(|jwk| jwk.key_ops.as_ref())
+        .map(|ops| ops.iter().filter_map(|op| op.parse().ok()).collect());
+    parameters.tags = Some(source.tags.clone().unwrap_or_default());
+    let mut attributes = KeyAttributes::default();
+    if let Some(a) = source.attributes.as_ref() {
+        attributes.enabled = a.enabled;
+        attributes.not_before = a.not_before;
+        attributes.expires = a.expires;
+    }
+    parameters.key_attributes = Some(attributes);
+    let content = parameters.try_into().map_err(AzureError::from)?;
+    vaults
+        .target
+        .keys
+        .update_key_properties(name, content, None)
+        .await
+        .map(|_| ())
+        .map_err(AzureError::from)
+}
+
 async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -> ItemStatus {
     let source = match get_key(&vaults.source.keys, name).await {
         Ok(Some(key)) => key,
@@ -1152,9 +1212,11 @@ async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -
         };
     };
     for _ in 0..2 {
+        let mut over_existing = false;
         match get_key(&vaults.target.keys, name).await {
             Ok(Some(existing)) => {
-                if KeyShape::of(&existing).as_ref() == Some(&shape) {
+                let existing_shape = KeyShape::of(&existing);
+                if existing_shape.as_ref() == Some(&shape) {
                     return ItemStatus::Skipped {
                         reason: "exists in the target with the same type, size, operations and attributes (key material is never copied)".into(),
                     };
@@ -1162,6 +1224,22 @@ async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -
                 if let Some(status) = conflict(job.on_conflict, "key") {
                     return status;
                 }
+                // Same kind of key: only its properties differ. Update them and keep the
+                // target's key material (data may already be protected with it).
+                if existing_shape.is_some_and(|e| e.same_kind(&shape)) {
+                    return match update_key_properties(vaults, name, &source).await {
+                        Ok(()) => ItemStatus::Replicated {
+                            action: "properties updated; the target's key material kept".into(),
+                        },
+                        Err(error) => failed("update key properties", &error),
+                    };
+                }
+                if job.mode == Mode::Template {
+                    return ItemStatus::Skipped {
+                        reason: "exists in the target with a different type or size: template mode never replaces key material".into(),
+                    };
+                }
+                over_existing = true;
             }
             Ok(None) => {}
             Err(error) => return failed("read target key", &error),
@@ -1170,7 +1248,11 @@ async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -
         match write_handling_deleted(ctx, job, KEY, name, vaults, write).await {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
                 return ItemStatus::Replicated {
-                    action: "new key material with the source key's shape".into(),
+                    action: if over_existing {
+                        "new key version with the source key's shape over a different key (its previous version kept)".into()
+                    } else {
+                        "new key material with the source key's shape".into()
+                    },
                 };
             }
             Ok(WriteResult::Recovered) => {}
@@ -1312,6 +1394,13 @@ async fn copy_certificate(
                 }
                 if let Some(status) = conflict(job.on_conflict, "certificate") {
                     return status;
+                }
+                // Importing the source's own certificate over it copies real data (the previous
+                // version is kept); a made-up self-signed one would replace a real certificate.
+                if !import {
+                    return ItemStatus::Skipped {
+                        reason: "exists in the target and differs: a new self-signed certificate is never created over an existing one".into(),
+                    };
                 }
             }
             Ok(None) => {}

@@ -127,6 +127,9 @@ impl PluginInfo {
 /// One resource pair to work on, with the run's policies.
 #[derive(Clone, Debug)]
 pub struct Job {
+    /// Identifies this job in progress and item reports (unique per run, even when one source
+    /// is paired with several targets).
+    pub key: String,
     pub pair: ResourcePair,
     pub mode: Mode,
     pub on_conflict: OnConflict,

@@ -754,7 +754,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
         discovery: Discovery,
     ) -> Result<(), PluginError> {
         let clients = Arc::new(clients(ctx, job, ctx.target.access).await?);
-        let resource = job.pair.source.id.clone();
+        let resource = job.key.clone();
         futures::stream::iter(discovery.items)
             .for_each_concurrent(4, |item| {
                 let clients = clients.clone();
@@ -1576,6 +1576,8 @@ async fn apply_table(
     }
     let source_policies = plan.source.clone().unwrap_or_default();
     let existing_target = plan.target_exists.then_some(&plan.target);
+    // Settings kept by --on-conflict skip: said so on the item, entities still copied.
+    let mut kept_settings: Option<ItemStatus> = None;
     let (action, set_policies) = match existing_target {
         None => {
             if let Err(error) = target.create_table(name).await {
@@ -1593,9 +1595,11 @@ async fn apply_table(
             } else {
                 match settings_conflict(job.on_conflict, "table") {
                     Some(status) => {
-                        if job.mode == Mode::Template {
+                        if job.mode == Mode::Template || matches!(status, ItemStatus::Failed { .. })
+                        {
                             return status;
                         }
+                        kept_settings = Some(status);
                         ("", false)
                     }
                     None => ("table access policies updated", true),
@@ -1603,7 +1607,9 @@ async fn apply_table(
             }
         }
     };
-    let mut status = if action.is_empty() {
+    let mut status = if let Some(kept) = kept_settings {
+        kept
+    } else if action.is_empty() {
         ItemStatus::Skipped {
             reason: "exists in the target with the same settings".into(),
         }

@@ -18,7 +18,7 @@ use super::{InventoryError, Properties, Resource, Unmatched, SOURCE};
 use crate::azure::Sensitive;
 
 /// Where the graph is and how to sign in.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct GraphSettings {
     pub uri: String,
     pub user: String,
@@ -29,6 +29,16 @@ pub struct GraphSettings {
     pub connect_timeout: Duration,
     /// For each page.
     pub query_timeout: Duration,
+}
+
+impl std::fmt::Debug for GraphSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphSettings")
+            .field("uri", &shown_uri(&self.uri))
+            .field("user", &self.user)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GraphSettings {

@@ -183,7 +183,18 @@ pub async fn run_with_plugins(
     };
 
     let resources: Vec<ResourceReport> = futures::stream::iter(inventory.pairs)
-        .map(|pair| run_resource(plugins, pair, settings, &ctx, &collector, progress.as_ref()))
+        .enumerate()
+        .map(|(index, pair)| {
+            run_resource(
+                plugins,
+                index,
+                pair,
+                settings,
+                &ctx,
+                &collector,
+                progress.as_ref(),
+            )
+        })
         .buffered(settings.resource_concurrency.max(1))
         .collect()
         .await;
@@ -225,6 +236,7 @@ fn millis(duration: Duration) -> u64 {
 
 async fn run_resource(
     plugins: &[&'static dyn DataPlanePlugin],
+    index: usize,
     pair: ResourcePair,
     settings: &RunSettings,
     ctx: &PluginContext,
@@ -232,7 +244,8 @@ async fn run_resource(
     progress: &dyn ProgressSink,
 ) -> ResourceReport {
     let started = Instant::now();
-    let label = pair.source.id.clone();
+    // Unique per job; progress shows the source's name from it.
+    let label = format!("{} #{index}", pair.source.id);
     let mut report = ResourceReport {
         source_id: pair.source.id.clone(),
         target_id: pair.target.id.clone(),
@@ -282,6 +295,7 @@ async fn run_resource(
     progress.resource_started(&label, info.name);
     tracing::debug!(resource = %label, plugin = info.name, mode = %settings.mode, dry_run = settings.dry_run, "resource started");
     let job = Job {
+        key: label.clone(),
         pair,
         mode: settings.mode,
         on_conflict: settings.on_conflict,
@@ -419,13 +433,11 @@ mod tests {
             discovery: Discovery,
         ) -> Result<(), PluginError> {
             self.applied.fetch_add(1, Ordering::SeqCst);
-            ctx.reporter
-                .count(&job.pair.source.id, "part", Counted::Replicated, 2);
-            ctx.reporter
-                .count(&job.pair.source.id, "part", Counted::Identical, 1);
+            ctx.reporter.count(&job.key, "part", Counted::Replicated, 2);
+            ctx.reporter.count(&job.key, "part", Counted::Identical, 1);
             for item in discovery.items {
                 ctx.reporter.item(
-                    &job.pair.source.id,
+                    &job.key,
                     ItemOutcome {
                         kind: item.kind,
                         name: item.name,

@@ -55,12 +55,10 @@ impl Progress {
     }
 }
 
+/// The source's name from a job key (`<source id> #<index>`).
 fn name(resource: &str) -> &str {
-    resource
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(resource)
+    let id = resource.rsplit_once(" #").map_or(resource, |(id, _)| id);
+    id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
 }
 
 impl ProgressSink for Progress {

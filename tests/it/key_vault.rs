@@ -699,3 +699,150 @@ async fn the_china_cloud_uses_its_own_hosts_and_audiences() {
         "a request left the China cloud: {hosts:?}"
     );
 }
+
+#[tokio::test]
+async fn redirects_are_never_followed() {
+    let stack = Stack::start().await;
+    let inventory = stack.kv_inventory(&[("redirect-src", "dst-kv")]);
+    let run = stack
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 1, "{run}");
+    let report = run.report();
+    assert!(
+        report["resources"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("307"),
+        "{report}"
+    );
+    let followed: Vec<_> = stack
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.starts_with("redirected-"))
+        .collect();
+    assert!(followed.is_empty(), "a redirect was followed: {followed:?}");
+}
+
+#[tokio::test]
+async fn template_never_replaces_key_material_or_certificates_in_the_target() {
+    let stack = Stack::start().await;
+    seed_source(&stack, "src-kv").await;
+    let target = stack.vault("dst-kv");
+    // The target already has a different key and a certificate of its own under the same names.
+    target
+        .create_key("rsa-key", "EC", None, Some("P-256"))
+        .await
+        .unwrap();
+    target
+        .create_certificate(
+            "self-cert",
+            &json!({
+                "key_props": { "exportable": true, "kty": "RSA", "key_size": 2048, "reuse_key": false },
+                "secret_props": { "contentType": "application/x-pkcs12" },
+                "x509_props": { "subject": "CN=the-real-one", "validity_months": 12 },
+                "issuer": { "name": "Self" }
+            }),
+        )
+        .await
+        .unwrap();
+    let key_before = target.get_key("rsa-key").await.unwrap().unwrap();
+    let cert_before = target.get_certificate("self-cert").await.unwrap().unwrap();
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let run = stack
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "template", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        target.get_key("rsa-key").await.unwrap().unwrap()["key"]["kid"],
+        key_before["key"]["kid"]
+    );
+    assert_eq!(
+        target.get_certificate("self-cert").await.unwrap().unwrap()["x5t"],
+        cert_before["x5t"]
+    );
+    let report = run.report();
+    let items = report["resources"][0]["items"].as_array().unwrap();
+    for name in ["rsa-key", "self-cert"] {
+        let item = items.iter().find(|i| i["name"] == name).unwrap();
+        assert_eq!(item["status"], "skipped", "{item}");
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_source_secret_never_puts_a_placeholder_over_a_real_value() {
+    let stack = Stack::start().await;
+    stack
+        .vault("src-kv")
+        .set_secret("s1", "source-value", None, None, false)
+        .await
+        .unwrap();
+    let target = stack.vault("dst-kv");
+    target
+        .set_secret("s1", "real-target-value", None, None, true)
+        .await
+        .unwrap();
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let run = stack
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let versions = target.secret_versions("s1").await.unwrap();
+    assert_eq!(
+        versions.len(),
+        1,
+        "no new version was written: {versions:?}"
+    );
+    assert_eq!(
+        versions[0]["attributes"]["enabled"], false,
+        "the disabled state was copied"
+    );
+    let item = &run.report()["resources"][0]["items"][0];
+    assert_eq!(item["status"], "partial", "{item}");
+}
+
+#[tokio::test]
+async fn one_source_paired_with_two_targets_reports_each_pair_on_its_own() {
+    let stack = Stack::start().await;
+    let source = stack.vault("src-kv");
+    for index in 0..3 {
+        source
+            .set_secret(&format!("s{index}"), "v", None, None, true)
+            .await
+            .unwrap();
+    }
+    stack
+        .vault("dst-b")
+        .set_secret("s0", "v", None, None, true)
+        .await
+        .unwrap();
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-a"), ("src-kv", "dst-b")]);
+    let run = stack
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.report();
+    for resource in report["resources"].as_array().unwrap() {
+        let counts = &resource["counts"];
+        assert_eq!(counts["discovered"], 3, "{resource}");
+        assert_eq!(resource["items"].as_array().unwrap().len(), 3, "{resource}");
+        let expected_replicated = if resource["target_id"].as_str().unwrap().ends_with("dst-b") {
+            2
+        } else {
+            3
+        };
+        assert_eq!(counts["replicated"], expected_replicated, "{resource}");
+    }
+}

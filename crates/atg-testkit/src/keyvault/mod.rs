@@ -465,6 +465,15 @@ fn authorize_and_route(
             Some("ForbiddenByRbac"),
         );
     }
+    // A misbehaving (or hostile) endpoint: `redirect-*` vaults answer every authorized request
+    // with a 307 to another vault, so tests can check that clients never follow it.
+    if let Some(rest) = vault.to_ascii_lowercase().strip_prefix("redirect-") {
+        let host = request
+            .host
+            .replacen(vault, &format!("redirected-{rest}"), 1);
+        return ApiResponse::empty(StatusCode::TEMPORARY_REDIRECT)
+            .with_header("location", format!("https://{host}{}", request.path));
+    }
     if let Some(retry_after) = shared.throttle(options, &request.host) {
         return ApiResponse::error(
             StatusCode::TOO_MANY_REQUESTS,

@@ -913,7 +913,13 @@ async fn ensure_container(
                     return (failed("set container metadata", &error), true);
                 }
             }
-            if !same_access || !same_policies {
+            if (!same_access || !same_policies) && !existing.policies_readable {
+                // Set Container ACL replaces public access and policies together: with the
+                // target's policies unknown, sending it could wipe them.
+                partial.push(
+                    "public access not updated: the target's stored access policies could not be read, and setting one would replace the other".into(),
+                );
+            } else if !same_access || !same_policies {
                 let policies = if compare_policies {
                     &source.access_policies
                 } else {

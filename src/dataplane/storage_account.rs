@@ -48,6 +48,11 @@ use crate::inventory::{Properties, Resource};
 
 pub struct StorageAccountPlugin;
 
+/// Blobs per listing page. The service allows 5,000; a page is held whole (body, parsed
+/// document, entries) on each side of the merge, so a smaller page keeps memory flat from a
+/// thousand blobs to millions, for a few more list calls.
+const BLOB_PAGE: u32 = 1000;
+
 const CONTAINER: &str = "container";
 const BLOB: &str = "blob";
 const QUEUE: &str = "queue";
@@ -584,7 +589,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
             loop {
                 let Some(page) = clients
                     .source_blob
-                    .list_blobs(&container.name, marker.as_deref(), 5000)
+                    .list_blobs(&container.name, marker.as_deref(), BLOB_PAGE)
                     .await
                     .map_err(|e| list_error(&format!("blobs of `{}`", container.name), e))?
                 else {
@@ -1126,7 +1131,7 @@ impl<'a> BlobMerge<'a> {
             }
             let page = self
                 .source
-                .list_blobs(self.container, self.source_marker.as_deref(), 5000)
+                .list_blobs(self.container, self.source_marker.as_deref(), BLOB_PAGE)
                 .await
                 .map_err(|e| format!("list source blobs: {e}"))?;
             let Some(page) = page else {
@@ -1147,7 +1152,7 @@ impl<'a> BlobMerge<'a> {
             if self.target_page.is_empty() && !self.target_done {
                 let page = self
                     .target
-                    .list_blobs(self.container, self.target_marker.as_deref(), 5000)
+                    .list_blobs(self.container, self.target_marker.as_deref(), BLOB_PAGE)
                     .await
                     .map_err(|e| format!("list target blobs: {e}"))?;
                 match page {

@@ -109,10 +109,11 @@ impl Printer {
             let _ =
                 writeln!(
                 out,
-                "{status} {} -> {} [{}]: {} discovered, {} {}, {} partial, {} skipped, {} failed",
+                "{status} {} -> {} [{}, {}]: {} discovered, {} {}, {} partial, {} skipped, {} failed",
                 short(&resource.source_id),
                 short(&resource.target_id),
-                resource.plugin.unwrap_or("-"),
+                resource.plugin.unwrap_or("no plugin"),
+                resource.match_rule.as_str(),
                 c.discovered,
                 if report.dry_run { c.planned } else { c.replicated },
                 if report.dry_run { "planned" } else { "replicated" },

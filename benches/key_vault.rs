@@ -222,7 +222,7 @@ async fn main() {
         o.throttle = Some(ThrottleOptions {
             limit: 400,
             window_ms: 1_000,
-        })
+        });
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (seconds, _, report) = run_atg(

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job, Mode, OnConflict,
+    apply_each, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Mode, OnConflict,
     OnDeleted, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo,
     Side,
 };
@@ -590,36 +590,19 @@ impl DataPlanePlugin for KeyVaultPlugin {
                 ctx.target.access,
             )?,
         });
-        let resource = job.key.clone();
         let concurrency = ctx.item_slots.available_permits().max(1);
-        futures::stream::iter(discovery.items)
-            .for_each_concurrent(concurrency, |item| {
-                let vaults = vaults.clone();
-                let resource = resource.clone();
-                async move {
-                    let started = Instant::now();
-                    let status = if ctx.cancel.is_cancelled() {
-                        ItemStatus::Skipped { reason: "cancelled before it started".into() }
-                    } else {
-                        let _permit = ctx.item_slots.acquire().await;
-                        tokio::select! {
-                            status = apply_item(ctx, job, &vaults, &item) => status,
-                            () = ctx.cancel.cancelled() => ItemStatus::Skipped { reason: "cancelled".into() },
-                        }
-                    };
-                    ctx.reporter.item(
-                        &resource,
-                        ItemOutcome {
-                            kind: item.kind,
-                            name: item.name,
-                            status,
-                            notes: item.notes,
-                            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        },
-                    );
-                }
-            })
-            .await;
+        apply_each(ctx, job, discovery.items, concurrency, |item| {
+            let vaults = vaults.clone();
+            async move {
+                let _permit = ctx.item_slots.acquire().await;
+                let status = tokio::select! {
+                    status = apply_item(ctx, job, &vaults, &item) => status,
+                    () = ctx.cancel.cancelled() => ItemStatus::Skipped { reason: "cancelled".into() },
+                };
+                (status, item.notes)
+            }
+        })
+        .await;
         Ok(())
     }
 }

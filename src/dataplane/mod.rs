@@ -281,6 +281,52 @@ impl PluginError {
     }
 }
 
+/// Applies planned items `concurrency` at a time, each reported once through `ctx.reporter`
+/// with its duration; an item not started before a cancellation is reported skipped.
+/// `apply` returns the item's status and its notes (the plan's notes, possibly extended).
+pub async fn apply_each<F, Fut>(
+    ctx: &PluginContext,
+    job: &Job,
+    items: Vec<PlannedItem>,
+    concurrency: usize,
+    apply: F,
+) where
+    F: Fn(PlannedItem) -> Fut,
+    Fut: std::future::Future<Output = (ItemStatus, Vec<String>)>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(items)
+        .for_each_concurrent(concurrency.max(1), |item| {
+            let kind = item.kind;
+            let name = item.name.clone();
+            let started = std::time::Instant::now();
+            let work = (!ctx.cancel.is_cancelled()).then(|| apply(item.clone()));
+            async move {
+                let (status, notes) = match work {
+                    Some(work) => work.await,
+                    None => (
+                        ItemStatus::Skipped {
+                            reason: "cancelled before it started".into(),
+                        },
+                        item.notes,
+                    ),
+                };
+                ctx.reporter.item(
+                    &job.key,
+                    ItemOutcome {
+                        kind,
+                        name,
+                        status,
+                        notes,
+                        duration_ms: u64::try_from(started.elapsed().as_millis())
+                            .unwrap_or(u64::MAX),
+                    },
+                );
+            }
+        })
+        .await;
+}
+
 #[async_trait]
 pub trait DataPlanePlugin: Send + Sync {
     fn info(&self) -> &'static PluginInfo;

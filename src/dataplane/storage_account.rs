@@ -31,9 +31,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    Counted, DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job, Mode,
-    OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo,
-    Side,
+    apply_each, Counted, DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job,
+    Mode, OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError,
+    PluginInfo, Side,
 };
 use crate::azure::arm::ArmClient;
 use crate::azure::storage::blob::{
@@ -760,46 +760,27 @@ impl DataPlanePlugin for StorageAccountPlugin {
     ) -> Result<(), PluginError> {
         let clients = Arc::new(clients(ctx, job, ctx.target.access).await?);
         let resource = job.key.clone();
-        futures::stream::iter(discovery.items)
-            .for_each_concurrent(4, |item| {
-                let clients = clients.clone();
-                let resource = resource.clone();
-                async move {
-                    let started = Instant::now();
-                    let mut notes = item.notes.clone();
-                    let status = if ctx.cancel.is_cancelled() {
-                        ItemStatus::Skipped {
-                            reason: "cancelled before it started".into(),
-                        }
-                    } else {
-                        match item.kind {
-                            CONTAINER => {
-                                apply_container(ctx, job, &clients, &resource, &item, &mut notes)
-                                    .await
-                            }
-                            QUEUE => apply_queue(job, &clients, &item, &mut notes).await,
-                            TABLE => {
-                                apply_table(ctx, job, &clients, &resource, &item, &mut notes).await
-                            }
-                            other => ItemStatus::Failed {
-                                error: format!("internal: unknown item kind `{other}`"),
-                            },
-                        }
-                    };
-                    ctx.reporter.item(
-                        &resource,
-                        ItemOutcome {
-                            kind: item.kind,
-                            name: item.name,
-                            status,
-                            notes,
-                            duration_ms: u64::try_from(started.elapsed().as_millis())
-                                .unwrap_or(u64::MAX),
-                        },
-                    );
-                }
-            })
-            .await;
+        // Four containers, queues or tables at a time; their blobs and entities share the run's
+        // item slots.
+        apply_each(ctx, job, discovery.items, 4, |item| {
+            let clients = clients.clone();
+            let resource = resource.clone();
+            async move {
+                let mut notes = item.notes.clone();
+                let status = match item.kind {
+                    CONTAINER => {
+                        apply_container(ctx, job, &clients, &resource, &item, &mut notes).await
+                    }
+                    QUEUE => apply_queue(job, &clients, &item, &mut notes).await,
+                    TABLE => apply_table(ctx, job, &clients, &resource, &item, &mut notes).await,
+                    other => ItemStatus::Failed {
+                        error: format!("internal: unknown item kind `{other}`"),
+                    },
+                };
+                (status, notes)
+            }
+        })
+        .await;
         Ok(())
     }
 }

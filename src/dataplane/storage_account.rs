@@ -19,7 +19,7 @@
 //! sources), else with an account SAS signed from ARM's listKeys, or from the connection string
 //! given in the inventory pair's options. The report says which; no SAS is ever printed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ static INFO: PluginInfo = PluginInfo {
         ItemKindInfo {
             name: QUEUE,
             template: "created with the same metadata; stored access policies are reported, not copied (Shared Key only)",
-            replication: "as template; messages are not copied",
+            replication: "as template; messages copied only with options.queue_messages = peek (at most the 32 Peek Messages shows; the source is never dequeued)",
         },
         ItemKindInfo {
             name: TABLE,
@@ -165,7 +165,7 @@ static INFO: PluginInfo = PluginInfo {
         "blobs are copied server-side: Copy Blob From URL (≤ 256 MiB), Put Block From URL + Put Block List (larger block blobs), async Copy Blob (page/append blobs, and when the service does not implement the others)",
         "the source is read with Entra ID (user-delegation SAS for copy sources) when possible, else with an account SAS from ARM listKeys or options.source_connection_string",
         "archived blobs are skipped: rehydrate them (set tier Hot or Cool) and run again",
-        "queue messages are not copied: peeking cannot see past 32 messages and dequeuing changes the source",
+        "queue messages are copied only with options.queue_messages = \"peek\": at most the 32 that Peek Messages shows, never dequeued from the source",
         "Azure Files shares are not copied",
     ],
 };
@@ -177,6 +177,8 @@ struct StorageOptions {
     source_auth: SourceAuthChoice,
     sync_copy_max: u64,
     block_size: Option<u64>,
+    /// `queue_messages: "peek"`: copy the (at most 32) messages Peek Messages shows.
+    copy_queue_messages: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +237,15 @@ impl StorageOptions {
             source_auth,
             sync_copy_max: mebibytes("sync_copy_max_mib", 256)?.unwrap_or(SYNC_COPY_MAX),
             block_size: mebibytes("block_size_mib", 4000)?,
+            copy_queue_messages: match text("queue_messages")?.as_deref() {
+                None | Some("none") => false,
+                Some("peek") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "options.queue_messages `{other}` is not none or peek"
+                    ))
+                }
+            },
         })
     }
 }
@@ -434,6 +445,7 @@ struct Clients {
     target_allows_public_access: bool,
     sync_copy_max: u64,
     block_size: Option<u64>,
+    copy_queue_messages: bool,
     /// Set when the target service answered that a call is not implemented.
     sync_copy_unsupported: AtomicBool,
     block_copy_unsupported: AtomicBool,
@@ -483,6 +495,7 @@ async fn clients(
             .get_bool("allowBlobPublicAccess")
             .unwrap_or(true),
         sync_copy_max: options.sync_copy_max,
+        copy_queue_messages: options.copy_queue_messages,
         block_size: options.block_size,
         sync_copy_unsupported: AtomicBool::new(false),
         block_copy_unsupported: AtomicBool::new(false),
@@ -1473,6 +1486,90 @@ async fn copy_in_blocks(
 }
 
 async fn apply_queue(
+    job: &Job,
+    clients: &Clients,
+    item: &PlannedItem,
+    notes: &mut Vec<String>,
+) -> ItemStatus {
+    let status = apply_queue_settings(job, clients, item, notes).await;
+    if job.mode != Mode::Replication
+        || !clients.copy_queue_messages
+        || matches!(status, ItemStatus::Failed { .. })
+    {
+        return status;
+    }
+    match copy_queue_messages(clients, &item.name).await {
+        Err(error) => failed("copy queue messages", &error),
+        Ok((copied, present, more)) => {
+            notes.push(format!(
+                "messages: {copied} copied, {present} already in the target (peeked, the source is never dequeued)"
+            ));
+            let action = match (&status, copied) {
+                (ItemStatus::Replicated { action } | ItemStatus::Partial { action, .. }, _) => {
+                    format!("{action}; {copied} message(s) copied")
+                }
+                (_, 0) => return status_with_more(status, more),
+                _ => format!("{copied} message(s) copied"),
+            };
+            let reason = match (&status, more) {
+                (ItemStatus::Partial { reason, .. }, true) => {
+                    Some(format!("{reason}; {PEEK_LIMIT}"))
+                }
+                (ItemStatus::Partial { reason, .. }, false) => Some(reason.clone()),
+                (_, true) => Some(PEEK_LIMIT.to_owned()),
+                (_, false) => None,
+            };
+            match reason {
+                Some(reason) => ItemStatus::Partial { action, reason },
+                None => ItemStatus::Replicated { action },
+            }
+        }
+    }
+}
+
+const PEEK_LIMIT: &str = "Peek Messages shows at most 32 messages: any beyond them were not copied (reading them would dequeue, which changes the source)";
+
+fn status_with_more(status: ItemStatus, more: bool) -> ItemStatus {
+    match (status, more) {
+        (ItemStatus::Skipped { .. }, true) => ItemStatus::Partial {
+            action: "queue kept; its peeked messages are already in the target".into(),
+            reason: PEEK_LIMIT.into(),
+        },
+        (status, _) => status,
+    }
+}
+
+/// Copies the messages Peek Messages shows that the target does not already hold (compared by
+/// text, as a multiset), so a re-run copies nothing. Returns (copied, already there, more may
+/// exist beyond the peek window).
+async fn copy_queue_messages(
+    clients: &Clients,
+    queue: &str,
+) -> Result<(u64, u64, bool), AzureError> {
+    let source = clients.source_queue.peek_messages(queue).await?;
+    let target = clients.target_queue.peek_messages(queue).await?;
+    let mut present: HashMap<&str, usize> = HashMap::new();
+    for text in &target {
+        *present.entry(text.expose()).or_default() += 1;
+    }
+    let (mut copied, mut already) = (0u64, 0u64);
+    for text in &source {
+        match present.get_mut(text.expose()) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                already += 1;
+            }
+            _ => {
+                clients.target_queue.put_message(queue, text).await?;
+                copied += 1;
+            }
+        }
+    }
+    Ok((copied, already, source.len() >= 32))
+}
+
+/// The queue itself: created or updated with the source's metadata and policies.
+async fn apply_queue_settings(
     job: &Job,
     clients: &Clients,
     item: &PlannedItem,

@@ -246,6 +246,7 @@ fn assert_replicated(source: &Value, target: &Value) {
         .unwrap()
         .remove("cold.dat");
     expected["queues"]["jobs"]["messages"] = json!(0);
+    expected["queues"]["jobs"]["peeked"] = json!([]);
     // Stored access policies are set only with Shared Key, which atg does not use for writes:
     // reported, not copied.
     expected["containers"]["docs"]["policies"] = json!([]);
@@ -700,4 +701,47 @@ async fn a_run_killed_half_way_and_run_again_converges() {
         source["containers"], target["containers"],
         "the target differs from the source after the second run"
     );
+}
+
+#[tokio::test]
+async fn queue_messages_are_copied_only_when_asked_and_never_drained() {
+    let storage = StorageStack::start().await;
+    storage.seed(SOURCE, &source_spec());
+    let inventory = storage.inventory(json!({ "queue_messages": "peek" }));
+    for run_number in 1..=2 {
+        let run = storage
+            .deploy(
+                &inventory,
+                &["--dataplane-mode", "replication", "--output", "json"],
+            )
+            .await;
+        assert_eq!(run.code, 0, "run {run_number}: {run}");
+        let report = run.report();
+        let jobs = item(&report, "queue", "jobs");
+        let expected = if run_number == 1 {
+            "2 copied"
+        } else {
+            "0 copied, 2 already in the target"
+        };
+        assert!(
+            jobs["notes"].to_string().contains(expected),
+            "run {run_number}: {jobs}"
+        );
+    }
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    assert_eq!(
+        target["queues"]["jobs"]["peeked"],
+        json!(["one", "two"]),
+        "{target}"
+    );
+    assert_eq!(
+        target["queues"]["jobs"]["messages"], 2,
+        "a re-run adds no duplicates"
+    );
+    assert_eq!(
+        source["queues"]["jobs"]["messages"], 2,
+        "the source is never drained"
+    );
+    assert_eq!(source["queues"]["jobs"]["peeked"], json!(["one", "two"]));
 }

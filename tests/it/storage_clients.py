@@ -159,7 +159,8 @@ def dump(conn, ca):
         client = queue.get_queue_client(q.name)
         props = client.get_queue_properties()
         out["queues"][q.name] = {"metadata": dict(props.metadata or {}),
-                                 "messages": props.approximate_message_count}
+                                 "messages": props.approximate_message_count,
+                                 "peeked": sorted(m.content for m in client.peek_messages(max_messages=32))}
     for t in table.list_tables():
         client = table.get_table_client(t.name)
         entities = []

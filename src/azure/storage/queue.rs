@@ -1,6 +1,7 @@
 //! Queue service operations atg uses: listing queues with metadata, access policies, the
-//! approximate message count, creating queues and setting their metadata and policies.
-//! Messages are never read: peeking stops at 32 and dequeuing changes the source.
+//! approximate message count, creating queues and setting their metadata and policies, and, only
+//! when a pair opts in, peeking at most 32 messages (the most Peek Messages returns; a draining
+//! read would change the source, so atg never dequeues) and putting copies of them.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use super::blob::Page;
 use super::xml::{self, SignedIdentifier};
 use super::StorageClient;
 use crate::azure::error::{AzureError, AzureErrorKind};
+use crate::azure::Sensitive;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueSettings {
@@ -185,6 +187,58 @@ impl StorageClient {
             self.url(&[queue], &[("comp", "acl")]),
             &[("content-type", "application/xml".to_owned())],
             Some(xml::signed_identifiers_body(policies)),
+        )
+        .await?
+        .success()
+        .map(|_| ())
+    }
+
+    /// The texts of up to 32 messages at the front of the queue, without changing it (Peek
+    /// Messages). A message can hold anything its producer put there, so texts are secrets.
+    pub async fn peek_messages(&self, queue: &str) -> Result<Vec<Sensitive>, AzureError> {
+        let response = self
+            .send(
+                Method::Get,
+                self.url(
+                    &[queue, "messages"],
+                    &[("peekonly", "true"), ("numofmessages", "32")],
+                ),
+                &[],
+                None,
+            )
+            .await?
+            .success()?;
+        let document = xml::parse(&response.body).map_err(|e| {
+            AzureError::new(
+                AzureErrorKind::Other,
+                format!("could not read the peeked messages: {e}"),
+            )
+        })?;
+        Ok(document
+            .root_element()
+            .children()
+            .filter(|node| node.has_tag_name("QueueMessage"))
+            .map(|message| {
+                Sensitive::new(
+                    xml::child(message, "MessageText")
+                        .and_then(|text| text.text())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// Puts a message with this text at the back of the queue (Put Message).
+    pub async fn put_message(&self, queue: &str, text: &Sensitive) -> Result<(), AzureError> {
+        let body = format!(
+            "<QueueMessage><MessageText>{}</MessageText></QueueMessage>",
+            xml::escape(text.expose())
+        );
+        self.send(
+            Method::Post,
+            self.url(&[queue, "messages"], &[]),
+            &[("content-type", "application/xml".to_owned())],
+            Some(body.into_bytes()),
         )
         .await?
         .success()

@@ -205,8 +205,12 @@ pub fn atg_command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Com
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_atg"));
     command.args(args).stdin(std::process::Stdio::null());
     for (key, _) in std::env::vars() {
+        // The runner's own settings must not leak into atg: credentials, graph, log filter,
+        // and the terminal width clap wraps --help to.
         if key.starts_with("AZURE_")
             || key.starts_with("ATG_")
+            || key.starts_with("NEO4J_")
+            || key == "COLUMNS"
             || key == "RUST_LOG"
             || key == "IDENTITY_ENDPOINT"
             || key == "MSI_ENDPOINT"

@@ -14,4 +14,5 @@ mod cli;
 mod common;
 mod graph;
 mod key_vault;
+mod snapshots;
 mod storage;

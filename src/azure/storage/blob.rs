@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::sas::UserDelegationKey;
 use super::xml::{self, SignedIdentifier};
 use super::{blob_segments, iso_seconds, parse_http_date, StorageClient, StorageResponse};
+use super::{borrowed, metadata_headers};
 use crate::azure::error::{AzureError, AzureErrorKind};
 use crate::azure::Sensitive;
 
@@ -678,20 +679,6 @@ fn copy_headers(
     }
     headers.push(destination.header());
     headers
-}
-
-fn metadata_headers(metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    metadata
-        .iter()
-        .map(|(key, value)| (format!("x-ms-meta-{key}"), value.clone()))
-        .collect()
-}
-
-fn borrowed(headers: &[(String, String)]) -> Vec<(&str, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.clone()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ mod xml;
 
 pub use xml::SignedIdentifier;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
@@ -382,6 +383,22 @@ pub fn parse_http_date(text: &str) -> Option<time::OffsetDateTime> {
 /// percent-encoded.
 pub fn blob_segments<'a>(container: &'a str, blob: &'a str) -> Vec<&'a str> {
     std::iter::once(container).chain(blob.split('/')).collect()
+}
+
+/// `x-ms-meta-*` request headers for a metadata map.
+pub(super) fn metadata_headers(metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    metadata
+        .iter()
+        .map(|(key, value)| (format!("x-ms-meta-{key}"), value.clone()))
+        .collect()
+}
+
+/// The `(&str, String)` header list `StorageClient::send` takes.
+pub(super) fn borrowed(headers: &[(String, String)]) -> Vec<(&str, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect()
 }
 
 #[cfg(test)]

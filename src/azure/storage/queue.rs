@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blob::Page;
 use super::xml::{self, SignedIdentifier};
-use super::StorageClient;
+use super::{borrowed, metadata_headers, StorageClient};
 use crate::azure::error::{AzureError, AzureErrorKind};
 use crate::azure::Sensitive;
 
@@ -133,16 +133,14 @@ impl StorageClient {
         queue: &str,
         metadata: &BTreeMap<String, String>,
     ) -> Result<bool, AzureError> {
-        let headers: Vec<(String, String)> = metadata
-            .iter()
-            .map(|(k, v)| (format!("x-ms-meta-{k}"), v.clone()))
-            .collect();
-        let borrowed: Vec<(&str, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.clone()))
-            .collect();
+        let headers = metadata_headers(metadata);
         let response = self
-            .send(Method::Put, self.url(&[queue], &[]), &borrowed, None)
+            .send(
+                Method::Put,
+                self.url(&[queue], &[]),
+                &borrowed(&headers),
+                None,
+            )
             .await?;
         match response.status {
             201 => Ok(true),
@@ -158,18 +156,11 @@ impl StorageClient {
         queue: &str,
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), AzureError> {
-        let headers: Vec<(String, String)> = metadata
-            .iter()
-            .map(|(k, v)| (format!("x-ms-meta-{k}"), v.clone()))
-            .collect();
-        let borrowed: Vec<(&str, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.clone()))
-            .collect();
+        let headers = metadata_headers(metadata);
         self.send(
             Method::Put,
             self.url(&[queue], &[("comp", "metadata")]),
-            &borrowed,
+            &borrowed(&headers),
             None,
         )
         .await?

@@ -624,14 +624,12 @@ async fn apply_item(
         };
     }
     match item.kind {
-        SECRET => match serde_json::from_value::<SecretDetail>(item.detail.clone()) {
+        SECRET => match item.plan::<SecretDetail>() {
             Ok(detail) => match job.mode {
                 Mode::Template => template_secret(ctx, job, vaults, &item.name, detail).await,
                 Mode::Replication => replicate_secret(ctx, job, vaults, &item.name, detail).await,
             },
-            Err(error) => ItemStatus::Failed {
-                error: format!("internal: bad secret plan: {error}"),
-            },
+            Err(status) => status,
         },
         KEY => copy_key(ctx, job, vaults, &item.name).await,
         CERTIFICATE => copy_certificate(ctx, job, vaults, &item.name).await,

@@ -160,6 +160,16 @@ pub struct PlannedItem {
     pub detail: serde_json::Value,
 }
 
+impl PlannedItem {
+    /// The plugin-private plan carried from discovery, or the item's failure if it does not
+    /// read back (a bug in the plugin, reported rather than panicking).
+    pub fn plan<T: serde::de::DeserializeOwned>(&self) -> Result<T, ItemStatus> {
+        serde_json::from_value(self.detail.clone()).map_err(|error| ItemStatus::Failed {
+            error: format!("internal: bad {} plan: {error}", self.kind),
+        })
+    }
+}
+
 /// Discovery of one resource pair.
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -342,4 +352,36 @@ pub trait DataPlanePlugin: Send + Sync {
         job: &Job,
         discovery: Discovery,
     ) -> Result<(), PluginError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Plan {
+        source: String,
+    }
+
+    #[test]
+    fn an_unreadable_plan_fails_the_item_instead_of_panicking() {
+        let item = PlannedItem {
+            kind: "secret",
+            name: "s1".into(),
+            action: PlannedAction::Create,
+            notes: Vec::new(),
+            detail: serde_json::json!({ "unexpected": true }),
+        };
+        match item.plan::<Plan>() {
+            Err(ItemStatus::Failed { error }) => {
+                assert!(error.starts_with("internal: bad secret plan"), "{error}");
+            }
+            other => panic!("expected a failed item, got {other:?}"),
+        }
+        let readable = PlannedItem {
+            detail: serde_json::json!({ "source": "x" }),
+            ..item
+        };
+        assert_eq!(readable.plan::<Plan>().unwrap().source, "x");
+    }
 }

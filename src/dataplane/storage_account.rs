@@ -956,13 +956,9 @@ async fn apply_container(
     item: &PlannedItem,
     notes: &mut Vec<String>,
 ) -> ItemStatus {
-    let plan: ContainerPlan = match serde_json::from_value(item.detail.clone()) {
+    let plan: ContainerPlan = match item.plan() {
         Ok(plan) => plan,
-        Err(error) => {
-            return ItemStatus::Failed {
-                error: format!("internal: bad container plan: {error}"),
-            }
-        }
+        Err(status) => return status,
     };
     let (status, usable) = ensure_container(job, clients, &item.name, &plan, notes).await;
     if job.mode == Mode::Template || !usable {
@@ -1575,13 +1571,9 @@ async fn apply_queue_settings(
     item: &PlannedItem,
     notes: &mut Vec<String>,
 ) -> ItemStatus {
-    let plan: QueuePlan = match serde_json::from_value(item.detail.clone()) {
+    let plan: QueuePlan = match item.plan() {
         Ok(plan) => plan,
-        Err(error) => {
-            return ItemStatus::Failed {
-                error: format!("internal: bad queue plan: {error}"),
-            }
-        }
+        Err(status) => return status,
     };
     let target = &clients.target_queue;
     let name = &item.name;
@@ -1647,13 +1639,9 @@ async fn apply_table(
     item: &PlannedItem,
     notes: &mut Vec<String>,
 ) -> ItemStatus {
-    let plan: TablePlan = match serde_json::from_value(item.detail.clone()) {
+    let plan: TablePlan = match item.plan() {
         Ok(plan) => plan,
-        Err(error) => {
-            return ItemStatus::Failed {
-                error: format!("internal: bad table plan: {error}"),
-            }
-        }
+        Err(status) => return status,
     };
     let target = &clients.target_table;
     let name = &item.name;

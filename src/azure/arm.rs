@@ -202,7 +202,7 @@ impl ArmClient {
         }
         if let Some(status_url) = first.azure_async_operation.clone() {
             loop {
-                tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+                tokio::time::sleep(wait).await;
                 let poll = self.call(Method::Get, &status_url, None).await?;
                 let status = poll
                     .body
@@ -231,7 +231,7 @@ impl ArmClient {
         }
         if let Some(location) = first.location.clone() {
             loop {
-                tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+                tokio::time::sleep(wait).await;
                 let poll = self.call(Method::Get, &location, None).await?;
                 if poll.status != 202 {
                     return Ok(poll.body);
@@ -247,7 +247,7 @@ impl ArmClient {
         }
         // 201 with a non-terminal provisioningState and no header: poll the resource itself.
         loop {
-            tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+            tokio::time::sleep(wait).await;
             let resource = self.get(path).await?;
             if !is_running(&resource) {
                 return match provisioning_state(&resource) {

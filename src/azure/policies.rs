@@ -25,7 +25,8 @@ use serde::Serialize;
 use super::cloud::Cloud;
 use super::error::{AzureError, AzureErrorKind};
 
-fn refuse(message: String) -> azure_core::Error {
+/// The error a policy answers with when atg itself refuses to send a request.
+pub(crate) fn refuse(message: String) -> azure_core::Error {
     let error = AzureError::new(AzureErrorKind::Refused, message.clone());
     azure_core::Error::with_error(ErrorKind::Other, error, message)
 }

@@ -18,6 +18,10 @@
 //! The source is read with Entra ID when it can be (bearer, and a user-delegation SAS for copy
 //! sources), else with an account SAS signed from ARM's listKeys, or from the connection string
 //! given in the inventory pair's options. The report says which; no SAS is ever printed.
+//!
+//! Stored access policies are the one thing the services take only with Shared Key: those calls
+//! (Get/Set Container, Queue and Table ACL) are signed with the account key of that side, from
+//! ARM's listKeys or the pair's connection strings, fetched the first time a policy needs it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,15 +37,17 @@ use serde_json::Value;
 use super::{
     apply_each, Counted, DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job,
     Mode, OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError,
-    PluginInfo, Side,
+    PluginInfo, Side, SideContext,
 };
 use crate::azure::arm::ArmClient;
+use crate::azure::error::AzureErrorKind;
 use crate::azure::storage::blob::{
     BlobItem, ContainerSettings, CopyAnswer, CopyState, Destination,
 };
 use crate::azure::storage::queue::QueueSettings;
 use crate::azure::storage::sas::{self, UserDelegationKey};
 use crate::azure::storage::table::{Entity, EntityWrite, MAX_BATCH, MAX_BATCH_BYTES};
+use crate::azure::storage::SignedIdentifier;
 use crate::azure::storage::{StorageAuth, StorageClient, StorageEndpoints, StorageService};
 use crate::azure::{AzureError, Sensitive, WriteAccess};
 use crate::inventory::{Properties, Resource};
@@ -72,7 +78,7 @@ static INFO: PluginInfo = PluginInfo {
     item_kinds: &[
         ItemKindInfo {
             name: CONTAINER,
-            template: "created empty with the same metadata and public access (where the target allows it); stored access policies are reported, not copied (Shared Key only)",
+            template: "created empty with the same metadata, public access (where the target allows it) and stored access policies (signed with the account key: Shared Key is all the service takes)",
             replication: "as template, then every blob copied server-side",
         },
         ItemKindInfo {
@@ -82,12 +88,12 @@ static INFO: PluginInfo = PluginInfo {
         },
         ItemKindInfo {
             name: QUEUE,
-            template: "created with the same metadata; stored access policies are reported, not copied (Shared Key only)",
+            template: "created with the same metadata and stored access policies (signed with the account key)",
             replication: "as template; messages copied only with options.queue_messages = peek (at most the 32 Peek Messages shows; the source is never dequeued)",
         },
         ItemKindInfo {
             name: TABLE,
-            template: "created empty; stored access policies are reported, not copied (Shared Key only)",
+            template: "created empty with the same stored access policies (signed with the account key)",
             replication: "as template, then every entity copied",
         },
         ItemKindInfo {
@@ -126,6 +132,7 @@ static INFO: PluginInfo = PluginInfo {
                 "Storage Blob Data Contributor",
                 "Storage Queue Data Contributor",
                 "Storage Table Data Contributor",
+                "and, for stored access policies, Storage Account Key Operator Service Role (listKeys)",
             ],
         },
         PermissionInfo {
@@ -158,12 +165,14 @@ static INFO: PluginInfo = PluginInfo {
                 "Storage Blob Data Contributor",
                 "Storage Queue Data Contributor",
                 "Storage Table Data Contributor",
+                "and, for stored access policies, Storage Account Key Operator Service Role (listKeys)",
             ],
         },
     ],
     notes: &[
         "blobs are copied server-side: Copy Blob From URL (≤ 256 MiB), Put Block From URL + Put Block List (larger block blobs), async Copy Blob (page/append blobs, and when the service does not implement the others)",
         "the source is read with Entra ID (user-delegation SAS for copy sources) when possible, else with an account SAS from ARM listKeys or options.source_connection_string",
+        "stored access policies take Shared Key: atg signs those few calls with the account key (listKeys on each side, or options.source_connection_string / options.target_connection_string), fetched only when there are policies to read or write; without a key they are reported, not copied",
         "archived blobs are skipped: rehydrate them (set tier Hot or Cool) and run again",
         "queue messages are copied only with options.queue_messages = \"peek\": at most the 32 that Peek Messages shows, never dequeued from the source",
         "Azure Files shares are not copied",
@@ -173,7 +182,10 @@ static INFO: PluginInfo = PluginInfo {
 /// Per-pair knobs from the inventory's `options`.
 #[derive(Debug)]
 struct StorageOptions {
-    connection_string: Option<(Sensitive, &'static str)>,
+    connection_string: Option<(Sensitive, String)>,
+    /// The target's connection string: its account key signs what only Shared Key may do
+    /// (stored access policies).
+    target_connection_string: Option<(Sensitive, String)>,
     source_auth: SourceAuthChoice,
     sync_copy_max: u64,
     block_size: Option<u64>,
@@ -198,19 +210,22 @@ impl StorageOptions {
                 Some(_) => Err(format!("options.{key} must be a string")),
             }
         };
-        let connection_string = if let Some(value) = text("source_connection_string")? {
-            Some((Sensitive::new(value), "options.source_connection_string"))
-        } else if let Some(variable) = text("source_connection_string_env")? {
-            let value = std::env::var(&variable).map_err(|_| {
-                format!("options.source_connection_string_env names `{variable}`, which is not set")
-            })?;
-            Some((
-                Sensitive::new(value),
-                "options.source_connection_string_env",
-            ))
-        } else {
-            None
+        let connection_string = |key: &'static str, env_key: &'static str| {
+            if let Some(value) = text(key)? {
+                return Ok(Some((Sensitive::new(value), format!("options.{key}"))));
+            }
+            if let Some(variable) = text(env_key)? {
+                let value = std::env::var(&variable).map_err(|_| {
+                    format!("options.{env_key} names `{variable}`, which is not set")
+                })?;
+                return Ok(Some((Sensitive::new(value), format!("options.{env_key}"))));
+            }
+            Ok::<_, String>(None)
         };
+        let target_connection_string =
+            connection_string("target_connection_string", "target_connection_string_env")?;
+        let connection_string =
+            connection_string("source_connection_string", "source_connection_string_env")?;
         let source_auth = match text("source_auth")?.as_deref() {
             None | Some("auto") => SourceAuthChoice::Auto,
             Some("entra") => SourceAuthChoice::Entra,
@@ -234,6 +249,7 @@ impl StorageOptions {
         };
         Ok(StorageOptions {
             connection_string,
+            target_connection_string,
             source_auth,
             sync_copy_max: mebibytes("sync_copy_max_mib", 256)?.unwrap_or(SYNC_COPY_MAX),
             block_size: mebibytes("block_size_mib", 4000)?,
@@ -255,6 +271,8 @@ struct SourceAccess {
     method: String,
     auth: StorageAuth,
     copy: CopySource,
+    /// The account key, when the authorisation came from one.
+    key: Option<Sensitive>,
 }
 
 enum CopySource {
@@ -328,6 +346,7 @@ async fn resolve_source(
                 )));
             }
         }
+        let key = parsed.account_key.clone();
         let (sas, method) = match (parsed.account_key, parsed.sas) {
             (Some(key), _) => (
                 sas::account_sas(account, &key, "bqt", "sco", "rlt", start, expiry)
@@ -345,6 +364,7 @@ async fn resolve_source(
             method,
             auth: StorageAuth::Sas(sas.clone()),
             copy: CopySource::Sas(sas),
+            key,
         });
     }
     let mut entra_problem = None;
@@ -366,6 +386,7 @@ async fn resolve_source(
                     method: "entra id (bearer; user-delegation SAS for copy sources)".into(),
                     auth: bearer,
                     copy: CopySource::UserDelegation(key),
+                    key: None,
                 })
             }
             Err(error) if options.source_auth == SourceAuthChoice::Entra => {
@@ -376,23 +397,8 @@ async fn resolve_source(
             Err(error) => entra_problem = Some(error),
         }
     }
-    let arm = ArmClient::new(
-        &ctx.http,
-        ctx.source.credential.clone(),
-        WriteAccess::ReadOnly,
-    )
-    .map_err(|e| PluginError::Invalid(format!("cannot create the ARM client: {e}")))?;
-    let keys = arm
-        .post(
-            &format!(
-                "{}/listKeys?api-version={STORAGE_RP_VERSION}",
-                job.pair.source.id.trim_end_matches('/')
-            ),
-            None,
-        )
-        .await;
-    let keys = match keys {
-        Ok(keys) => keys,
+    let key = match list_keys(ctx, &ctx.source, &job.pair.source.id).await {
+        Ok(key) => key,
         Err(error) => {
             let entra = entra_problem
                 .map(|e| format!("user delegation key refused ({e}); "))
@@ -407,15 +413,6 @@ async fn resolve_source(
             )));
         }
     };
-    let key = keys
-        .get("keys")
-        .and_then(Value::as_array)
-        .and_then(|keys| {
-            keys.iter()
-                .find_map(|k| k.get("value").and_then(Value::as_str))
-        })
-        .map(Sensitive::new)
-        .ok_or_else(|| auth_error(format!("listKeys for `{account}` returned no key")))?;
     let sas = sas::account_sas(account, &key, "bqt", "sco", "rlt", start, expiry)
         .map_err(|e| auth_error(format!("cannot sign with the key from listKeys: {e}")))?;
     let method = match entra_problem {
@@ -429,7 +426,176 @@ async fn resolve_source(
         method,
         auth: StorageAuth::Sas(sas.clone()),
         copy: CopySource::Sas(sas),
+        key: Some(key),
     })
+}
+
+/// The first key ARM's listKeys gives for a storage account (`resource_id`), asked with that
+/// side's identity. A POST, but a read: the write guard lets it through in dry-run.
+async fn list_keys(
+    ctx: &PluginContext,
+    side: &SideContext,
+    resource_id: &str,
+) -> Result<Sensitive, AzureError> {
+    let arm =
+        ArmClient::new(&ctx.http, side.credential.clone(), WriteAccess::ReadOnly).map_err(|e| {
+            AzureError::new(
+                AzureErrorKind::Other,
+                format!("cannot create the ARM client: {e}"),
+            )
+        })?;
+    let keys = arm
+        .post(
+            &format!(
+                "{}/listKeys?api-version={STORAGE_RP_VERSION}",
+                resource_id.trim_end_matches('/')
+            ),
+            None,
+        )
+        .await?;
+    keys.get("keys")
+        .and_then(Value::as_array)
+        .and_then(|keys| {
+            keys.iter()
+                .find_map(|k| k.get("value").and_then(Value::as_str))
+        })
+        .map(Sensitive::new)
+        .ok_or_else(|| AzureError::new(AzureErrorKind::Other, "listKeys returned no key"))
+}
+
+/// One side's clients signing with the account key, for what only Shared Key may do (stored
+/// access policies). Made on first need: most accounts have no policies, and listKeys is a
+/// privilege atg does not ask for otherwise.
+struct KeyedClients {
+    side: &'static str,
+    endpoints: StorageEndpoints,
+    access: WriteAccess,
+    /// How to get the key: already known, from ARM, or a reason there is none.
+    origin: KeyOrigin,
+    made: tokio::sync::OnceCell<Result<KeyedServices, String>>,
+}
+
+enum KeyOrigin {
+    Known(Sensitive),
+    ListKeys {
+        side: SideContext,
+        resource_id: String,
+        hint: &'static str,
+    },
+    Unavailable(String),
+}
+
+struct KeyedServices {
+    blob: StorageClient,
+    queue: StorageClient,
+    table: StorageClient,
+}
+
+impl KeyedClients {
+    /// The keyed clients, or why there are none (said on the items it affects).
+    async fn get(&self, ctx: &PluginContext) -> Result<&KeyedServices, &str> {
+        self.made
+            .get_or_init(|| async {
+                let key = match &self.origin {
+                    KeyOrigin::Known(key) => key.clone(),
+                    KeyOrigin::Unavailable(reason) => return Err(reason.clone()),
+                    KeyOrigin::ListKeys {
+                        side,
+                        resource_id,
+                        hint,
+                    } => list_keys(ctx, side, resource_id).await.map_err(|error| {
+                        format!(
+                            "the {} account key is unavailable (listKeys: {error}); {hint}",
+                            self.side
+                        )
+                    })?,
+                };
+                let auth = StorageAuth::SharedKey(key);
+                let client = |service| {
+                    StorageClient::new(&ctx.http, &self.endpoints, service, &auth, self.access)
+                };
+                Ok(KeyedServices {
+                    blob: client(StorageService::Blob),
+                    queue: client(StorageService::Queue),
+                    table: client(StorageService::Table),
+                })
+            })
+            .await
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
+
+/// Writes stored access policies with the target's account key (Set Container/Queue/Table ACL
+/// take nothing else). `Ok(Some(reason))` when they could not be written.
+async fn set_with_key<'a, F, Fut>(
+    ctx: &'a PluginContext,
+    keyed: &'a KeyedClients,
+    set: F,
+) -> Result<Option<String>, AzureError>
+where
+    F: FnOnce(&'a KeyedServices) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AzureError>>,
+{
+    match keyed.get(ctx).await {
+        Err(reason) => Ok(Some(format!("stored access policies not copied: {reason}"))),
+        Ok(services) => match set(services).await {
+            Ok(()) => Ok(None),
+            Err(error) if is_denied(&error) => Ok(Some(format!(
+                "stored access policies not copied: the {} account key was refused ({})",
+                keyed.side,
+                error.code.as_deref().unwrap_or("denied")
+            ))),
+            Err(error) => Err(error),
+        },
+    }
+}
+
+/// Stored access policies read with that side's account key, after the plain client was
+/// refused. `None`, with a note saying why, when they stay unknown.
+async fn policies_with_key<'a, F, Fut>(
+    ctx: &'a PluginContext,
+    keyed: &'a KeyedClients,
+    notes: &mut Vec<String>,
+    read: F,
+) -> Result<Option<Vec<SignedIdentifier>>, AzureError>
+where
+    F: FnOnce(&'a KeyedServices) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Vec<SignedIdentifier>>, AzureError>>,
+{
+    let reason = match keyed.get(ctx).await {
+        Err(reason) => reason.to_owned(),
+        Ok(services) => match read(services).await? {
+            Some(policies) => return Ok(Some(policies)),
+            None => format!("the {} account key was refused", keyed.side),
+        },
+    };
+    let consequence = if keyed.side == "source" {
+        "so they are not copied"
+    } else {
+        "so they are not replaced"
+    };
+    notes.push(format!(
+        "the {}'s stored access policies could not be read, {consequence}: {reason}",
+        keyed.side
+    ));
+    Ok(None)
+}
+
+/// Says in the plan when a new container, queue or table will not get its policies.
+async fn note_unwritable_policies(
+    ctx: &PluginContext,
+    clients: &Clients,
+    needed: bool,
+    notes: &mut Vec<String>,
+) {
+    if needed {
+        if let Err(reason) = clients.target_keyed.get(ctx).await {
+            notes.push(format!(
+                "stored access policies will not be copied: {reason}"
+            ));
+        }
+    }
 }
 
 /// The clients of one run over one pair.
@@ -441,6 +607,9 @@ struct Clients {
     target_blob: StorageClient,
     target_queue: StorageClient,
     target_table: StorageClient,
+    /// Shared Key clients for stored access policies, made on first need.
+    source_keyed: KeyedClients,
+    target_keyed: KeyedClients,
     access: SourceAccess,
     target_allows_public_access: bool,
     sync_copy_max: u64,
@@ -480,7 +649,60 @@ async fn clients(
             target_access,
         )
     };
+    let source_origin = match (&access.key, &options.connection_string) {
+        (Some(key), _) => KeyOrigin::Known(key.clone()),
+        (None, Some((_, origin))) => KeyOrigin::Unavailable(format!(
+            "the connection string in {origin} has no AccountKey, and stored access policies take Shared Key"
+        )),
+        (None, None) => KeyOrigin::ListKeys {
+            side: ctx.source.clone(),
+            resource_id: job.pair.source.id.clone(),
+            hint: "stored access policies take Shared Key: grant the source identity `Storage Account Key Operator Service Role`, or set options.source_connection_string",
+        },
+    };
+    let target_origin = match &options.target_connection_string {
+        Some((text, origin)) => match sas::parse_connection_string(text) {
+            Err(problem) => {
+                return Err(auth_error(format!(
+                    "the connection string in {origin} is malformed: {problem}"
+                )))
+            }
+            Ok(parsed) => match (parsed.account_name, parsed.account_key) {
+                (Some(name), _) if !name.eq_ignore_ascii_case(&target_endpoints.account) => {
+                    return Err(auth_error(format!(
+                        "the connection string in {origin} is for account `{name}`, not the target `{}`",
+                        target_endpoints.account
+                    )))
+                }
+                (_, Some(key)) => KeyOrigin::Known(key),
+                (_, None) => {
+                    return Err(auth_error(format!(
+                        "the connection string in {origin} has no AccountKey: it is used only to sign stored access policies, which take Shared Key"
+                    )))
+                }
+            },
+        },
+        None => KeyOrigin::ListKeys {
+            side: ctx.target.clone(),
+            resource_id: job.pair.target.id.clone(),
+            hint: "stored access policies take Shared Key: grant the target identity `Storage Account Key Operator Service Role`, or set options.target_connection_string",
+        },
+    };
     Ok(Clients {
+        source_keyed: KeyedClients {
+            side: "source",
+            endpoints: source_endpoints.clone(),
+            access: WriteAccess::ReadOnly,
+            origin: source_origin,
+            made: tokio::sync::OnceCell::new(),
+        },
+        target_keyed: KeyedClients {
+            side: "target",
+            endpoints: target_endpoints.clone(),
+            access: target_access,
+            origin: target_origin,
+            made: tokio::sync::OnceCell::new(),
+        },
         source_account: source_endpoints.account.clone(),
         source_blob: source(StorageService::Blob),
         source_queue: source(StorageService::Queue),
@@ -582,21 +804,44 @@ impl DataPlanePlugin for StorageAccountPlugin {
             }
         }
         for container in &containers {
-            let source = clients
+            let name = container.name.as_str();
+            let read_error =
+                |side: &str, e| PluginError::azure(format!("read {side} container `{name}`"), e);
+            let mut policy_notes = Vec::new();
+            let mut source = clients
                 .source_blob
-                .container_settings(&container.name)
+                .container_settings(name)
                 .await
-                .map_err(|e| {
-                    PluginError::azure(format!("read source container `{}`", container.name), e)
-                })?
+                .map_err(|e| read_error("source", e))?
                 .unwrap_or_default();
-            let target = clients
+            if !source.policies_readable {
+                let keyed = &clients.source_keyed;
+                let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
+                    k.blob.container_acl(name)
+                });
+                if let Some(policies) = read.await.map_err(|e| read_error("source", e))? {
+                    source.access_policies = policies;
+                    source.policies_readable = true;
+                }
+            }
+            let mut target = clients
                 .target_blob
-                .container_settings(&container.name)
+                .container_settings(name)
                 .await
-                .map_err(|e| {
-                    PluginError::azure(format!("read target container `{}`", container.name), e)
-                })?;
+                .map_err(|e| read_error("target", e))?;
+            if let Some(existing) = target.as_mut().filter(|t| !t.policies_readable) {
+                let keyed = &clients.target_keyed;
+                let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
+                    k.blob.container_acl(name)
+                });
+                if let Some(policies) = read.await.map_err(|e| read_error("target", e))? {
+                    existing.access_policies = policies;
+                    existing.policies_readable = true;
+                }
+            }
+            let needed =
+                source.policies_readable && !source.access_policies.is_empty() && target.is_none();
+            note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
             let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
             let mut marker: Option<String> = None;
             loop {
@@ -622,6 +867,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
             total_bytes += bytes;
             total_archived += archived;
             let mut notes = vec![format!("{blobs} blob(s), {}", human_bytes(bytes))];
+            notes.extend(policy_notes);
             if archived > 0 {
                 notes.push(format!(
                     "{archived} archived blob(s) will be skipped: rehydrate them first"
@@ -660,30 +906,58 @@ impl DataPlanePlugin for StorageAccountPlugin {
                 .map_err(|e| list_error("source queues", e))?;
             for queue in page.items {
                 queues += 1;
-                let (source, messages) = clients
+                let name = queue.name.as_str();
+                let read_error =
+                    |side: &str, e| PluginError::azure(format!("read {side} queue `{name}`"), e);
+                let mut notes = Vec::new();
+                let (mut source, messages) = clients
                     .source_queue
-                    .queue_settings(&queue.name)
+                    .queue_settings(name)
                     .await
-                    .map_err(|e| {
-                        PluginError::azure(format!("read source queue `{}`", queue.name), e)
-                    })?
+                    .map_err(|e| read_error("source", e))?
                     .unwrap_or_default();
-                let target = clients
+                if source.policies_unreadable {
+                    let keyed = &clients.source_keyed;
+                    let read =
+                        policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
+                    if let Some(policies) = read.await.map_err(|e| read_error("source", e))? {
+                        source.access_policies = policies;
+                        source.policies_unreadable = false;
+                    }
+                }
+                let mut target = clients
                     .target_queue
-                    .queue_settings(&queue.name)
+                    .queue_settings(name)
                     .await
-                    .map_err(|e| {
-                        PluginError::azure(format!("read target queue `{}`", queue.name), e)
-                    })?
+                    .map_err(|e| read_error("target", e))?
                     .map(|(settings, _)| settings);
+                if let Some(existing) = target.as_mut().filter(|t| t.policies_unreadable) {
+                    let keyed = &clients.target_keyed;
+                    let read =
+                        policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
+                    if let Some(policies) = read.await.map_err(|e| read_error("target", e))? {
+                        existing.access_policies = policies;
+                        existing.policies_unreadable = false;
+                    }
+                }
+                let needed = !source.policies_unreadable
+                    && !source.access_policies.is_empty()
+                    && target.is_none();
+                note_unwritable_policies(ctx, &clients, needed, &mut notes).await;
+                notes.push(format!(
+                    "messages are not copied (about {messages} in the source): atg copies queue structure only"
+                ));
                 discovery.items.push(PlannedItem {
                     kind: QUEUE,
                     name: queue.name,
-                    action: if target.is_some() { PlannedAction::Compare } else { PlannedAction::Create },
-                    notes: vec![format!(
-                        "messages are not copied (about {messages} in the source): atg copies queue structure only"
-                    )],
-                    detail: serde_json::to_value(QueuePlan { source, target }).unwrap_or(Value::Null),
+                    action: if target.is_some() {
+                        PlannedAction::Compare
+                    } else {
+                        PlannedAction::Create
+                    },
+                    notes,
+                    detail: serde_json::to_value(QueuePlan { source, target })
+                        .unwrap_or(Value::Null),
                 });
             }
             marker = page.next_marker;
@@ -704,17 +978,36 @@ impl DataPlanePlugin for StorageAccountPlugin {
                 .map_err(|e| list_error("source tables", e))?;
             for name in names {
                 tables += 1;
-                let source = clients
+                let read_error =
+                    |side: &str, e| PluginError::azure(format!("read {side} table `{name}`"), e);
+                let mut policy_notes = Vec::new();
+                let mut source = clients
                     .source_table
                     .table_access_policies(&name)
                     .await
-                    .map_err(|e| PluginError::azure(format!("read source table `{name}`"), e))?
+                    .map_err(|e| read_error("source", e))?
                     .flatten();
-                let target = clients
+                if source.is_none() {
+                    let keyed = &clients.source_keyed;
+                    let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
+                        k.table.table_acl(&name)
+                    });
+                    source = read.await.map_err(|e| read_error("source", e))?;
+                }
+                let mut target = clients
                     .target_table
                     .table_access_policies(&name)
                     .await
-                    .map_err(|e| PluginError::azure(format!("read target table `{name}`"), e))?;
+                    .map_err(|e| read_error("target", e))?;
+                if matches!(target, Some(None)) {
+                    let keyed = &clients.target_keyed;
+                    let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
+                        k.table.table_acl(&name)
+                    });
+                    target = Some(read.await.map_err(|e| read_error("target", e))?);
+                }
+                let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
+                note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
                 let mut entities = 0u64;
                 let mut continuation: Option<(String, String)> = None;
                 loop {
@@ -734,6 +1027,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
                 }
                 total_entities += entities;
                 let mut notes = vec![format!("{entities} entit(ies)")];
+                notes.extend(policy_notes);
                 if job.mode == Mode::Template && entities > 0 {
                     notes.push("entities are not copied in template mode".into());
                 }
@@ -784,7 +1078,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
                     CONTAINER => {
                         apply_container(ctx, job, &clients, &resource, &item, &mut notes).await
                     }
-                    QUEUE => apply_queue(job, &clients, &item, &mut notes).await,
+                    QUEUE => apply_queue(ctx, job, &clients, &item, &mut notes).await,
                     TABLE => apply_table(ctx, job, &clients, &resource, &item, &mut notes).await,
                     other => ItemStatus::Failed {
                         error: format!("internal: unknown item kind `{other}`"),
@@ -824,8 +1118,6 @@ fn settings_conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
     }
 }
 
-const POLICIES_NEED_SHARED_KEY: &str = "stored access policies not copied: the service sets them only with Shared Key (account key), which atg does not use for writes";
-
 fn is_denied(error: &AzureError) -> bool {
     matches!(error.status, Some(401 | 403))
 }
@@ -833,6 +1125,7 @@ fn is_denied(error: &AzureError) -> bool {
 /// Creates or updates the container's settings. Returns the status of the structure and
 /// whether blobs may be copied into it.
 async fn ensure_container(
+    ctx: &PluginContext,
     job: &Job,
     clients: &Clients,
     name: &str,
@@ -841,9 +1134,6 @@ async fn ensure_container(
 ) -> (ItemStatus, bool) {
     let source = &plan.source;
     let target = &clients.target_blob;
-    if !source.policies_readable {
-        notes.push("the source's stored access policies could not be read (Get Container ACL takes Shared Key only): not copied".into());
-    }
     let mut partial: Vec<String> = Vec::new();
     let mut access = source.public_access.as_deref();
     if access.is_some() && !clients.target_allows_public_access {
@@ -874,14 +1164,14 @@ async fn ensure_container(
                 return (failed("create container", &error), false);
             }
             if copy_policies {
-                match target
-                    .set_container_acl(name, access, &source.access_policies)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(error) if is_denied(&error) => {
-                        partial.push(POLICIES_NEED_SHARED_KEY.into());
-                    }
+                let set = set_with_key(ctx, &clients.target_keyed, |k| {
+                    k.blob
+                        .set_container_acl(name, access, &source.access_policies)
+                })
+                .await;
+                match set {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => partial.push(reason),
                     Err(error) => return (failed("set container access policies", &error), true),
                 }
             }
@@ -924,11 +1214,15 @@ async fn ensure_container(
                 } else {
                     &existing.access_policies
                 };
-                match target.set_container_acl(name, access, policies).await {
-                    Ok(()) => {}
-                    Err(error) if is_denied(&error) => partial.push(
-                        "public access and stored access policies not updated: the service sets them only with Shared Key (account key), which atg does not use for writes".into(),
-                    ),
+                let set = set_with_key(ctx, &clients.target_keyed, |k| {
+                    k.blob.set_container_acl(name, access, policies)
+                })
+                .await;
+                match set {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => partial.push(format!(
+                        "public access not updated either (Set Container ACL sets both): {reason}"
+                    )),
                     Err(error) => return (failed("set container access policies", &error), true),
                 }
             }
@@ -960,7 +1254,7 @@ async fn apply_container(
         Ok(plan) => plan,
         Err(status) => return status,
     };
-    let (status, usable) = ensure_container(job, clients, &item.name, &plan, notes).await;
+    let (status, usable) = ensure_container(ctx, job, clients, &item.name, &plan, notes).await;
     if job.mode == Mode::Template || !usable {
         return status;
     }
@@ -1482,12 +1776,13 @@ async fn copy_in_blocks(
 }
 
 async fn apply_queue(
+    ctx: &PluginContext,
     job: &Job,
     clients: &Clients,
     item: &PlannedItem,
     notes: &mut Vec<String>,
 ) -> ItemStatus {
-    let status = apply_queue_settings(job, clients, item, notes).await;
+    let status = apply_queue_settings(ctx, job, clients, item).await;
     if job.mode != Mode::Replication
         || !clients.copy_queue_messages
         || matches!(status, ItemStatus::Failed { .. })
@@ -1566,10 +1861,10 @@ async fn copy_queue_messages(
 
 /// The queue itself: created or updated with the source's metadata and policies.
 async fn apply_queue_settings(
+    ctx: &PluginContext,
     job: &Job,
     clients: &Clients,
     item: &PlannedItem,
-    notes: &mut Vec<String>,
 ) -> ItemStatus {
     let plan: QueuePlan = match item.plan() {
         Ok(plan) => plan,
@@ -1577,57 +1872,75 @@ async fn apply_queue_settings(
     };
     let target = &clients.target_queue;
     let name = &item.name;
-    if plan.source.policies_unreadable {
-        notes.push(
-            "the source's stored access policies could not be read (Shared Key only): not copied"
-                .into(),
-        );
-    }
-    let copy_policies = !plan.source.policies_unreadable && !plan.source.access_policies.is_empty();
-    let mut partial = None;
+    let source = &plan.source;
+    let mut partial = Vec::new();
+    // Set Queue ACL replaces every policy: sent only when the source's are known, and the
+    // target's are known too or the queue is new.
+    let set_policies = !source.policies_unreadable
+        && match &plan.target {
+            None => !source.access_policies.is_empty(),
+            Some(existing) if existing.policies_unreadable => {
+                if !source.access_policies.is_empty() {
+                    partial.push(
+                        "stored access policies not copied: the target's could not be read, and setting them replaces them all"
+                            .to_owned(),
+                    );
+                }
+                false
+            }
+            Some(existing) => existing.access_policies != source.access_policies,
+        };
     let action = match &plan.target {
         None => {
-            if let Err(error) = target.create_queue(name, &plan.source.metadata).await {
+            if let Err(error) = target.create_queue(name, &source.metadata).await {
                 return failed("create queue", &error);
             }
             "queue created with its metadata"
         }
         Some(existing) => {
-            let same_policies = plan.source.policies_unreadable
-                || existing.policies_unreadable
-                || existing.access_policies == plan.source.access_policies;
-            if existing.metadata == plan.source.metadata && same_policies {
-                return ItemStatus::Skipped {
-                    reason: "exists in the target with the same settings".into(),
+            if existing.metadata == source.metadata && !set_policies {
+                return if partial.is_empty() {
+                    ItemStatus::Skipped {
+                        reason: "exists in the target with the same settings".into(),
+                    }
+                } else {
+                    ItemStatus::Partial {
+                        action: "queue kept".into(),
+                        reason: partial.join("; "),
+                    }
                 };
             }
             if let Some(status) = settings_conflict(job.on_conflict, "queue") {
                 return status;
             }
-            if let Err(error) = target.set_queue_metadata(name, &plan.source.metadata).await {
-                return failed("set queue metadata", &error);
+            if existing.metadata != source.metadata {
+                if let Err(error) = target.set_queue_metadata(name, &source.metadata).await {
+                    return failed("set queue metadata", &error);
+                }
             }
             "queue settings updated"
         }
     };
-    if copy_policies {
-        match target
-            .set_queue_acl(name, &plan.source.access_policies)
-            .await
-        {
-            Ok(()) => {}
-            Err(error) if is_denied(&error) => partial = Some(POLICIES_NEED_SHARED_KEY.to_owned()),
+    if set_policies {
+        let set = set_with_key(ctx, &clients.target_keyed, |k| {
+            k.queue.set_queue_acl(name, &source.access_policies)
+        })
+        .await;
+        match set {
+            Ok(None) => {}
+            Ok(Some(reason)) => partial.push(reason),
             Err(error) => return failed("set queue access policies", &error),
         }
     }
-    match partial {
-        Some(reason) => ItemStatus::Partial {
+    if partial.is_empty() {
+        ItemStatus::Replicated {
             action: action.into(),
-            reason,
-        },
-        None => ItemStatus::Replicated {
+        }
+    } else {
+        ItemStatus::Partial {
             action: action.into(),
-        },
+            reason: partial.join("; "),
+        }
     }
 }
 
@@ -1645,12 +1958,6 @@ async fn apply_table(
     };
     let target = &clients.target_table;
     let name = &item.name;
-    if plan.source.is_none() {
-        notes.push(
-            "the source's stored access policies could not be read (Shared Key only): not copied"
-                .into(),
-        );
-    }
     let source_policies = plan.source.clone().unwrap_or_default();
     let existing_target = plan.target_exists.then_some(&plan.target);
     // Settings kept by --on-conflict skip: said so on the item, entities still copied.
@@ -1663,6 +1970,7 @@ async fn apply_table(
             ("table created", !source_policies.is_empty())
         }
         Some(existing) => {
+            // Set Table ACL replaces every policy: only when both sides are known.
             let same = match (&plan.source, existing) {
                 (Some(source), Some(existing)) => source == existing,
                 _ => true,
@@ -1684,8 +1992,15 @@ async fn apply_table(
             }
         }
     };
+    let unknown_target_policies =
+        plan.target_exists && plan.target.is_none() && !source_policies.is_empty();
     let mut status = if let Some(kept) = kept_settings {
         kept
+    } else if action.is_empty() && unknown_target_policies {
+        ItemStatus::Partial {
+            action: "table kept".into(),
+            reason: "stored access policies not copied: the target's could not be read, and setting them replaces them all".into(),
+        }
     } else if action.is_empty() {
         ItemStatus::Skipped {
             reason: "exists in the target with the same settings".into(),
@@ -1696,19 +2011,20 @@ async fn apply_table(
         }
     };
     if set_policies {
-        match target
-            .set_table_access_policies(name, &source_policies)
-            .await
-        {
-            Ok(()) => {}
-            Err(error) if is_denied(&error) => {
+        let set = set_with_key(ctx, &clients.target_keyed, |k| {
+            k.table.set_table_access_policies(name, &source_policies)
+        })
+        .await;
+        match set {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
                 status = ItemStatus::Partial {
                     action: if action.is_empty() {
                         "table kept".into()
                     } else {
                         action.into()
                     },
-                    reason: POLICIES_NEED_SHARED_KEY.into(),
+                    reason,
                 };
             }
             Err(error) => return failed("set table access policies", &error),

@@ -34,6 +34,11 @@ impl StorageStack {
     }
 
     pub async fn start_with_faults(faults: Option<FaultOptions>) -> StorageStack {
+        Self::start_with(faults, true).await
+    }
+
+    /// `target_keys`: whether ARM's listKeys answers for the target account (403 otherwise).
+    pub async fn start_with(faults: Option<FaultOptions>, target_keys: bool) -> StorageStack {
         let stack = Stack::start().await;
         let azurite = Azurite::start(
             &stack.emulator,
@@ -44,11 +49,22 @@ impl StorageStack {
         let gateway = StorageGateway::start(&stack.emulator, &azurite, faults)
             .await
             .expect("gateway starts");
-        // ARM knows both accounts; only the source has keys (listKeys on the target is 403).
+        // ARM knows both accounts and lists their keys (listKeys on the target is 403 without
+        // `target_keys`).
         let key = azurite.account(SOURCE).unwrap().key.clone();
         stack
             .emulator
             .seed_storage_keys("source-sub", "rg", SOURCE, vec![key]);
+        let key = azurite.account(TARGET).unwrap().key.clone();
+        if target_keys {
+            stack
+                .emulator
+                .seed_storage_keys("target-sub", "rg", TARGET, vec![key]);
+        } else {
+            stack
+                .emulator
+                .seed_storage_keys("target-sub", "rg", TARGET, Vec::new());
+        }
         StorageStack {
             stack,
             azurite,
@@ -200,7 +216,7 @@ fn source_spec() -> Value {
     json!({
         "containers": [
             { "name": "docs", "metadata": { "owner": "team-a" }, "public_access": "blob",
-              "policies": [{ "id": "readers" }],
+              "policies": [{ "id": "readers", "permission": "rl" }, { "id": "writers", "permission": "racwdl" }],
               "blobs": [
                 { "name": "readme.txt", "size": 1000, "content_type": "text/plain", "content_language": "en",
                   "cache_control": "max-age=60", "metadata": { "origin": "seed" }, "tags": { "env": "prod", "team": "a b" } },
@@ -213,7 +229,7 @@ fn source_spec() -> Value {
               ]},
             { "name": "empty-container", "metadata": {}, "blobs": [] }
         ],
-        "queues": [ { "name": "jobs", "metadata": { "purpose": "work" }, "messages": ["one", "two"] } ],
+        "queues": [ { "name": "jobs", "metadata": { "purpose": "work" }, "policies": ["workers"], "messages": ["one", "two"] } ],
         "tables": [ { "name": "people", "policies": ["tablereaders"], "entities": [
             { "PartitionKey": "p1", "RowKey": "r1", "Name": "ada", "Age": ["Int32", 36], "Big": ["Int64", "9007199254740993"],
               "Score": ["Double", 1.5], "Active": true, "Born": ["DateTime", "1815-12-10T00:00:00+00:00"],
@@ -247,10 +263,6 @@ fn assert_replicated(source: &Value, target: &Value) {
         .remove("cold.dat");
     expected["queues"]["jobs"]["messages"] = json!(0);
     expected["queues"]["jobs"]["peeked"] = json!([]);
-    // Stored access policies are set only with Shared Key, which atg does not use for writes:
-    // reported, not copied.
-    expected["containers"]["docs"]["policies"] = json!([]);
-    expected["tables"]["people"]["policies"] = json!([]);
     assert_eq!(
         expected["containers"], target["containers"],
         "containers differ:\nsource {:#}\ntarget {:#}",
@@ -268,7 +280,7 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     let run = storage
         .deploy(
             &inventory,
-            &["--dataplane-mode", "replication", "--output", "json"],
+            &["--dataplane-mode", "replication", "--output", "json", "-vv"],
         )
         .await;
     let report = run.report();
@@ -287,11 +299,18 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     assert_eq!(report["totals"]["items"]["failed"], 0, "{run}");
     assert_eq!(run.code, 0, "{run}");
     assert_replicated(&storage.dump(SOURCE), &storage.dump(TARGET));
+    // Stored access policies were read and written with the account keys (Shared Key).
     let docs = item(&report, "container", "docs");
-    assert!(
-        docs.to_string().contains("stored access policies"),
-        "{docs}"
-    );
+    assert_eq!(docs["status"], "replicated", "{docs}");
+    assert_eq!(item(&report, "queue", "jobs")["status"], "replicated");
+    assert_eq!(item(&report, "table", "people")["status"], "replicated");
+    for account in [SOURCE, TARGET] {
+        let key = &storage.azurite.account(account).unwrap().key;
+        assert!(
+            !run.stdout.contains(key.as_str()) && !run.stderr.contains(key.as_str()),
+            "the {account} key was printed"
+        );
+    }
     // Server-side: every blob arrived by a copy request, none by an upload.
     let writes = storage.target_writes();
     assert!(writes.iter().filter(|w| w.copy).count() >= 6, "{writes:#?}");
@@ -334,6 +353,113 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
         docs["notes"].to_string().contains("0 copied")
             && docs["notes"].to_string().contains("6 identical"),
         "{docs}"
+    );
+}
+
+#[tokio::test]
+async fn stored_access_policies_without_the_target_key_are_reported_then_copied_with_it() {
+    let storage = StorageStack::start_with(None, false).await;
+    storage.seed(SOURCE, &source_spec());
+    let inventory = storage.inventory(json!({}));
+
+    // Dry-run says ahead that the policies cannot be copied, and why.
+    let dry = storage
+        .deploy(
+            &inventory,
+            &[
+                "--dataplane-mode",
+                "template",
+                "--dry-run",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_eq!(dry.code, 0, "{dry}");
+    let report = dry.report();
+    let notes = item(&report, "container", "docs")["notes"].to_string();
+    assert!(
+        notes.contains("stored access policies will not be copied")
+            && notes.contains("Storage Account Key Operator Service Role"),
+        "{notes}"
+    );
+    assert!(storage.target_writes().is_empty());
+
+    // Template without the key: structure created, policies reported partial, nothing else lost.
+    let run = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "template", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "partial is not a failure: {run}");
+    let report = run.report();
+    for (kind, name) in [
+        ("container", "docs"),
+        ("queue", "jobs"),
+        ("table", "people"),
+    ] {
+        let entry = item(&report, kind, name);
+        assert_eq!(entry["status"], "partial", "{entry}");
+        let reason = entry["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("stored access policies not copied")
+                && reason.contains("listKeys")
+                && reason.contains("options.target_connection_string"),
+            "{reason}"
+        );
+    }
+    let target = storage.dump(TARGET);
+    assert_eq!(target["containers"]["docs"]["policies"], json!([]));
+    assert_eq!(target["containers"]["docs"]["metadata"]["owner"], "team-a");
+
+    // With the target's connection string the same pairs converge: the policies are copied
+    // (read back by the Python SDK with its own Shared Key signing), the rest is unchanged.
+    let inventory = storage.inventory(json!({
+        "target_connection_string": storage.azurite.connection_string(TARGET),
+    }));
+    let run = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "template", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.report();
+    assert_eq!(
+        item(&report, "container", "docs")["status"],
+        "replicated",
+        "{run}"
+    );
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    for (kind, name) in [
+        ("containers", "docs"),
+        ("queues", "jobs"),
+        ("tables", "people"),
+    ] {
+        assert_eq!(
+            source[kind][name]["policies"], target[kind][name]["policies"],
+            "{kind} {name}"
+        );
+        assert_ne!(source[kind][name]["policies"], json!([]), "{kind} {name}");
+    }
+    let key = &storage.azurite.account(TARGET).unwrap().key;
+    assert!(!run.stdout.contains(key.as_str()) && !run.stderr.contains(key.as_str()));
+
+    // A re-run finds the same policies and writes nothing.
+    storage.gateway.clear_requests();
+    let again = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "template", "--output", "json"],
+        )
+        .await;
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        storage.target_writes().is_empty(),
+        "{:#?}",
+        storage.target_writes()
     );
 }
 

@@ -18,9 +18,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from azure.data.tables import EdmType, EntityProperty, TableServiceClient, TableAccessPolicy
-from azure.storage.blob import (AccessPolicy, BlobServiceClient, ContainerSasPermissions,
+from azure.storage.blob import (AccessPolicy, BlobServiceClient,
                                 ContentSettings)
-from azure.storage.queue import QueueServiceClient
+from azure.storage.queue import AccessPolicy as QueueAccessPolicy, QueueServiceClient
 
 
 def clients(conn, ca):
@@ -62,7 +62,7 @@ def seed(conn, ca, spec):
                                           public_access=c.get("public_access"))
         if c.get("policies"):
             container.set_container_access_policy(
-                signed_identifiers={p["id"]: AccessPolicy(permission=ContainerSasPermissions(read=True, list=True),
+                signed_identifiers={p["id"]: AccessPolicy(permission=p.get("permission", "rl"),
                                                           start=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
                                                           expiry=datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc))
                                     for p in c["policies"]},
@@ -92,6 +92,11 @@ def seed(conn, ca, spec):
                 client.set_standard_blob_tier(b["tier"])
     for q in spec.get("queues", []):
         client = queue.create_queue(q["name"], metadata=q.get("metadata"))
+        if q.get("policies"):
+            client.set_queue_access_policy({p: QueueAccessPolicy(permission="rp",
+                                                                 start=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+                                                                 expiry=datetime.datetime(2031, 6, 1, tzinfo=datetime.timezone.utc))
+                                            for p in q["policies"]})
         for message in q.get("messages", []):
             client.send_message(message)
     for t in spec.get("tables", []):
@@ -123,6 +128,15 @@ def describe(value):
     return [type(value).__name__, str(value)]
 
 
+def policies(by_id):
+    """Stored access policies as comparable data: id, permission, start, expiry."""
+    def text(value):
+        return value.isoformat() if hasattr(value, "isoformat") else (str(value) if value is not None else None)
+    return sorted(([i, str(p.permission) if p and p.permission else None,
+                    text(p.start) if p else None, text(p.expiry) if p else None]
+                   for i, p in by_id.items()), key=lambda e: e[0])
+
+
 def dump(conn, ca):
     blob, queue, table = clients(conn, ca)
     out = {"containers": {}, "queues": {}, "tables": {}}
@@ -152,13 +166,14 @@ def dump(conn, ca):
         out["containers"][c.name] = {
             "metadata": dict(c.metadata or {}),
             "public_access": policy.get("public_access"),
-            "policies": sorted(p.id for p in policy.get("signed_identifiers", [])),
+            "policies": policies({p.id: p.access_policy for p in policy.get("signed_identifiers", [])}),
             "blobs": blobs,
         }
     for q in queue.list_queues(include_metadata=True):
         client = queue.get_queue_client(q.name)
         props = client.get_queue_properties()
         out["queues"][q.name] = {"metadata": dict(props.metadata or {}),
+                                 "policies": policies(client.get_queue_access_policy()),
                                  "messages": props.approximate_message_count,
                                  "peeked": sorted(m.content for m in client.peek_messages(max_messages=32))}
     for t in table.list_tables():
@@ -168,7 +183,7 @@ def dump(conn, ca):
             entities.append({k: describe(v) for k, v in sorted(e.items())})
         entities.sort(key=lambda e: (e["PartitionKey"][1], e["RowKey"][1]))
         out["tables"][t.name] = {
-            "policies": sorted(client.get_table_access_policy().keys()),
+            "policies": policies(client.get_table_access_policy()),
             "entities": entities,
         }
     json.dump(out, sys.stdout, sort_keys=True)

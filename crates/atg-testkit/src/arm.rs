@@ -73,7 +73,11 @@ impl ArmState {
             body: json!({ "location": "westus", "tags": {}, "kind": "StorageV2", "properties": {} }),
             provisioning_done: true,
         });
-        self.storage_keys.insert(key, keys);
+        if keys.is_empty() {
+            self.storage_keys.remove(&key);
+        } else {
+            self.storage_keys.insert(key, keys);
+        }
     }
 }
 

@@ -249,7 +249,8 @@ impl Emulator {
     }
 
     /// Makes `POST .../storageAccounts/{account}/listKeys` answer with these keys (key1, key2, ...),
-    /// and creates the account in the ARM store if missing.
+    /// and creates the account in the ARM store if missing. No keys: listKeys answers 403, as
+    /// for an identity without `listkeys/action`.
     pub fn seed_storage_keys(
         &self,
         subscription: &str,

@@ -7,7 +7,8 @@
 //! therefore rewrites blob requests to Azurite's path style (`https://127.0.0.1:<port>/<account>
 //! /<container>/<blob>`), including the `x-ms-copy-source` URL; table requests likewise (the
 //! operation URLs inside an entity group transaction too: Azurite's `$batch` parser knows only
-//! path style); queue requests pass with their production `Host` unchanged. atg sends exactly what it sends to Azure;
+//! path style); queue requests, and requests signed with Shared Key (whose signature covers the
+//! production path), pass with their production `Host` unchanged. atg sends exactly what it sends to Azure;
 //! only `--connect-to` and `--ca-cert` point it here.
 //!
 //! Faults (429 with `Retry-After`, 503, connection reset) are injected on a seeded fraction of
@@ -313,12 +314,22 @@ async fn handle(
     let Some((account, service)) = split_host(&host) else {
         return Some(plain(StatusCode::MISDIRECTED_REQUEST, "not a storage host"));
     };
+    // A Shared Key signature covers the path as the client sent it (`/<account>/<path>` from the
+    // production host): such requests keep their production `Host` and path, so Azurite checks
+    // the signature exactly as Azure would. They never carry a copy source.
+    let shared_key = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("SharedKey "));
     let (url, keep_host) = match service {
+        "blob" if shared_key => (format!("https://{}{path_and_query}", upstream.blob), true),
         "blob" => (
             format!("https://{}/{account}{path_and_query}", upstream.blob),
             false,
         ),
         "queue" => (format!("https://{}{path_and_query}", upstream.queue), true),
+        "table" if shared_key => (format!("https://{}{path_and_query}", upstream.table), true),
         "table" => (
             format!("https://{}/{account}{path_and_query}", upstream.table),
             false,

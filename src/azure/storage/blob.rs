@@ -301,6 +301,21 @@ impl StorageClient {
         let response = response.success()?;
         let metadata = response.metadata();
         let public_access = non_empty(response.header("x-ms-blob-public-access"));
+        let access_policies = self.container_acl(container).await?;
+        Ok(Some(ContainerSettings {
+            metadata,
+            public_access,
+            policies_readable: access_policies.is_some(),
+            access_policies: access_policies.unwrap_or_default(),
+        }))
+    }
+
+    /// The container's stored access policies; `None` when the service refuses to show them
+    /// (Get Container ACL takes Shared Key: Entra ID tokens and SAS are refused).
+    pub async fn container_acl(
+        &self,
+        container: &str,
+    ) -> Result<Option<Vec<SignedIdentifier>>, AzureError> {
         let acl = self
             .send(
                 Method::Get,
@@ -310,21 +325,12 @@ impl StorageClient {
             )
             .await?;
         if matches!(acl.status, 401 | 403) {
-            return Ok(Some(ContainerSettings {
-                metadata,
-                public_access,
-                access_policies: Vec::new(),
-                policies_readable: false,
-            }));
+            return Ok(None);
         }
         let acl = acl.success()?;
-        Ok(Some(ContainerSettings {
-            metadata,
-            public_access,
-            access_policies: xml::signed_identifiers(&acl.body)
-                .map_err(|e| invalid_answer("container access policies", &e))?,
-            policies_readable: true,
-        }))
+        xml::signed_identifiers(&acl.body)
+            .map(Some)
+            .map_err(|e| invalid_answer("container access policies", &e))
     }
 
     /// Creates a container. `Ok(false)` when it already exists.

@@ -17,6 +17,7 @@
 pub mod blob;
 pub mod queue;
 pub mod sas;
+pub mod shared_key;
 pub mod table;
 mod xml;
 
@@ -70,6 +71,9 @@ pub enum StorageAuth {
     Bearer(Arc<dyn TokenCredential>),
     /// A SAS token (query string without `?`), appended to every URL.
     Sas(Sensitive),
+    /// The account key, signing each request (Shared Key). Only for what takes nothing else:
+    /// stored access policies.
+    SharedKey(Sensitive),
 }
 
 impl std::fmt::Debug for StorageAuth {
@@ -77,6 +81,7 @@ impl std::fmt::Debug for StorageAuth {
         match self {
             StorageAuth::Bearer(_) => f.write_str("Bearer"),
             StorageAuth::Sas(_) => f.write_str("Sas(<redacted>)"),
+            StorageAuth::SharedKey(_) => f.write_str("SharedKey(<redacted>)"),
         }
     }
 }
@@ -249,6 +254,14 @@ impl StorageClient {
                 None,
             ),
             StorageAuth::Sas(token) => (Vec::new(), Some(token.clone())),
+            StorageAuth::SharedKey(key) => (
+                vec![Arc::new(shared_key::SharedKeyPolicy::new(
+                    &endpoints.account,
+                    key.clone(),
+                    service,
+                ))],
+                None,
+            ),
         };
         let pipeline = Pipeline::new(
             Some("atg"),

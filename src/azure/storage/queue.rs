@@ -92,6 +92,23 @@ impl StorageClient {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         let metadata = response.metadata();
+        let access_policies = self.queue_acl(queue).await?;
+        Ok(Some((
+            QueueSettings {
+                metadata,
+                policies_unreadable: access_policies.is_none(),
+                access_policies: access_policies.unwrap_or_default(),
+            },
+            count,
+        )))
+    }
+
+    /// The queue's stored access policies; `None` when the service refuses to show them
+    /// (Get Queue ACL takes Shared Key).
+    pub async fn queue_acl(
+        &self,
+        queue: &str,
+    ) -> Result<Option<Vec<SignedIdentifier>>, AzureError> {
         let acl = self
             .send(
                 Method::Get,
@@ -101,30 +118,15 @@ impl StorageClient {
             )
             .await?;
         if matches!(acl.status, 401 | 403) {
-            return Ok(Some((
-                QueueSettings {
-                    metadata,
-                    access_policies: Vec::new(),
-                    policies_unreadable: true,
-                },
-                count,
-            )));
+            return Ok(None);
         }
         let acl = acl.success()?;
-        let access_policies = xml::signed_identifiers(&acl.body).map_err(|e| {
+        xml::signed_identifiers(&acl.body).map(Some).map_err(|e| {
             AzureError::new(
                 AzureErrorKind::Other,
                 format!("could not read the queue access policies: {e}"),
             )
-        })?;
-        Ok(Some((
-            QueueSettings {
-                metadata,
-                access_policies,
-                policies_unreadable: false,
-            },
-            count,
-        )))
+        })
     }
 
     /// Creates a queue with its metadata. `Ok(false)` when it already exists.

@@ -195,6 +195,15 @@ impl StorageClient {
             return Ok(None);
         }
         exists.success()?;
+        self.table_acl(table).await.map(Some)
+    }
+
+    /// The table's stored access policies; `None` when the service refuses to show them
+    /// (Get Table ACL takes Shared Key).
+    pub async fn table_acl(
+        &self,
+        table: &str,
+    ) -> Result<Option<Vec<SignedIdentifier>>, AzureError> {
         let response = self
             .send(
                 Method::Get,
@@ -204,11 +213,11 @@ impl StorageClient {
             )
             .await?;
         if matches!(response.status, 401 | 403) {
-            return Ok(Some(None));
+            return Ok(None);
         }
         let response = response.success()?;
         xml::signed_identifiers(&response.body)
-            .map(|p| Some(Some(p)))
+            .map(Some)
             .map_err(|e| {
                 AzureError::new(
                     AzureErrorKind::Other,

@@ -6,9 +6,10 @@
 //! - Template creates containers, queues and tables empty, with the source's metadata and stored
 //!   access policies; public access only where the target account allows it.
 //! - Replication copies blobs server-side (the bytes never pass through atg): Copy Blob From
-//!   URL up to 256 MiB, Put Block From URL + Put Block List above (`AzCopy`'s way), and async Copy
-//!   Blob, polled to completion, for page and append blobs and whenever the service answers
-//!   that a call is not implemented. Metadata, content headers, tags and tier are preserved.
+//!   URL up to 256 MiB, Put Block From URL + Put Block List above (`AzCopy`'s way), Put Page From
+//!   URL over the valid ranges of page blobs, Append Block From URL (conditional on the append
+//!   position, so a retry never appends twice) for append blobs, and async Copy Blob, polled to
+//!   completion, whenever the service answers that a call is not implemented. Metadata, content headers, tags and tier are preserved.
 //!   Entities are copied with their property types in transactions of ≤ 100 per partition.
 //!   Queue messages are never copied (structure only).
 //! - Blob and entity outcomes are counted per container/table; only the blobs and entities that
@@ -170,7 +171,7 @@ static INFO: PluginInfo = PluginInfo {
         },
     ],
     notes: &[
-        "blobs are copied server-side: Copy Blob From URL (≤ 256 MiB), Put Block From URL + Put Block List (larger block blobs), async Copy Blob (page/append blobs, and when the service does not implement the others)",
+        "blobs are copied server-side: Copy Blob From URL (≤ 256 MiB), Put Block From URL + Put Block List (larger block blobs), Put Page From URL (the valid ranges of page blobs) and Append Block From URL (append blobs, each block conditional on its position), async Copy Blob when the service does not implement those",
         "the source is read with Entra ID (user-delegation SAS for copy sources) when possible, else with an account SAS from ARM listKeys or options.source_connection_string",
         "stored access policies take Shared Key: atg signs those few calls with the account key (listKeys on each side, or options.source_connection_string / options.target_connection_string), fetched only when there are policies to read or write; without a key they are reported, not copied",
         "archived blobs are skipped: rehydrate them (set tier Hot or Cool) and run again",
@@ -618,6 +619,8 @@ struct Clients {
     /// Set when the target service answered that a call is not implemented.
     sync_copy_unsupported: AtomicBool,
     block_copy_unsupported: AtomicBool,
+    page_copy_unsupported: AtomicBool,
+    append_copy_unsupported: AtomicBool,
 }
 
 async fn clients(
@@ -721,6 +724,8 @@ async fn clients(
         block_size: options.block_size,
         sync_copy_unsupported: AtomicBool::new(false),
         block_copy_unsupported: AtomicBool::new(false),
+        page_copy_unsupported: AtomicBool::new(false),
+        append_copy_unsupported: AtomicBool::new(false),
         access,
     })
 }
@@ -1273,6 +1278,7 @@ struct Tally {
     bytes: u64,
     sync: u64,
     blocks: u64,
+    ranges: u64,
     asynchronous: u64,
     identical: u64,
     skipped: u64,
@@ -1283,11 +1289,12 @@ struct Tally {
 impl Tally {
     fn summary(&self) -> String {
         format!(
-            "blobs: {} copied ({}; {} copy-from-url, {} put-block-from-url, {} async copy), {} identical, {} skipped, {} failed",
+            "blobs: {} copied ({}; {} copy-from-url, {} put-block-from-url, {} page/append-from-url, {} async copy), {} identical, {} skipped, {} failed",
             self.copied,
             human_bytes(self.bytes),
             self.sync,
             self.blocks,
+            self.ranges,
             self.asynchronous,
             self.identical,
             self.skipped,
@@ -1478,6 +1485,8 @@ enum BlobResult {
 enum CopyMethod {
     Sync,
     Blocks,
+    /// Put Page From URL or Append Block From URL.
+    Ranges,
     Async,
 }
 
@@ -1511,6 +1520,7 @@ async fn copy_blobs(
                 match method {
                     CopyMethod::Sync => tally.sync += 1,
                     CopyMethod::Blocks => tally.blocks += 1,
+                    CopyMethod::Ranges => tally.ranges += 1,
                     CopyMethod::Async => tally.asynchronous += 1,
                 }
                 return;
@@ -1670,6 +1680,26 @@ async fn copy_blob(
             }
         }
     }
+    let unsupported = if source.is_page_blob() {
+        Some(&clients.page_copy_unsupported)
+    } else if source.is_append_blob() {
+        Some(&clients.append_copy_unsupported)
+    } else {
+        None
+    };
+    if let Some(unsupported) = unsupported.filter(|u| !u.load(Ordering::Relaxed)) {
+        match copy_ranges(clients, container, source, &source_url, &destination).await {
+            RangeCopy::Finished(result) => return result,
+            RangeCopy::Unsupported(created) => {
+                unsupported.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    "the target does not implement put page / append block from url; using async copy"
+                );
+                // Replace exactly the empty blob that was created for the ranges.
+                destination = Destination::Unchanged(created);
+            }
+        }
+    }
     match target
         .start_copy(container, name, &source_url, source, &destination)
         .await
@@ -1773,6 +1803,132 @@ async fn copy_in_blocks(
         Ok(_) => Ok(Some(BlobResult::Copied(CopyMethod::Blocks, source.size))),
         Err(error) => Err(copy_failed("put block list", &error)),
     }
+}
+
+/// How a page or append blob copy by ranges ended.
+enum RangeCopy {
+    Finished(BlobResult),
+    /// The service does not implement the call; carries the `ETag` of the empty blob created for
+    /// it, which the fallback replaces.
+    Unsupported(String),
+}
+
+/// Largest range one Put Page From URL or Append Block From URL takes in every API version
+/// (`AzCopy`'s page chunk).
+const RANGE_CHUNK: u64 = 4 * MIB;
+
+/// Splits inclusive `(start, end)` ranges into pieces of at most `chunk` bytes.
+fn chunked(ranges: &[(u64, u64)], chunk: u64) -> Vec<(u64, u64)> {
+    let mut pieces = Vec::new();
+    for &(start, end) in ranges {
+        let mut at = start;
+        while at <= end {
+            let last = (at + chunk - 1).min(end);
+            pieces.push((at, last));
+            at = last + 1;
+        }
+    }
+    pieces
+}
+
+/// Copies a page blob (its valid ranges only, as `AzCopy` does, so sparse disks stay sparse) or
+/// an append blob (in order, each block conditional on the append position) server-side into
+/// a blob created for it with the source's properties.
+async fn copy_ranges(
+    clients: &Clients,
+    container: &str,
+    source: &BlobItem,
+    source_url: &Sensitive,
+    destination: &Destination,
+) -> RangeCopy {
+    let target = &clients.target_blob;
+    let name = source.name.as_str();
+    let finished = |result| RangeCopy::Finished(result);
+    let created = match target
+        .create_for_ranges(container, name, source, destination)
+        .await
+    {
+        Ok(Ok(etag)) => etag,
+        Ok(Err(_)) => return finished(BlobResult::Skipped(CHANGED.into())),
+        Err(error) => return finished(copy_failed("create the blob", &error)),
+    };
+    if source.is_page_blob() {
+        let mut ranges = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            match clients
+                .source_blob
+                .page_ranges(container, name, marker.as_deref())
+                .await
+            {
+                Ok(page) => {
+                    ranges.extend(page.items);
+                    marker = page.next_marker;
+                }
+                Err(error) => return finished(copy_failed("read the source page ranges", &error)),
+            }
+            if marker.is_none() {
+                break;
+            }
+        }
+        let pieces = chunked(&ranges, RANGE_CHUNK);
+        let write =
+            |range: (u64, u64)| target.put_page_from_url(container, name, source_url, range);
+        // The first write tells whether the call exists at all.
+        if let Some(&first) = pieces.first() {
+            match write(first).await {
+                Ok(CopyAnswer::Unsupported) => return RangeCopy::Unsupported(created),
+                Ok(_) => {}
+                Err(error) => return finished(copy_failed("put page from url", &error)),
+            }
+        }
+        let results: Vec<_> = futures::stream::iter(pieces.into_iter().skip(1))
+            .map(write)
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for result in results {
+            match result {
+                Ok(CopyAnswer::Done) => {}
+                Ok(_) => {
+                    return finished(BlobResult::Failed(
+                        "put page from url stopped being supported".into(),
+                    ))
+                }
+                Err(error) => return finished(copy_failed("put page from url", &error)),
+            }
+        }
+    } else {
+        let pieces = chunked(&[(0, source.size.saturating_sub(1))], RANGE_CHUNK);
+        for (index, &(start, end)) in pieces.iter().enumerate().filter(|_| source.size > 0) {
+            match target
+                .append_block_from_url(container, name, source_url, (start, end), start)
+                .await
+            {
+                Ok(CopyAnswer::Done) => {}
+                Ok(CopyAnswer::Unsupported) if index == 0 => {
+                    return RangeCopy::Unsupported(created)
+                }
+                // A retry of a block that had been appended: fine when the length says so.
+                Ok(CopyAnswer::ConditionFailed) => match target.blob_length(container, name).await {
+                    Ok(length) if length == end + 1 => {}
+                    Ok(length) => {
+                        return finished(BlobResult::Failed(format!(
+                            "append block from url: the target blob is {length} bytes long where {start} were expected (written by someone else?)"
+                        )))
+                    }
+                    Err(error) => return finished(copy_failed("read the target blob length", &error)),
+                },
+                Ok(_) => {
+                    return finished(BlobResult::Failed(
+                        "append block from url stopped being supported".into(),
+                    ))
+                }
+                Err(error) => return finished(copy_failed("append block from url", &error)),
+            }
+        }
+    }
+    finished(BlobResult::Copied(CopyMethod::Ranges, source.size))
 }
 
 async fn apply_queue(
@@ -2376,6 +2532,29 @@ mod tests {
             identical(&blob("a"), &cool),
             "an inferred source tier is not compared"
         );
+    }
+
+    #[test]
+    fn ranges_are_cut_into_pieces_the_calls_take() {
+        assert_eq!(chunked(&[(0, 0)], RANGE_CHUNK), vec![(0, 0)]);
+        assert_eq!(
+            chunked(&[(0, 10 * MIB - 1)], 4 * MIB),
+            vec![
+                (0, 4 * MIB - 1),
+                (4 * MIB, 8 * MIB - 1),
+                (8 * MIB, 10 * MIB - 1)
+            ]
+        );
+        // Sparse page ranges stay sparse: only the valid ranges, each cut on its own.
+        assert_eq!(
+            chunked(&[(512, 1023), (8 * MIB, 12 * MIB + 511)], 4 * MIB),
+            vec![
+                (512, 1023),
+                (8 * MIB, 12 * MIB - 1),
+                (12 * MIB, 12 * MIB + 511)
+            ]
+        );
+        assert!(chunked(&[], RANGE_CHUNK).is_empty());
     }
 
     #[test]

@@ -302,6 +302,14 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     // Stored access policies were read and written with the account keys (Shared Key).
     let docs = item(&report, "container", "docs");
     assert_eq!(docs["status"], "replicated", "{docs}");
+    // Azurite answers Put Page / Append Block From URL with 501: the page and append blobs went
+    // by async Copy Blob over the empty blobs created for the ranges (compared above).
+    assert!(
+        docs["notes"].to_string().contains(
+            "4 copy-from-url, 0 put-block-from-url, 0 page/append-from-url, 2 async copy"
+        ),
+        "{docs}"
+    );
     assert_eq!(item(&report, "queue", "jobs")["status"], "replicated");
     assert_eq!(item(&report, "table", "people")["status"], "replicated");
     for account in [SOURCE, TARGET] {
@@ -460,6 +468,81 @@ async fn stored_access_policies_without_the_target_key_are_reported_then_copied_
         storage.target_writes().is_empty(),
         "{:#?}",
         storage.target_writes()
+    );
+}
+
+#[tokio::test]
+async fn page_and_append_blobs_are_copied_range_by_range_where_the_service_has_the_calls() {
+    // Azurite answers Put Page From URL and Append Block From URL with 501; the gateway carries
+    // them out as Azure would (reading the source range with the request's SAS), so atg's own
+    // path runs. Every other test sees the 501 and atg's fallback to async Copy Blob.
+    const MIB: u64 = 1024 * 1024;
+    let storage = StorageStack::start().await;
+    storage.gateway.set_range_copy_emulation(true);
+    storage.seed(
+        SOURCE,
+        &json!({ "containers": [{ "name": "disks", "blobs": [
+            // A sparse 12 MiB disk: two written ranges, the second longer than one call takes.
+            { "name": "os.vhd", "type": "PageBlob", "size": 12 * MIB,
+              "pages": [[0, 4096], [5 * MIB, 5 * MIB]],
+              "content_type": "application/octet-stream", "metadata": { "disk": "os" } },
+            { "name": "empty.vhd", "type": "PageBlob", "size": 4096, "pages": [] },
+            // 9 MiB appended in 4 MiB blocks by the seeder; atg appends 4 + 4 + 1.
+            { "name": "audit.log", "type": "AppendBlob", "size": 9 * MIB, "content_type": "text/plain",
+              "metadata": { "kind": "audit" } },
+            { "name": "short.log", "type": "AppendBlob", "size": 10 }
+        ]}]}),
+    );
+    // One append block in three is carried out and its answer lost: the retry must not append
+    // the same bytes twice.
+    storage
+        .gateway
+        .set_lost_answers(Some(("appendblock", 0.34)));
+    let inventory = storage.inventory(json!({}));
+    let run = storage
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.report();
+    let disks = item(&report, "container", "disks");
+    assert!(
+        disks["notes"]
+            .to_string()
+            .contains("4 page/append-from-url, 0 async copy"),
+        "{disks}"
+    );
+    assert_eq!(
+        storage.dump(SOURCE)["containers"],
+        storage.dump(TARGET)["containers"]
+    );
+
+    let requests = storage.gateway.requests();
+    let count = |comp: &str, blob: &str| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.host.starts_with(&format!("{TARGET}."))
+                    && r.comp.as_deref() == Some(comp)
+                    && r.path.ends_with(blob)
+                    && r.status.is_some()
+            })
+            .count()
+    };
+    // Only the written ranges of the sparse disk: [0, 4 KiB), and [5, 10 MiB) in two pieces
+    // of at most 4 MiB; nothing for the empty one.
+    assert_eq!(count("page", "/os.vhd"), 3, "{requests:#?}");
+    assert_eq!(count("page", "/empty.vhd"), 0);
+    let lost = requests.iter().filter(|r| r.lost).count();
+    assert!(
+        lost >= 1,
+        "no answer was lost: the retry path was not exercised"
+    );
+    assert_eq!(
+        count("appendblock", "/audit.log") + count("appendblock", "/short.log"),
+        4 + lost
     );
 }
 

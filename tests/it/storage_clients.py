@@ -32,8 +32,8 @@ def clients(conn, ca):
 
 
 def payload(name, size):
-    seed = hashlib.sha256(name.encode()).digest()
-    return (seed * (size // len(seed) + 1))[:size]
+    # Not periodic: a range copied from the wrong offset shows up as different bytes.
+    return random.Random(name).randbytes(size)
 
 
 def typed(value):
@@ -79,10 +79,17 @@ def seed(conn, ca, spec):
             if kind == "PageBlob":
                 size = (len(data) + 511) // 512 * 512
                 client.create_page_blob(size, content_settings=settings, metadata=b.get("metadata"))
-                client.upload_page(data.ljust(size, b"\0"), offset=0, length=size)
+                # "pages": [[offset, length], ...] writes only those ranges (a sparse disk);
+                # otherwise the whole blob is written.
+                for offset, length in b.get("pages", [[0, size]]):
+                    chunk = data.ljust(size, b"\0")[offset:offset + length]
+                    for at in range(0, length, 4 * 1024 * 1024):
+                        piece = chunk[at:at + 4 * 1024 * 1024]
+                        client.upload_page(piece, offset=offset + at, length=len(piece))
             elif kind == "AppendBlob":
                 client.create_append_blob(content_settings=settings, metadata=b.get("metadata"))
-                client.append_block(data)
+                for at in range(0, len(data), 4 * 1024 * 1024):
+                    client.append_block(data[at:at + 4 * 1024 * 1024])
             else:
                 client.upload_blob(data, content_settings=settings, metadata=b.get("metadata"),
                                    overwrite=True)

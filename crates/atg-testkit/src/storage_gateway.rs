@@ -48,10 +48,17 @@ pub struct GatewayRequest {
     /// `None` when a fault was injected (the request never reached Azurite).
     pub status: Option<u16>,
     pub fault: Option<FaultKind>,
+    /// Azurite carried the request out, and the gateway then dropped the connection without
+    /// the answer.
+    pub lost: bool,
 }
 
 struct State {
     faults: Option<FaultOptions>,
+    /// Answer Put Page From URL and Append Block From URL (Azurite: 501) the way Azure does.
+    emulate_range_copies: bool,
+    /// Requests with this `comp` are carried out and then lose their answer, at this rate.
+    lost_answers: Option<(String, f64)>,
     rng: StdRng,
     log: Vec<GatewayRequest>,
 }
@@ -119,6 +126,8 @@ impl StorageGateway {
         let seed = faults.as_ref().map_or(0, |f| f.seed);
         let state = Arc::new(Mutex::new(State {
             faults,
+            emulate_range_copies: false,
+            lost_answers: None,
             rng: StdRng::seed_from_u64(seed),
             log: Vec::new(),
         }));
@@ -148,6 +157,22 @@ impl StorageGateway {
             state.rng = StdRng::seed_from_u64(f.seed);
         }
         state.faults = faults;
+    }
+
+    /// Makes the gateway carry out Put Page From URL and Append Block From URL, which Azurite
+    /// answers 501: it reads `x-ms-source-range` of the copy source (with the request's SAS, as
+    /// the service would) and sends Azurite a Put Page / Append Block with those bytes and the
+    /// request's other headers (range, append position, authorisation). Off by default, so the
+    /// fallback atg takes on a service without these calls is tested too.
+    pub fn set_range_copy_emulation(&self, on: bool) {
+        lock(&self.state).emulate_range_copies = on;
+    }
+
+    /// Requests with query `comp` are forwarded and carried out, then the connection is closed
+    /// before the answer, at `rate` (seeded like the faults): what a client's retry of a
+    /// non-idempotent call must survive. `None` stops it.
+    pub fn set_lost_answers(&self, lost: Option<(&str, f64)>) {
+        lock(&self.state).lost_answers = lost.map(|(comp, rate)| (comp.to_owned(), rate));
     }
 
     #[must_use]
@@ -280,6 +305,7 @@ async fn handle(
         copy: parts.headers.contains_key("x-ms-copy-source"),
         status: None,
         fault: None,
+        lost: false,
     };
     let fault = {
         let mut guard = lock(state);
@@ -296,7 +322,18 @@ async fn handle(
             _ => None,
         }
     };
-    if let Some(kind) = fault {
+    let lost = {
+        let mut guard = lock(state);
+        let state = &mut *guard;
+        match &state.lost_answers {
+            Some((comp, rate)) if entry.comp.as_deref() == Some(comp.as_str()) => {
+                let rate = *rate;
+                state.rng.random_bool(rate.clamp(0.0, 1.0))
+            }
+            _ => false,
+        }
+    };
+    if let Some(kind) = fault.filter(|_| !lost) {
         entry.fault = Some(kind);
         lock(state).log.push(entry);
         return match kind {
@@ -341,8 +378,21 @@ async fn handle(
             ))
         }
     };
+    let range_copy = service == "blob"
+        && lock(state).emulate_range_copies
+        && matches!(entry.comp.as_deref(), Some("page" | "appendblock"))
+        && entry.copy;
     // Azurite's entity group transactions understand only path-style operation URLs.
-    let body = if service == "table" && parts.uri.path().ends_with("$batch") {
+    let body = if range_copy {
+        match read_source_range(upstream, &parts.headers).await {
+            Ok(bytes) => bytes,
+            Err(status) => {
+                entry.status = Some(status.as_u16());
+                lock(state).log.push(entry);
+                return Some(plain(status, "copy source range could not be read"));
+            }
+        }
+    } else if service == "table" && parts.uri.path().ends_with("$batch") {
         String::from_utf8_lossy(&body)
             .replace(
                 &format!("https://{account}.table.core.windows.net/"),
@@ -352,12 +402,18 @@ async fn handle(
     } else {
         body.to_vec()
     };
+    // Content-Length as the body has it now (rewritten, or read from a copy source); sent even
+    // when 0, as clients send it and as Azurite's dispatcher requires it on some creates.
     let mut forward = upstream
         .client
         .request(parts.method.clone(), &url)
+        .header(hyper::header::CONTENT_LENGTH, body.len())
         .body(body);
     for (name, value) in &parts.headers {
         if name == hyper::header::HOST || name == hyper::header::CONTENT_LENGTH {
+            continue;
+        }
+        if range_copy && (name == "x-ms-copy-source" || name == "x-ms-source-range") {
             continue;
         }
         if name == "x-ms-copy-source" {
@@ -384,6 +440,12 @@ async fn handle(
     let headers = answer.headers().clone();
     let bytes = answer.bytes().await.unwrap_or_default();
     entry.status = Some(status.as_u16());
+    if lost {
+        // Carried out, but the client never hears of it.
+        entry.lost = true;
+        lock(state).log.push(entry);
+        return None;
+    }
     lock(state).log.push(entry);
     let mut response = Response::new(Full::new(bytes));
     *response.status_mut() = status;
@@ -394,6 +456,39 @@ async fn handle(
         response.headers_mut().append(name, value.clone());
     }
     Some(response)
+}
+
+/// The bytes `x-ms-source-range` names of `x-ms-copy-source`, read from Azurite with the SAS
+/// the copy source carries (as the service reads a copy source).
+async fn read_source_range(
+    upstream: &Upstream,
+    headers: &hyper::HeaderMap,
+) -> Result<Vec<u8>, StatusCode> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let source = header("x-ms-copy-source")
+        .and_then(|url| path_style(url, upstream.blob))
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    let range = header("x-ms-source-range").ok_or(StatusCode::BAD_REQUEST)?;
+    let answer = upstream
+        .client
+        .get(source)
+        .header("range", range)
+        .header(
+            "x-ms-version",
+            header("x-ms-version").unwrap_or("2021-08-06"),
+        )
+        .send()
+        .await
+        .map_err(|_| StatusCode::BAD_GATEWAY)?;
+    if !answer.status().is_success() {
+        // The service answers a copy source it cannot read with CannotVerifyCopySource.
+        return Err(answer.status());
+    }
+    Ok(answer
+        .bytes()
+        .await
+        .map_err(|_| StatusCode::BAD_GATEWAY)?
+        .to_vec())
 }
 
 #[cfg(test)]

@@ -72,6 +72,14 @@ impl BlobItem {
         self.blob_type.eq_ignore_ascii_case("BlockBlob")
     }
 
+    pub fn is_page_blob(&self) -> bool {
+        self.blob_type.eq_ignore_ascii_case("PageBlob")
+    }
+
+    pub fn is_append_blob(&self) -> bool {
+        self.blob_type.eq_ignore_ascii_case("AppendBlob")
+    }
+
     pub fn is_archived(&self) -> bool {
         self.access_tier
             .as_deref()
@@ -534,17 +542,21 @@ impl StorageClient {
         copy_answer(&response)
     }
 
-    /// The copy state of a destination blob (Get Blob Properties).
+    /// Get Blob Properties.
+    async fn properties(&self, container: &str, blob: &str) -> Result<StorageResponse, AzureError> {
+        self.send(
+            Method::Head,
+            self.url(&blob_segments(container, blob), &[]),
+            &[],
+            None,
+        )
+        .await?
+        .success()
+    }
+
+    /// The copy state of a destination blob.
     pub async fn copy_state(&self, container: &str, blob: &str) -> Result<CopyState, AzureError> {
-        let response = self
-            .send(
-                Method::Head,
-                self.url(&blob_segments(container, blob), &[]),
-                &[],
-                None,
-            )
-            .await?
-            .success()?;
+        let response = self.properties(container, blob).await?;
         Ok(match response.header("x-ms-copy-status") {
             Some("pending") => CopyState::Pending,
             Some("success") | None => CopyState::Success,
@@ -568,27 +580,13 @@ impl StorageClient {
         source_url: &Sensitive,
         range: (u64, u64),
     ) -> Result<CopyAnswer, AzureError> {
-        let headers = vec![
-            ("x-ms-copy-source", source_url.expose().to_owned()),
-            (
-                "x-ms-source-range",
-                format!("bytes={}-{}", range.0, range.1),
-            ),
-        ];
-        let response = self
-            .send(
-                Method::Put,
-                self.url(
-                    &blob_segments(container, blob),
-                    &[("comp", "block"), ("blockid", block_id)],
-                ),
-                &headers,
-                None,
-            )
-            .await?;
-        if is_unsupported(&response) {
+        let query = [("comp", "block"), ("blockid", block_id)];
+        let Some(response) = self
+            .write_from_url(container, blob, &query, source_url, range, Vec::new())
+            .await?
+        else {
             return Ok(CopyAnswer::Unsupported);
-        }
+        };
         let response = response.success()?;
         // A staged block is 201 Created; anything else is not Put Block From URL.
         if response.status != 201 {
@@ -597,6 +595,33 @@ impl StorageClient {
             ));
         }
         Ok(CopyAnswer::Done)
+    }
+
+    /// One of the "... From URL" writes: `range` of the source into this blob, with `query`
+    /// naming the operation and `headers` its own. `None` when the service does not implement it.
+    async fn write_from_url(
+        &self,
+        container: &str,
+        blob: &str,
+        query: &[(&str, &str)],
+        source_url: &Sensitive,
+        range: (u64, u64),
+        mut headers: Vec<(&str, String)>,
+    ) -> Result<Option<StorageResponse>, AzureError> {
+        headers.push(("x-ms-copy-source", source_url.expose().to_owned()));
+        headers.push((
+            "x-ms-source-range",
+            format!("bytes={}-{}", range.0, range.1),
+        ));
+        let response = self
+            .send(
+                Method::Put,
+                self.url(&blob_segments(container, blob), query),
+                &headers,
+                None,
+            )
+            .await?;
+        Ok((!is_unsupported(&response)).then_some(response))
     }
 
     /// Put Block List: commits the staged blocks with the source's properties.
@@ -615,22 +640,7 @@ impl StorageClient {
             body.push_str("</Latest>");
         }
         body.push_str("</BlockList>");
-        let mut headers = metadata_headers(&source.metadata);
-        for (name, value) in [
-            ("x-ms-blob-content-type", &source.content_type),
-            ("x-ms-blob-content-encoding", &source.content_encoding),
-            ("x-ms-blob-content-language", &source.content_language),
-            ("x-ms-blob-content-disposition", &source.content_disposition),
-            ("x-ms-blob-cache-control", &source.cache_control),
-            ("x-ms-blob-content-md5", &source.content_md5),
-        ] {
-            if let Some(value) = value {
-                headers.push((name.to_owned(), value.clone()));
-            }
-        }
-        if let Some(tags) = tags_header(&source.tags) {
-            headers.push(("x-ms-tags".into(), tags));
-        }
+        let mut headers = property_headers(source);
         if let Some(tier) = source.explicit_tier() {
             headers.push(("x-ms-access-tier".into(), tier.to_owned()));
         }
@@ -651,6 +661,145 @@ impl StorageClient {
         response.success().map(|_| CopyAnswer::Done)
     }
 
+    /// Creates an empty page blob of the source's size, or an empty append blob, with the
+    /// source's properties, metadata and tags; the ranges are copied into it next. The `ETag` of
+    /// the new blob, or `ConditionFailed`.
+    pub async fn create_for_ranges(
+        &self,
+        container: &str,
+        blob: &str,
+        source: &BlobItem,
+        destination: &Destination,
+    ) -> Result<Result<String, CopyAnswer>, AzureError> {
+        let mut headers = property_headers(source);
+        if source.is_page_blob() {
+            headers.push(("x-ms-blob-type".into(), "PageBlob".into()));
+            headers.push(("x-ms-blob-content-length".into(), source.size.to_string()));
+        } else {
+            headers.push(("x-ms-blob-type".into(), "AppendBlob".into()));
+        }
+        let (name, value) = destination.header();
+        headers.push((name.to_owned(), value));
+        let response = self
+            .send(
+                Method::Put,
+                self.url(&blob_segments(container, blob), &[]),
+                &borrowed(&headers),
+                None,
+            )
+            .await?;
+        if is_condition_failed(&response) {
+            return Ok(Err(CopyAnswer::ConditionFailed));
+        }
+        let response = response.success()?;
+        Ok(Ok(response.header("etag").unwrap_or_default().to_owned()))
+    }
+
+    /// One page of a page blob's valid ranges (inclusive byte offsets), from Get Page Ranges.
+    pub async fn page_ranges(
+        &self,
+        container: &str,
+        blob: &str,
+        marker: Option<&str>,
+    ) -> Result<Page<(u64, u64)>, AzureError> {
+        let mut query = vec![("comp", "pagelist")];
+        if let Some(marker) = marker {
+            query.push(("marker", marker));
+        }
+        let response = self
+            .send(
+                Method::Get,
+                self.url(&blob_segments(container, blob), &query),
+                &[],
+                None,
+            )
+            .await?
+            .success()?;
+        let document = xml::parse(&response.body).map_err(|e| invalid_answer("page ranges", &e))?;
+        let root = document.root_element();
+        let number =
+            |node, name| xml::child_text(node, name).and_then(|t| t.trim().parse::<u64>().ok());
+        let mut items = Vec::new();
+        for range in xml::children(root, "PageRange") {
+            match (number(range, "Start"), number(range, "End")) {
+                (Some(start), Some(end)) if start <= end => items.push((start, end)),
+                _ => {
+                    return Err(invalid_answer(
+                        "page ranges",
+                        "a range without start and end",
+                    ))
+                }
+            }
+        }
+        Ok(Page {
+            items,
+            next_marker: non_empty(xml::child_text(root, "NextMarker")),
+        })
+    }
+
+    /// Put Page From URL: writes `range` of the source to the same range of this page blob.
+    /// Idempotent, so a retried call is harmless.
+    pub async fn put_page_from_url(
+        &self,
+        container: &str,
+        blob: &str,
+        source_url: &Sensitive,
+        range: (u64, u64),
+    ) -> Result<CopyAnswer, AzureError> {
+        let headers = vec![
+            ("x-ms-range", format!("bytes={}-{}", range.0, range.1)),
+            ("x-ms-page-write", "update".to_owned()),
+        ];
+        match self
+            .write_from_url(
+                container,
+                blob,
+                &[("comp", "page")],
+                source_url,
+                range,
+                headers,
+            )
+            .await?
+        {
+            None => Ok(CopyAnswer::Unsupported),
+            Some(response) => response.success().map(|_| CopyAnswer::Done),
+        }
+    }
+
+    /// Append Block From URL: appends `range` of the source, only at `position` (the blob's
+    /// length before), so a retried call can never append twice: it fails with
+    /// `ConditionFailed` instead, and the caller checks the length.
+    pub async fn append_block_from_url(
+        &self,
+        container: &str,
+        blob: &str,
+        source_url: &Sensitive,
+        range: (u64, u64),
+        position: u64,
+    ) -> Result<CopyAnswer, AzureError> {
+        let headers = vec![("x-ms-blob-condition-appendpos", position.to_string())];
+        let query = [("comp", "appendblock")];
+        let Some(response) = self
+            .write_from_url(container, blob, &query, source_url, range, headers)
+            .await?
+        else {
+            return Ok(CopyAnswer::Unsupported);
+        };
+        if response.status == 412 {
+            return Ok(CopyAnswer::ConditionFailed);
+        }
+        response.success().map(|_| CopyAnswer::Done)
+    }
+
+    /// A blob's length.
+    pub async fn blob_length(&self, container: &str, blob: &str) -> Result<u64, AzureError> {
+        self.properties(container, blob)
+            .await?
+            .header("content-length")
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| invalid_answer("blob properties", "no Content-Length"))
+    }
+
     /// Aborts a pending async copy (best effort, on cancellation).
     pub async fn abort_copy(&self, container: &str, blob: &str, copy_id: &str) {
         let _ = self
@@ -665,6 +814,27 @@ impl StorageClient {
             )
             .await;
     }
+}
+
+/// Metadata, content headers and tags of `source`, as a write that creates a blob sets them.
+fn property_headers(source: &BlobItem) -> Vec<(String, String)> {
+    let mut headers = metadata_headers(&source.metadata);
+    for (name, value) in [
+        ("x-ms-blob-content-type", &source.content_type),
+        ("x-ms-blob-content-encoding", &source.content_encoding),
+        ("x-ms-blob-content-language", &source.content_language),
+        ("x-ms-blob-content-disposition", &source.content_disposition),
+        ("x-ms-blob-cache-control", &source.cache_control),
+        ("x-ms-blob-content-md5", &source.content_md5),
+    ] {
+        if let Some(value) = value {
+            headers.push((name.to_owned(), value.clone()));
+        }
+    }
+    if let Some(tags) = tags_header(&source.tags) {
+        headers.push(("x-ms-tags".into(), tags));
+    }
+    headers
 }
 
 fn copy_headers(

@@ -1352,6 +1352,17 @@ fn identical(source: &BlobItem, target: &BlobItem) -> bool {
 const REHYDRATE: &str = "archived in the source: its data is offline; rehydrate it (set its tier to Hot or Cool, e.g. `az storage blob set-tier --tier Hot --rehydrate-priority Standard`), wait for it to finish, then run again";
 
 fn decide(source: &BlobItem, target: Option<&BlobItem>, policy: OnConflict) -> BlobDecision {
+    // URLs resolve `.` and `..` path segments, even percent-encoded (`a/../b` is requested as
+    // `b`): such a blob cannot be addressed, and any request would touch another blob.
+    if source
+        .name
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return BlobDecision::Skip(
+            "the name has a `.` or `..` path segment, which URLs resolve to another blob: not copied (rename it in the source, or copy it with a tool that sends paths verbatim)".into(),
+        );
+    }
     if let Some(target) = target {
         if identical(source, target) {
             return BlobDecision::Identical;
@@ -2464,6 +2475,25 @@ mod tests {
             assert_eq!(
                 decide(&source, Some(&target), policy),
                 BlobDecision::Identical
+            );
+        }
+    }
+
+    #[test]
+    fn names_with_dot_segments_are_skipped_not_sent_to_another_blob() {
+        for name in ["a/../b", "./x", "x/.", ".."] {
+            match decide(&blob(name), None, OnConflict::Overwrite) {
+                BlobDecision::Skip(reason) => assert!(reason.contains("path segment"), "{reason}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        for name in ["a.b", "..x", "x..", "a/.hidden", "a//b"] {
+            assert!(
+                matches!(
+                    decide(&blob(name), None, OnConflict::Overwrite),
+                    BlobDecision::Copy(_)
+                ),
+                "{name}"
             );
         }
     }

@@ -319,6 +319,10 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
             "the {account} key was printed"
         );
     }
+    assert!(
+        !run.stderr.contains("SharedKey ") && !run.stderr.contains("Bearer "),
+        "an Authorization header was printed at -vv"
+    );
     // Server-side: every blob arrived by a copy request, none by an upload.
     let writes = storage.target_writes();
     assert!(writes.iter().filter(|w| w.copy).count() >= 6, "{writes:#?}");

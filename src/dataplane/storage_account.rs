@@ -657,6 +657,9 @@ async fn clients(
         (None, Some((_, origin))) => KeyOrigin::Unavailable(format!(
             "the connection string in {origin} has no AccountKey, and stored access policies take Shared Key"
         )),
+        (None, None) if options.source_auth == SourceAuthChoice::Entra => KeyOrigin::Unavailable(
+            "options.source_auth is `entra`, and stored access policies take Shared Key (an account key)".into(),
+        ),
         (None, None) => KeyOrigin::ListKeys {
             side: ctx.source.clone(),
             resource_id: job.pair.source.id.clone(),

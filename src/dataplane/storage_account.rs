@@ -43,7 +43,7 @@ use super::{
 use crate::azure::arm::ArmClient;
 use crate::azure::error::AzureErrorKind;
 use crate::azure::storage::blob::{
-    BlobItem, ContainerSettings, CopyAnswer, CopyState, Destination,
+    BlobItem, ContainerSettings, CopyAnswer, CopyState, Destination, INCOMPLETE_MARKER,
 };
 use crate::azure::storage::queue::QueueSettings;
 use crate::azure::storage::sas::{self, UserDelegationKey};
@@ -494,36 +494,46 @@ struct KeyedServices {
 
 impl KeyedClients {
     /// The keyed clients, or why there are none (said on the items it affects).
-    async fn get(&self, ctx: &PluginContext) -> Result<&KeyedServices, &str> {
-        self.made
-            .get_or_init(|| async {
+    async fn get(&self, ctx: &PluginContext) -> Result<&KeyedServices, String> {
+        // A refusal is kept for the run; a passing failure (throttling, an outage that outlived
+        // the retries) is not, so the next item asks again.
+        let made = self
+            .made
+            .get_or_try_init(|| async {
                 let key = match &self.origin {
                     KeyOrigin::Known(key) => key.clone(),
-                    KeyOrigin::Unavailable(reason) => return Err(reason.clone()),
+                    KeyOrigin::Unavailable(reason) => return Ok(Err(reason.clone())),
                     KeyOrigin::ListKeys {
                         side,
                         resource_id,
                         hint,
-                    } => list_keys(ctx, side, resource_id).await.map_err(|error| {
-                        format!(
-                            "the {} account key is unavailable (listKeys: {error}); {hint}",
-                            self.side
-                        )
-                    })?,
+                    } => match list_keys(ctx, side, resource_id).await {
+                        Ok(key) => key,
+                        Err(error) => {
+                            let reason = format!(
+                                "the {} account key is unavailable (listKeys: {error}); {hint}",
+                                self.side
+                            );
+                            return if matches!(error.status, Some(401 | 403 | 404)) {
+                                Ok(Err(reason))
+                            } else {
+                                Err(reason)
+                            };
+                        }
+                    },
                 };
                 let auth = StorageAuth::SharedKey(key);
                 let client = |service| {
                     StorageClient::new(&ctx.http, &self.endpoints, service, &auth, self.access)
                 };
-                Ok(KeyedServices {
+                Ok(Ok(KeyedServices {
                     blob: client(StorageService::Blob),
                     queue: client(StorageService::Queue),
                     table: client(StorageService::Table),
-                })
+                }))
             })
-            .await
-            .as_ref()
-            .map_err(String::as_str)
+            .await?;
+        made.as_ref().map_err(Clone::clone)
     }
 }
 
@@ -565,7 +575,7 @@ where
     Fut: std::future::Future<Output = Result<Option<Vec<SignedIdentifier>>, AzureError>>,
 {
     let reason = match keyed.get(ctx).await {
-        Err(reason) => reason.to_owned(),
+        Err(reason) => reason,
         Ok(services) => match read(services).await? {
             Some(policies) => return Ok(Some(policies)),
             None => format!("the {} account key was refused", keyed.side),
@@ -1126,6 +1136,9 @@ fn settings_conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
     }
 }
 
+const SOURCE_POLICIES_UNREAD: &str =
+    "stored access policies not copied: the source's could not be read (see notes)";
+
 fn is_denied(error: &AzureError) -> bool {
     matches!(error.status, Some(401 | 403))
 }
@@ -1152,6 +1165,14 @@ async fn ensure_container(
         access = None;
     }
     let copy_policies = source.policies_readable && !source.access_policies.is_empty();
+    // Policies that stay unknown make the item partial, never "same" or "replicated".
+    let mut policy_gap = (!source.policies_readable).then(|| SOURCE_POLICIES_UNREAD.to_owned());
+    if copy_policies && plan.target.as_ref().is_some_and(|t| !t.policies_readable) {
+        policy_gap = Some(
+            "stored access policies not compared: the target's could not be read (see notes)"
+                .to_owned(),
+        );
+    }
     let action = match &plan.target {
         None => {
             let mut created = target
@@ -1191,6 +1212,16 @@ async fn ensure_container(
                 !compare_policies || existing.access_policies == source.access_policies;
             let same_access = existing.public_access.as_deref() == access;
             if existing.metadata == source.metadata && same_access && same_policies {
+                if let Some(gap) = policy_gap {
+                    partial.insert(0, gap);
+                    return (
+                        ItemStatus::Partial {
+                            action: "container kept (same metadata and public access)".into(),
+                            reason: partial.join("; "),
+                        },
+                        true,
+                    );
+                }
                 let mut status = ItemStatus::Skipped {
                     reason: "exists in the target with the same settings".into(),
                 };
@@ -1237,6 +1268,9 @@ async fn ensure_container(
             "container settings updated".to_owned()
         }
     };
+    if let Some(gap) = policy_gap {
+        partial.insert(0, gap);
+    }
     if partial.is_empty() {
         (ItemStatus::Replicated { action }, true)
     } else {
@@ -1367,6 +1401,12 @@ fn decide(source: &BlobItem, target: Option<&BlobItem>, policy: OnConflict) -> B
         );
     }
     if let Some(target) = target {
+        // atg's own unfinished copy (interrupted page/append ranges): always replaced.
+        if target.metadata.contains_key(INCOMPLETE_MARKER) {
+            return BlobDecision::Copy(Destination2::Replace(
+                target.etag.clone().unwrap_or_default(),
+            ));
+        }
         if identical(source, target) {
             return BlobDecision::Identical;
         }
@@ -1624,6 +1664,10 @@ fn copy_failed(operation: &str, error: &AzureError) -> BlobResult {
 
 const CHANGED: &str =
     "the target blob appeared or changed during the run; left as it is (run again to compare)";
+const SOURCE_CHANGED: &str =
+    "the source blob changed during the copy; nothing of it was committed (run again to copy the new version)";
+const SOURCE_CHANGED_RANGES: &str =
+    "the source blob changed during the copy; the target holds atg's unfinished copy (marked, replaced by the next run)";
 
 async fn copy_blob(
     clients: &Clients,
@@ -1649,7 +1693,9 @@ async fn copy_blob(
                 .await
             {
                 Ok(CopyAnswer::Done) => return BlobResult::Copied(CopyMethod::Sync, source.size),
-                Ok(CopyAnswer::ConditionFailed) => return BlobResult::Skipped(CHANGED.into()),
+                Ok(CopyAnswer::ConditionFailed | CopyAnswer::SourceChanged) => {
+                    return BlobResult::Skipped(CHANGED.into())
+                }
                 Ok(CopyAnswer::Unsupported) => {
                     clients.sync_copy_unsupported.store(true, Ordering::Relaxed);
                     tracing::info!(
@@ -1720,7 +1766,9 @@ async fn copy_blob(
     {
         Ok(CopyAnswer::Done) => BlobResult::Copied(CopyMethod::Async, source.size),
         Ok(CopyAnswer::Pending(_)) => wait_for_copy(target, container, name, source.size).await,
-        Ok(CopyAnswer::ConditionFailed) => BlobResult::Skipped(CHANGED.into()),
+        Ok(CopyAnswer::ConditionFailed | CopyAnswer::SourceChanged) => {
+            BlobResult::Skipped(CHANGED.into())
+        }
         Ok(CopyAnswer::Unsupported | CopyAnswer::Misrouted(_)) => {
             BlobResult::Failed("the target does not implement copy blob".into())
         }
@@ -1783,12 +1831,21 @@ async fn copy_in_blocks(
         let end = (start + block).min(source.size) - 1;
         async move {
             target
-                .put_block_from_url(container, &source.name, &id, source_url, (start, end))
+                .put_block_from_url(
+                    container,
+                    &source.name,
+                    &id,
+                    (source_url, source),
+                    (start, end),
+                )
                 .await
         }
     };
     match stage(0).await {
         Ok(CopyAnswer::Unsupported) => return Ok(None),
+        Ok(CopyAnswer::SourceChanged) => {
+            return Ok(Some(BlobResult::Skipped(SOURCE_CHANGED.into())))
+        }
         Ok(CopyAnswer::Misrouted(etag)) => return Ok(Some(BlobResult::Misrouted(etag))),
         Ok(_) => {}
         Err(error) => return Err(copy_failed("put block from url", &error)),
@@ -1800,6 +1857,9 @@ async fn copy_in_blocks(
         .await;
     for result in results {
         match result {
+            Ok(CopyAnswer::SourceChanged) => {
+                return Ok(Some(BlobResult::Skipped(SOURCE_CHANGED.into())));
+            }
             Ok(CopyAnswer::Unsupported | CopyAnswer::Misrouted(_)) => {
                 return Err(BlobResult::Failed(
                     "put block from url stopped being supported".into(),
@@ -1847,7 +1907,9 @@ fn chunked(ranges: &[(u64, u64)], chunk: u64) -> Vec<(u64, u64)> {
 
 /// Copies a page blob (its valid ranges only, as `AzCopy` does, so sparse disks stay sparse) or
 /// an append blob (in order, each block conditional on the append position) server-side into
-/// a blob created for it with the source's properties.
+/// a blob created for it. Every range is read from the listed version of the source. The new
+/// blob carries [`INCOMPLETE_MARKER`] until the last range is in: an interrupted copy is
+/// visibly unfinished, and the next run replaces it.
 async fn copy_ranges(
     clients: &Clients,
     container: &str,
@@ -1858,15 +1920,8 @@ async fn copy_ranges(
     let target = &clients.target_blob;
     let name = source.name.as_str();
     let finished = |result| RangeCopy::Finished(result);
-    let created = match target
-        .create_for_ranges(container, name, source, destination)
-        .await
-    {
-        Ok(Ok(etag)) => etag,
-        Ok(Err(_)) => return finished(BlobResult::Skipped(CHANGED.into())),
-        Err(error) => return finished(copy_failed("create the blob", &error)),
-    };
-    if source.is_page_blob() {
+    // Page ranges first: nothing is created when the source cannot be read.
+    let pieces = if source.is_page_blob() {
         let mut ranges = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -1885,13 +1940,28 @@ async fn copy_ranges(
                 break;
             }
         }
-        let pieces = chunked(&ranges, RANGE_CHUNK);
-        let write =
-            |range: (u64, u64)| target.put_page_from_url(container, name, source_url, range);
+        chunked(&ranges, RANGE_CHUNK)
+    } else if source.size == 0 {
+        Vec::new()
+    } else {
+        chunked(&[(0, source.size - 1)], RANGE_CHUNK)
+    };
+    let created = match target
+        .create_for_ranges(container, name, source, destination)
+        .await
+    {
+        Ok(Ok(etag)) => etag,
+        Ok(Err(_)) => return finished(BlobResult::Skipped(CHANGED.into())),
+        Err(error) => return finished(copy_failed("create the blob", &error)),
+    };
+    let source_changed = || finished(BlobResult::Skipped(SOURCE_CHANGED_RANGES.into()));
+    if source.is_page_blob() {
+        let write = |range| target.put_page_from_url(container, name, source_url, source, range);
         // The first write tells whether the call exists at all.
         if let Some(&first) = pieces.first() {
             match write(first).await {
                 Ok(CopyAnswer::Unsupported) => return RangeCopy::Unsupported(created),
+                Ok(CopyAnswer::SourceChanged) => return source_changed(),
                 Ok(_) => {}
                 Err(error) => return finished(copy_failed("put page from url", &error)),
             }
@@ -1904,6 +1974,7 @@ async fn copy_ranges(
         for result in results {
             match result {
                 Ok(CopyAnswer::Done) => {}
+                Ok(CopyAnswer::SourceChanged) => return source_changed(),
                 Ok(_) => {
                     return finished(BlobResult::Failed(
                         "put page from url stopped being supported".into(),
@@ -1913,16 +1984,16 @@ async fn copy_ranges(
             }
         }
     } else {
-        let pieces = chunked(&[(0, source.size.saturating_sub(1))], RANGE_CHUNK);
-        for (index, &(start, end)) in pieces.iter().enumerate().filter(|_| source.size > 0) {
+        for (index, &(start, end)) in pieces.iter().enumerate() {
             match target
-                .append_block_from_url(container, name, source_url, (start, end), start)
+                .append_block_from_url(container, name, (source_url, source), (start, end), start)
                 .await
             {
                 Ok(CopyAnswer::Done) => {}
                 Ok(CopyAnswer::Unsupported) if index == 0 => {
                     return RangeCopy::Unsupported(created)
                 }
+                Ok(CopyAnswer::SourceChanged) => return source_changed(),
                 // A retry of a block that had been appended: fine when the length says so.
                 Ok(CopyAnswer::ConditionFailed) => match target.blob_length(container, name).await {
                     Ok(length) if length == end + 1 => {}
@@ -1941,6 +2012,9 @@ async fn copy_ranges(
                 Err(error) => return finished(copy_failed("append block from url", &error)),
             }
         }
+    }
+    if let Err(error) = target.finish_ranges(container, name, source).await {
+        return finished(copy_failed("set the copied blob's properties", &error));
     }
     finished(BlobResult::Copied(CopyMethod::Ranges, source.size))
 }
@@ -2044,6 +2118,9 @@ async fn apply_queue_settings(
     let name = &item.name;
     let source = &plan.source;
     let mut partial = Vec::new();
+    if source.policies_unreadable {
+        partial.push(SOURCE_POLICIES_UNREAD.to_owned());
+    }
     // Set Queue ACL replaces every policy: sent only when the source's are known, and the
     // target's are known too or the queue is new.
     let set_policies = !source.policies_unreadable
@@ -2166,6 +2243,15 @@ async fn apply_table(
         plan.target_exists && plan.target.is_none() && !source_policies.is_empty();
     let mut status = if let Some(kept) = kept_settings {
         kept
+    } else if plan.source.is_none() {
+        ItemStatus::Partial {
+            action: if action.is_empty() {
+                "table kept".into()
+            } else {
+                action.into()
+            },
+            reason: SOURCE_POLICIES_UNREAD.into(),
+        }
     } else if action.is_empty() && unknown_target_policies {
         ItemStatus::Partial {
             action: "table kept".into(),

@@ -59,6 +59,8 @@ struct State {
     emulate_range_copies: bool,
     /// Requests with this `comp` are carried out and then lose their answer, at this rate.
     lost_answers: Option<(String, f64)>,
+    /// Writes with this `comp` are answered with this status, never forwarded.
+    failing: Option<(String, u16)>,
     rng: StdRng,
     log: Vec<GatewayRequest>,
 }
@@ -128,6 +130,7 @@ impl StorageGateway {
             faults,
             emulate_range_copies: false,
             lost_answers: None,
+            failing: None,
             rng: StdRng::seed_from_u64(seed),
             log: Vec::new(),
         }));
@@ -173,6 +176,12 @@ impl StorageGateway {
     /// non-idempotent call must survive. `None` stops it.
     pub fn set_lost_answers(&self, lost: Option<(&str, f64)>) {
         lock(&self.state).lost_answers = lost.map(|(comp, rate)| (comp.to_owned(), rate));
+    }
+
+    /// Every write (not GET/HEAD) with query `comp` is answered `status` without reaching
+    /// Azurite, until `None`: a service that keeps failing one step of a copy.
+    pub fn set_failing(&self, failing: Option<(&str, u16)>) {
+        lock(&self.state).failing = failing.map(|(comp, status)| (comp.to_owned(), status));
     }
 
     #[must_use]
@@ -322,6 +331,16 @@ async fn handle(
             _ => None,
         }
     };
+    let failing = lock(state).failing.clone();
+    if let Some((comp, status)) = failing {
+        let write = parts.method != hyper::Method::GET && parts.method != hyper::Method::HEAD;
+        if write && entry.comp.as_deref() == Some(comp.as_str()) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            entry.status = Some(status.as_u16());
+            lock(state).log.push(entry);
+            return Some(plain(status, "injected failure"));
+        }
+    }
     let lost = {
         let mut guard = lock(state);
         let state = &mut *guard;
@@ -413,7 +432,7 @@ async fn handle(
         if name == hyper::header::HOST || name == hyper::header::CONTENT_LENGTH {
             continue;
         }
-        if range_copy && (name == "x-ms-copy-source" || name == "x-ms-source-range") {
+        if range_copy && (name == "x-ms-copy-source" || name.as_str().starts_with("x-ms-source-")) {
             continue;
         }
         if name == "x-ms-copy-source" {
@@ -469,17 +488,15 @@ async fn read_source_range(
         .and_then(|url| path_style(url, upstream.blob))
         .ok_or(StatusCode::BAD_REQUEST)?;
     let range = header("x-ms-source-range").ok_or(StatusCode::BAD_REQUEST)?;
-    let answer = upstream
-        .client
-        .get(source)
-        .header("range", range)
-        .header(
-            "x-ms-version",
-            header("x-ms-version").unwrap_or("2021-08-06"),
-        )
-        .send()
-        .await
-        .map_err(|_| StatusCode::BAD_GATEWAY)?;
+    let mut get = upstream.client.get(source).header("range", range).header(
+        "x-ms-version",
+        header("x-ms-version").unwrap_or("2021-08-06"),
+    );
+    // `x-ms-source-if-match`: the source must still be that version (412 otherwise).
+    if let Some(etag) = header("x-ms-source-if-match") {
+        get = get.header("if-match", etag);
+    }
+    let answer = get.send().await.map_err(|_| StatusCode::BAD_GATEWAY)?;
     if !answer.status().is_success() {
         // The service answers a copy source it cannot read with CannotVerifyCopySource.
         return Err(answer.status());

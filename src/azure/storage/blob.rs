@@ -148,6 +148,11 @@ fn invalid_answer(what: &str, problem: &str) -> AzureError {
     )
 }
 
+/// Metadata a blob carries while atg is still copying ranges into it (page and append blobs):
+/// a target blob with it is atg's unfinished copy, replaced on the next run whatever the
+/// conflict policy.
+pub const INCOMPLETE_MARKER: &str = "atg_incomplete_copy";
+
 /// The `x-ms-tags` value for a set of tags (URL-encoded `k=v&k=v`).
 pub fn tags_header(tags: &BTreeMap<String, String>) -> Option<String> {
     if tags.is_empty() {
@@ -190,6 +195,8 @@ pub enum CopyAnswer {
     Unsupported,
     /// The destination condition failed (it exists, or it changed since it was read).
     ConditionFailed,
+    /// The source is no longer the version that was listed (`x-ms-source-if-match` failed).
+    SourceChanged,
     /// The service answered a Put Block From URL with something else than a staged block
     /// (Azurite 3.35 runs a whole Copy Blob and answers 202): treat the call as unsupported.
     /// Carries the `ETag` of what the service wrote to the destination, so it can be replaced
@@ -577,16 +584,26 @@ impl StorageClient {
         container: &str,
         blob: &str,
         block_id: &str,
-        source_url: &Sensitive,
+        (source_url, source): (&Sensitive, &BlobItem),
         range: (u64, u64),
     ) -> Result<CopyAnswer, AzureError> {
         let query = [("comp", "block"), ("blockid", block_id)];
         let Some(response) = self
-            .write_from_url(container, blob, &query, source_url, range, Vec::new())
+            .write_from_url(
+                container,
+                blob,
+                &query,
+                (source_url, source),
+                range,
+                Vec::new(),
+            )
             .await?
         else {
             return Ok(CopyAnswer::Unsupported);
         };
+        if response.status == 412 {
+            return Ok(CopyAnswer::SourceChanged);
+        }
         let response = response.success()?;
         // A staged block is 201 Created; anything else is not Put Block From URL.
         if response.status != 201 {
@@ -604,11 +621,15 @@ impl StorageClient {
         container: &str,
         blob: &str,
         query: &[(&str, &str)],
-        source_url: &Sensitive,
+        (source_url, source): (&Sensitive, &BlobItem),
         range: (u64, u64),
         mut headers: Vec<(&str, String)>,
     ) -> Result<Option<StorageResponse>, AzureError> {
         headers.push(("x-ms-copy-source", source_url.expose().to_owned()));
+        // The bytes come from the version that was listed, or the call fails (412).
+        if let Some(etag) = &source.etag {
+            headers.push(("x-ms-source-if-match", etag.clone()));
+        }
         headers.push((
             "x-ms-source-range",
             format!("bytes={}-{}", range.0, range.1),
@@ -662,8 +683,9 @@ impl StorageClient {
     }
 
     /// Creates an empty page blob of the source's size, or an empty append blob, with the
-    /// source's properties, metadata and tags; the ranges are copied into it next. The `ETag` of
-    /// the new blob, or `ConditionFailed`.
+    /// source's properties and tags but no Content-MD5, and with [`INCOMPLETE_MARKER`] added to
+    /// its metadata: until [`Self::finish_ranges`] runs, it is visibly atg's unfinished copy,
+    /// never taken for identical. The `ETag` of the new blob, or `ConditionFailed`.
     pub async fn create_for_ranges(
         &self,
         container: &str,
@@ -671,7 +693,12 @@ impl StorageClient {
         source: &BlobItem,
         destination: &Destination,
     ) -> Result<Result<String, CopyAnswer>, AzureError> {
-        let mut headers = property_headers(source);
+        let mut unfinished = source.clone();
+        unfinished.content_md5 = None;
+        unfinished
+            .metadata
+            .insert(INCOMPLETE_MARKER.to_owned(), "true".to_owned());
+        let mut headers = property_headers(&unfinished);
         if source.is_page_blob() {
             headers.push(("x-ms-blob-type".into(), "PageBlob".into()));
             headers.push(("x-ms-blob-content-length".into(), source.size.to_string()));
@@ -692,7 +719,33 @@ impl StorageClient {
             return Ok(Err(CopyAnswer::ConditionFailed));
         }
         let response = response.success()?;
-        Ok(Ok(response.header("etag").unwrap_or_default().to_owned()))
+        match response.header("etag") {
+            Some(etag) => Ok(Ok(etag.to_owned())),
+            None => Err(invalid_answer("created blob", "no ETag")),
+        }
+    }
+
+    /// After the last range: the source's content headers (with its Content-MD5), then its
+    /// metadata, which drops [`INCOMPLETE_MARKER`] last.
+    pub async fn finish_ranges(
+        &self,
+        container: &str,
+        blob: &str,
+        source: &BlobItem,
+    ) -> Result<(), AzureError> {
+        let url = |comp| self.url(&blob_segments(container, blob), &[("comp", comp)]);
+        let content: Vec<(String, String)> = property_headers(source)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("x-ms-blob-"))
+            .collect();
+        self.send(Method::Put, url("properties"), &borrowed(&content), None)
+            .await?
+            .success()?;
+        let metadata = metadata_headers(&source.metadata);
+        self.send(Method::Put, url("metadata"), &borrowed(&metadata), None)
+            .await?
+            .success()
+            .map(|_| ())
     }
 
     /// One page of a page blob's valid ranges (inclusive byte offsets), from Get Page Ranges.
@@ -744,24 +797,27 @@ impl StorageClient {
         container: &str,
         blob: &str,
         source_url: &Sensitive,
+        source: &BlobItem,
         range: (u64, u64),
     ) -> Result<CopyAnswer, AzureError> {
         let headers = vec![
             ("x-ms-range", format!("bytes={}-{}", range.0, range.1)),
             ("x-ms-page-write", "update".to_owned()),
         ];
+        let query = [("comp", "page")];
         match self
             .write_from_url(
                 container,
                 blob,
-                &[("comp", "page")],
-                source_url,
+                &query,
+                (source_url, source),
                 range,
                 headers,
             )
             .await?
         {
             None => Ok(CopyAnswer::Unsupported),
+            Some(response) if response.status == 412 => Ok(CopyAnswer::SourceChanged),
             Some(response) => response.success().map(|_| CopyAnswer::Done),
         }
     }
@@ -773,20 +829,33 @@ impl StorageClient {
         &self,
         container: &str,
         blob: &str,
-        source_url: &Sensitive,
+        (source_url, source): (&Sensitive, &BlobItem),
         range: (u64, u64),
         position: u64,
     ) -> Result<CopyAnswer, AzureError> {
         let headers = vec![("x-ms-blob-condition-appendpos", position.to_string())];
         let query = [("comp", "appendblock")];
         let Some(response) = self
-            .write_from_url(container, blob, &query, source_url, range, headers)
+            .write_from_url(
+                container,
+                blob,
+                &query,
+                (source_url, source),
+                range,
+                headers,
+            )
             .await?
         else {
             return Ok(CopyAnswer::Unsupported);
         };
         if response.status == 412 {
-            return Ok(CopyAnswer::ConditionFailed);
+            return Ok(
+                if response.error().has_code("AppendPositionConditionNotMet") {
+                    CopyAnswer::ConditionFailed
+                } else {
+                    CopyAnswer::SourceChanged
+                },
+            );
         }
         response.success().map(|_| CopyAnswer::Done)
     }

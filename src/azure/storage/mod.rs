@@ -257,6 +257,7 @@ impl StorageClient {
             StorageAuth::SharedKey(key) => (
                 vec![Arc::new(shared_key::SharedKeyPolicy::new(
                     &endpoints.account,
+                    endpoints.of(service),
                     key.clone(),
                     service,
                 ))],

@@ -27,6 +27,8 @@ use crate::azure::Sensitive;
 /// Signs each request (each try) with the account key.
 pub struct SharedKeyPolicy {
     account: String,
+    /// The one host this key signs for (the account's endpoint of this service).
+    host: String,
     key: Sensitive,
     service: StorageService,
 }
@@ -35,15 +37,18 @@ impl std::fmt::Debug for SharedKeyPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedKeyPolicy")
             .field("account", &self.account)
+            .field("host", &self.host)
             .field("service", &self.service)
             .finish_non_exhaustive()
     }
 }
 
 impl SharedKeyPolicy {
-    pub fn new(account: &str, key: Sensitive, service: StorageService) -> Self {
+    /// `endpoint`: the account's endpoint of `service`; requests for any other host are refused.
+    pub fn new(account: &str, endpoint: &Url, key: Sensitive, service: StorageService) -> Self {
         SharedKeyPolicy {
             account: account.to_ascii_lowercase(),
+            host: endpoint.host_str().unwrap_or_default().to_ascii_lowercase(),
             key,
             service,
         }
@@ -60,10 +65,8 @@ impl Policy for SharedKeyPolicy {
     ) -> PolicyResult {
         let url = request.url();
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let own_host = host
-            .strip_prefix(&self.account)
-            .is_some_and(|rest| rest.starts_with(&format!(".{}.", self.service.label())));
-        if url.scheme() != "https" || !own_host {
+        let own_host = !self.host.is_empty() && host == self.host;
+        if url.scheme() != "https" || !own_host || url.port().is_some_and(|p| p != 443) {
             return Err(refuse(format!(
                 "refused to sign a request for `{host}` with the key of account `{}`",
                 self.account
@@ -242,6 +245,67 @@ mod tests {
         );
         assert!(text.starts_with("GET\n\n\n\n"), "{text:?}");
         assert!(text.ends_with("/a1b/jobs\ncomp:acl"), "{text:?}");
+    }
+
+    /// The end of a test pipeline: answers 200 with the Authorization header it received.
+    #[derive(Debug)]
+    struct Echo;
+
+    #[async_trait]
+    impl Policy for Echo {
+        async fn send(
+            &self,
+            _ctx: &Context,
+            request: &mut Request,
+            _next: &[Arc<dyn Policy>],
+        ) -> PolicyResult {
+            let authorization = request
+                .headers()
+                .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+                    "authorization",
+                ))
+                .unwrap_or_default()
+                .to_owned();
+            Ok(azure_core::http::AsyncRawResponse::from_bytes(
+                azure_core::http::StatusCode::Ok,
+                azure_core::http::headers::Headers::new(),
+                authorization.into_bytes(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn signs_only_for_the_accounts_own_endpoint() {
+        let endpoint = Url::parse("https://acct.blob.core.windows.net/").unwrap();
+        let policy = SharedKeyPolicy::new(
+            "acct",
+            &endpoint,
+            Sensitive::new("a2V5a2V5a2V5a2V5"),
+            StorageService::Blob,
+        );
+        let next: Vec<Arc<dyn Policy>> = vec![Arc::new(Echo)];
+        let send = |url: &str| {
+            let mut request = Request::new(Url::parse(url).unwrap(), azure_core::http::Method::Get);
+            let policy = &policy;
+            let next = &next;
+            async move { policy.send(&Context::new(), &mut request, next).await }
+        };
+        let signed = send("https://acct.blob.core.windows.net/c?comp=acl")
+            .await
+            .unwrap();
+        let body = signed.into_body().collect().await.unwrap();
+        assert!(body.starts_with(b"SharedKey acct:"), "{body:?}");
+        for elsewhere in [
+            "https://acct.blob.evil.example/c?comp=acl",
+            "https://acct.queue.core.windows.net/c?comp=acl",
+            "https://other.blob.core.windows.net/c?comp=acl",
+            "https://acct.blob.core.windows.net:8443/c?comp=acl",
+            "http://acct.blob.core.windows.net/c?comp=acl",
+        ] {
+            let error = send(elsewhere).await.unwrap_err().to_string();
+            assert!(error.contains("refused to sign"), "{elsewhere}: {error}");
+            assert!(!error.contains("a2V5"), "{error}");
+        }
     }
 
     #[test]

@@ -755,7 +755,8 @@ impl StorageClient {
         blob: &str,
         marker: Option<&str>,
     ) -> Result<Page<(u64, u64)>, AzureError> {
-        let mut query = vec![("comp", "pagelist")];
+        // Paged, so a large fragmented disk is not one huge answer (2020-10-02 and later).
+        let mut query = vec![("comp", "pagelist"), ("maxresults", "10000")];
         if let Some(marker) = marker {
             query.push(("marker", marker));
         }

@@ -1,12 +1,17 @@
 //! `atg-emulator`: runs the test kit's Azure emulator as a process for out-of-process peers (the
 //! demo script, Python clients, benchmarks). Prints one JSON line `{"addr","ca"}` on stdout when
-//! ready and serves until SIGTERM or ctrl-c.
+//! ready (with `"storage"`, the storage gateway's address, under `--storage-demo`) and serves
+//! until SIGTERM or ctrl-c.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use atg_testkit::azurite::{Azurite, AzuriteAccount};
 use atg_testkit::kv_rest::VaultRestClient;
-use atg_testkit::{Emulator, EmulatorOptions, FaultKind, FaultOptions, ThrottleOptions};
+use atg_testkit::storage_gateway::StorageGateway;
+use atg_testkit::{
+    mint_token, Emulator, EmulatorOptions, FaultKind, FaultOptions, ThrottleOptions,
+};
 use clap::Parser;
 
 /// Local Azure emulator (Entra token, Key Vault data plane, minimal ARM) for atg tests.
@@ -44,6 +49,166 @@ struct EmulatorArgs {
     /// Before serving, fill VAULT with COUNT secrets `secret-00000`... (for benchmarks).
     #[arg(long, value_name = "VAULT=COUNT", value_parser = parse_bulk)]
     seed_secrets: Option<(String, usize)>,
+    /// Also start Azurite with storage accounts SOURCE and TARGET behind a gateway answering on
+    /// `<account>.blob|queue|table.core.windows.net`, and fill SOURCE with a small demo:
+    /// containers with blobs (block, page, append; metadata, tags), a queue, a typed table.
+    /// ARM's listKeys answers for both, in resource group `demo` of subscriptions
+    /// `00000000-0000-0000-0000-00000000000a` (SOURCE) and `...0b` (TARGET), as scripts/demo.sh
+    /// names them.
+    #[arg(long, value_name = "SOURCE,TARGET", value_parser = parse_pair)]
+    storage_demo: Option<(String, String)>,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    let (source, target) = text
+        .split_once(',')
+        .ok_or_else(|| format!("expected SOURCE,TARGET, got `{text}`"))?;
+    Ok((source.trim().to_owned(), target.trim().to_owned()))
+}
+
+/// Fills `account` in Azurite through its REST API with a bearer token (Azurite checks the
+/// claims, not the signature).
+async fn seed_storage(azurite: &Azurite, account: &str) -> anyhow::Result<()> {
+    let ca = std::fs::read(&azurite.ca_path).context("read Azurite's CA")?;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .build()?;
+    let token = mint_token(
+        "72f988bf-0000-4000-8000-00000000a7f0",
+        "00000000-0000-4000-8000-0000000000de",
+        "https://storage.azure.com",
+    );
+    let send =
+        |method: reqwest::Method, url: String, headers: Vec<(&str, String)>, body: Vec<u8>| {
+            let mut request = client
+                .request(method, &url)
+                .bearer_auth(&token)
+                .header("x-ms-version", "2021-08-06")
+                .header("content-length", body.len())
+                .body(body);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            async move {
+                let response = request
+                    .send()
+                    .await
+                    .with_context(|| format!("send {url}"))?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "{url}: {}",
+                    response.status()
+                );
+                Ok::<_, anyhow::Error>(())
+            }
+        };
+    let blob = format!("https://{}/{account}", azurite.blob);
+    let put = reqwest::Method::PUT;
+    for (container, owner) in [("reports", "finance"), ("assets", "web")] {
+        send(
+            put.clone(),
+            format!("{blob}/{container}?restype=container"),
+            vec![("x-ms-meta-owner", owner.to_owned())],
+            Vec::new(),
+        )
+        .await?;
+    }
+    for (name, text) in [
+        (
+            "reports/2026/q1.csv",
+            "month,revenue\njan,10\nfeb,12\nmar,15\n",
+        ),
+        (
+            "reports/2026/q2.csv",
+            "month,revenue\napr,16\nmay,18\njun,21\n",
+        ),
+        ("assets/robots.txt", "User-agent: *\nDisallow:\n"),
+    ] {
+        send(
+            put.clone(),
+            format!("{blob}/{name}"),
+            vec![
+                ("x-ms-blob-type", "BlockBlob".to_owned()),
+                ("x-ms-blob-content-type", "text/plain".to_owned()),
+                ("x-ms-meta-source", "demo".to_owned()),
+                ("x-ms-tags", "env=demo".to_owned()),
+            ],
+            text.as_bytes().to_vec(),
+        )
+        .await?;
+    }
+    // A 1 MiB page blob with one written page range, and an append blob of two blocks.
+    send(
+        put.clone(),
+        format!("{blob}/assets/disk.vhd"),
+        vec![
+            ("x-ms-blob-type", "PageBlob".to_owned()),
+            ("x-ms-blob-content-length", (1024 * 1024).to_string()),
+        ],
+        Vec::new(),
+    )
+    .await?;
+    send(
+        put.clone(),
+        format!("{blob}/assets/disk.vhd?comp=page"),
+        vec![
+            ("x-ms-page-write", "update".to_owned()),
+            ("x-ms-range", "bytes=0-4095".to_owned()),
+        ],
+        vec![7u8; 4096],
+    )
+    .await?;
+    send(
+        put.clone(),
+        format!("{blob}/assets/app.log"),
+        vec![("x-ms-blob-type", "AppendBlob".to_owned())],
+        Vec::new(),
+    )
+    .await?;
+    for line in ["started\n", "ready\n"] {
+        send(
+            put.clone(),
+            format!("{blob}/assets/app.log?comp=appendblock"),
+            Vec::new(),
+            line.as_bytes().to_vec(),
+        )
+        .await?;
+    }
+    send(
+        put.clone(),
+        format!("https://{}/{account}/jobs", azurite.queue),
+        vec![("x-ms-meta-purpose", "work".to_owned())],
+        Vec::new(),
+    )
+    .await?;
+    let table = format!("https://{}/{account}", azurite.table);
+    let json = |value: serde_json::Value| value.to_string().into_bytes();
+    let table_headers = || {
+        vec![
+            ("content-type", "application/json".to_owned()),
+            ("accept", "application/json;odata=nometadata".to_owned()),
+        ]
+    };
+    send(
+        reqwest::Method::POST,
+        format!("{table}/Tables"),
+        table_headers(),
+        json(serde_json::json!({ "TableName": "customers" })),
+    )
+    .await?;
+    for (row, name, since) in [("1", "Contoso", 2019), ("2", "Fabrikam", 2021)] {
+        send(
+            reqwest::Method::POST,
+            format!("{table}/customers"),
+            table_headers(),
+            json(serde_json::json!({
+                "PartitionKey": "eu", "RowKey": row, "Name": name,
+                "Since": since, "Since@odata.type": "Edm.Int32",
+            })),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn parse_bulk(text: &str) -> Result<(String, usize), String> {
@@ -178,8 +343,27 @@ async fn main() -> anyhow::Result<()> {
     };
     let ca = emulator.write_ca(&dir)?;
     emulator.write_leaf(&dir)?;
-    let ready =
+    let mut ready =
         serde_json::json!({ "addr": emulator.addr().to_string(), "ca": ca.display().to_string() });
+    let mut storage = None;
+    if let Some((source, target)) = &args.storage_demo {
+        let accounts = [AzuriteAccount::named(source), AzuriteAccount::named(target)];
+        let azurite = Azurite::start(&emulator, &accounts).await?;
+        for (account, subscription) in accounts.iter().zip(["0a", "0b"]) {
+            emulator.seed_storage_keys(
+                &format!("00000000-0000-0000-0000-0000000000{subscription}"),
+                "demo",
+                &account.name,
+                vec![account.key.clone()],
+            );
+        }
+        seed_storage(&azurite, source)
+            .await
+            .context("seed the storage demo")?;
+        let gateway = StorageGateway::start(&emulator, &azurite, None).await?;
+        ready["storage"] = gateway.addr.to_string().into();
+        storage = Some((azurite, gateway));
+    }
     // The single ready line is this binary's interface; peers parse it.
     #[allow(clippy::print_stdout)] // the ready line is this binary's interface
     {
@@ -191,6 +375,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+    if let Some((azurite, gateway)) = storage {
+        drop(gateway);
+        azurite.stop().await;
     }
     emulator.shutdown().await;
     Ok(())

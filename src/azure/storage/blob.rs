@@ -258,43 +258,19 @@ impl StorageClient {
         &self,
         marker: Option<&str>,
     ) -> Result<Page<ContainerItem>, AzureError> {
-        let mut query = vec![
-            ("comp", "list"),
-            ("include", "metadata"),
-            ("maxresults", "5000"),
-        ];
-        if let Some(marker) = marker {
-            query.push(("marker", marker));
-        }
-        let response = self
-            .send(Method::Get, self.url(&[], &query), &[], None)
-            .await?
-            .success()?;
-        let document =
-            xml::parse(&response.body).map_err(|e| invalid_answer("container list", &e))?;
-        let root = document.root_element();
-        let items = xml::child(root, "Containers")
-            .map(|containers| {
-                xml::children(containers, "Container")
-                    .filter_map(|node| {
-                        let properties = xml::child(node, "Properties");
-                        Some(ContainerItem {
-                            name: xml::name_of(node)?,
-                            metadata: xml::metadata(node),
-                            public_access: properties
-                                .and_then(|p| non_empty(xml::child_text(p, "PublicAccess"))),
-                            last_modified: properties
-                                .and_then(|p| xml::child_text(p, "Last-Modified"))
-                                .and_then(parse_http_date),
-                        })
-                    })
-                    .collect()
+        self.list_service(marker, ("Containers", "Container"), |node| {
+            let properties = xml::child(node, "Properties");
+            Some(ContainerItem {
+                name: xml::name_of(node)?,
+                metadata: xml::metadata(node),
+                public_access: properties
+                    .and_then(|p| non_empty(xml::child_text(p, "PublicAccess"))),
+                last_modified: properties
+                    .and_then(|p| xml::child_text(p, "Last-Modified"))
+                    .and_then(parse_http_date),
             })
-            .unwrap_or_default();
-        Ok(Page {
-            items,
-            next_marker: non_empty(xml::child_text(root, "NextMarker")),
         })
+        .await
     }
 
     /// Metadata, public access and stored access policies; `None` when the container is absent.

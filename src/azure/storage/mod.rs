@@ -369,6 +369,47 @@ impl StorageClient {
     }
 }
 
+impl StorageClient {
+    /// One page (at most 5,000, with metadata) of the service's own listing (`comp=list`:
+    /// containers or queues) from `marker`; `parse` reads each `<item>` under `<list>`.
+    pub(super) async fn list_service<T>(
+        &self,
+        marker: Option<&str>,
+        (list, item): (&str, &str),
+        parse: impl Fn(roxmltree::Node<'_, '_>) -> Option<T>,
+    ) -> Result<blob::Page<T>, AzureError> {
+        let mut query = vec![
+            ("comp", "list"),
+            ("include", "metadata"),
+            ("maxresults", "5000"),
+        ];
+        if let Some(marker) = marker {
+            query.push(("marker", marker));
+        }
+        let response = self
+            .send(Method::Get, self.url(&[], &query), &[], None)
+            .await?
+            .success()?;
+        let document = xml::parse(&response.body).map_err(|e| {
+            AzureError::new(
+                AzureErrorKind::Other,
+                format!("could not read the {} list: {e}", item.to_ascii_lowercase()),
+            )
+        })?;
+        let root = document.root_element();
+        let items = xml::child(root, list)
+            .map(|nodes| xml::children(nodes, item).filter_map(&parse).collect())
+            .unwrap_or_default();
+        Ok(blob::Page {
+            items,
+            next_marker: xml::child_text(root, "NextMarker")
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
 /// An RFC 7231 date (`Tue, 15 Nov 1994 08:12:31 GMT`), as `x-ms-date` wants it.
 pub fn http_date(at: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(

@@ -31,43 +31,13 @@ pub struct QueueItem {
 
 impl StorageClient {
     pub async fn list_queues(&self, marker: Option<&str>) -> Result<Page<QueueItem>, AzureError> {
-        let mut query = vec![
-            ("comp", "list"),
-            ("include", "metadata"),
-            ("maxresults", "5000"),
-        ];
-        if let Some(marker) = marker {
-            query.push(("marker", marker));
-        }
-        let response = self
-            .send(Method::Get, self.url(&[], &query), &[], None)
-            .await?
-            .success()?;
-        let document = xml::parse(&response.body).map_err(|e| {
-            AzureError::new(
-                AzureErrorKind::Other,
-                format!("could not read the queue list: {e}"),
-            )
-        })?;
-        let root = document.root_element();
-        let items = xml::child(root, "Queues")
-            .map(|queues| {
-                xml::children(queues, "Queue")
-                    .filter_map(|node| {
-                        Some(QueueItem {
-                            name: xml::name_of(node)?,
-                            metadata: xml::metadata(node),
-                        })
-                    })
-                    .collect()
+        self.list_service(marker, ("Queues", "Queue"), |node| {
+            Some(QueueItem {
+                name: xml::name_of(node)?,
+                metadata: xml::metadata(node),
             })
-            .unwrap_or_default();
-        Ok(Page {
-            items,
-            next_marker: xml::child_text(root, "NextMarker")
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned),
         })
+        .await
     }
 
     /// Metadata, access policies and the approximate number of messages; `None` when absent.

@@ -146,6 +146,13 @@ pub enum PlannedAction {
     Compare,
     /// Will not be written, for the reason given.
     Skip(String),
+    /// Soft-deleted in the target: will be recovered (`--on-deleted recover`), then compared.
+    Recover,
+    /// Soft-deleted in the target: will be purged (`--on-deleted purge`), then written.
+    Purge,
+    /// Will be reported failed without a write, for the reason given (`--on-deleted fail`, a
+    /// name taken by an item of another kind).
+    Fail(String),
 }
 
 /// One item as discovered and planned. Holds names and metadata, never values.
@@ -193,6 +200,11 @@ pub enum ItemStatus {
     Partial {
         action: String,
         reason: String,
+    },
+    /// Soft-deleted in the target and recovered (`action` says what followed: left as it was,
+    /// or overwritten). One outcome per item: a recovered item is not also `replicated`.
+    Recovered {
+        action: String,
     },
     /// Not written, for a reason that is not an error (identical already, policy, unsupported).
     Skipped {

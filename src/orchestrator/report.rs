@@ -12,6 +12,8 @@ pub struct ItemCounts {
     pub discovered: u64,
     pub replicated: u64,
     pub partial: u64,
+    /// Soft-deleted in the target and recovered (then left or overwritten).
+    pub recovered: u64,
     pub skipped: u64,
     pub failed: u64,
     pub planned: u64,
@@ -22,6 +24,7 @@ impl ItemCounts {
         match status {
             ItemStatus::Replicated { .. } => self.replicated += 1,
             ItemStatus::Partial { .. } => self.partial += 1,
+            ItemStatus::Recovered { .. } => self.recovered += 1,
             ItemStatus::Skipped { .. } => self.skipped += 1,
             ItemStatus::Planned { .. } => self.planned += 1,
             ItemStatus::Failed { .. } => self.failed += 1,
@@ -32,6 +35,7 @@ impl ItemCounts {
         self.discovered += other.discovered;
         self.replicated += other.replicated;
         self.partial += other.partial;
+        self.recovered += other.recovered;
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.planned += other.planned;

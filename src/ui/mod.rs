@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::dataplane::{registry, ItemStatus, Mode, PluginInfo, Side};
 use crate::inventory::Inventory;
-use crate::orchestrator::report::{Report, ResourceStatus};
+use crate::orchestrator::report::{ItemCounts, Report, ResourceStatus};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Printer {
@@ -76,7 +76,7 @@ impl Printer {
         let totals = &report.totals;
         let items = &totals.items;
         let headline = format!(
-            "{}{}: {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} discovered, {} {}, {} partial, {} skipped, {} failed in {:.1}s",
+            "{}{}: {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} discovered, {} {}{}, {} partial, {} skipped, {} failed in {:.1}s",
             if report.dry_run { "dry run: " } else { "" },
             report.mode,
             totals.resources,
@@ -87,6 +87,7 @@ impl Printer {
             items.discovered,
             if report.dry_run { items.planned } else { items.replicated },
             if report.dry_run { "planned" } else { "replicated" },
+            recovered(items),
             items.partial,
             items.skipped,
             items.failed,
@@ -109,7 +110,7 @@ impl Printer {
             let _ =
                 writeln!(
                 out,
-                "{status} {} -> {} [{}, {}]: {} discovered, {} {}, {} partial, {} skipped, {} failed",
+                "{status} {} -> {} [{}, {}]: {} discovered, {} {}{}, {} partial, {} skipped, {} failed",
                 short(&resource.source_id),
                 short(&resource.target_id),
                 resource.plugin.unwrap_or("no plugin"),
@@ -117,6 +118,7 @@ impl Printer {
                 c.discovered,
                 if report.dry_run { c.planned } else { c.replicated },
                 if report.dry_run { "planned" } else { "replicated" },
+                recovered(c),
                 c.partial,
                 c.skipped,
                 c.failed
@@ -125,7 +127,7 @@ impl Printer {
                 for (kind, c) in &resource.counts_by_kind {
                     let _ = writeln!(
                         out,
-                        "    {kind}: {} discovered, {} {}, {} partial, {} skipped, {} failed",
+                        "    {kind}: {} discovered, {} {}{}, {} partial, {} skipped, {} failed",
                         c.discovered,
                         if report.dry_run {
                             c.planned
@@ -137,6 +139,7 @@ impl Printer {
                         } else {
                             "replicated"
                         },
+                        recovered(c),
                         c.partial,
                         c.skipped,
                         c.failed
@@ -166,6 +169,10 @@ impl Printer {
                     ItemStatus::Partial { reason, .. } => {
                         let _ =
                             writeln!(out, "    partial {} `{}`: {reason}", item.kind, item.name);
+                    }
+                    ItemStatus::Recovered { action } => {
+                        let _ =
+                            writeln!(out, "    recovered {} `{}`: {action}", item.kind, item.name);
                     }
                     ItemStatus::Skipped { reason } => {
                         *reasons
@@ -284,6 +291,16 @@ fn read_line() -> std::io::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line)
+}
+
+/// `, N recovered` when items were recovered from soft-delete; nothing otherwise, so the usual
+/// summary keeps its shape.
+fn recovered(counts: &ItemCounts) -> String {
+    if counts.recovered > 0 {
+        format!(", {} recovered", counts.recovered)
+    } else {
+        String::new()
+    }
 }
 
 /// `rg/name` of an ARM id, for human lines.

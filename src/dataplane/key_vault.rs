@@ -9,9 +9,14 @@
 //! - Keys: private key material never leaves a vault, so a key with the same type, size or curve,
 //!   operations, attributes and tags is created: new key material, reported as such.
 //! - Certificates: replication imports the backing PFX/PEM when the key is exportable; otherwise
-//!   (and in template mode) a certificate whose issuer is `Self` is created from the source policy;
-//!   certificates from a CA are skipped (atg places no orders).
-//! - A name that is soft-deleted in the target is recovered or purged per `--on-deleted`.
+//!   (and in template mode) a certificate whose issuer is `Self`, or `Unknown` (it was imported),
+//!   is created self-signed from the source policy; certificates from a CA are skipped (atg
+//!   places no orders). A certificate owns the secret and the key of its name: when the target
+//!   has a plain secret or key of that name, the certificate is never written over it (skipped
+//!   with `--on-conflict skip`, failed otherwise, the reason naming what to rename or delete).
+//! - A name that is soft-deleted in the target is recovered or purged per `--on-deleted`; the
+//!   plan lists the target's deleted items to say so, and a recovered item's outcome is
+//!   `recovered` (what followed in its action).
 
 // The SDK's models are `#[non_exhaustive]`: they can only be built from `Default` and then
 // assigned field by field.
@@ -19,7 +24,8 @@
 // Item flows return the final `ItemStatus` early through `Err`; it is not an error type.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +35,7 @@ use azure_core::http::poller::PollerOptions;
 use azure_core::http::Url;
 use azure_security_keyvault_certificates::models::{
     Certificate, CertificateAttributes, CertificateClientCreateCertificateOptions,
-    CertificatePolicy, CreateCertificateParameters, ImportCertificateParameters,
+    CertificatePolicy, CreateCertificateParameters, ImportCertificateParameters, IssuerParameters,
 };
 use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
 use azure_security_keyvault_keys::models::{
@@ -77,7 +83,7 @@ static INFO: PluginInfo = PluginInfo {
         },
         ItemKindInfo {
             name: CERTIFICATE,
-            template: "created from the source policy when the issuer is Self; CA-issued ones skipped",
+            template: "created self-signed from the source policy when the issuer is Self or Unknown (imported); CA-issued ones skipped",
             replication: "imported with its private key when exportable; otherwise as template",
         },
     ],
@@ -358,6 +364,105 @@ where
         .map_err(|e| PluginError::azure(operation, e))
 }
 
+/// Names soft-deleted in the target, by kind (lowercase), so a dry run can plan what
+/// `--on-deleted` will do with them.
+#[derive(Default)]
+struct DeletedNames {
+    secrets: HashSet<String>,
+    keys: HashSet<String>,
+    certificates: HashSet<String>,
+    /// Why the deleted items could not be listed (then they are found when written, as before).
+    unlisted: Option<String>,
+}
+
+impl DeletedNames {
+    async fn list(target: &VaultClients) -> Result<Self, PluginError> {
+        fn names<'a>(ids: impl Iterator<Item = Option<&'a String>>) -> HashSet<String> {
+            ids.filter_map(name_of)
+                .map(|n| n.to_ascii_lowercase())
+                .collect()
+        }
+        let listed = async {
+            let secrets = list_all(
+                target.secrets.list_deleted_secret_properties(None),
+                "list the target's deleted secrets",
+            )
+            .await?;
+            let keys = list_all(
+                target.keys.list_deleted_key_properties(None),
+                "list the target's deleted keys",
+            )
+            .await?;
+            let certificates = list_all(
+                target
+                    .certificates
+                    .list_deleted_certificate_properties(None),
+                "list the target's deleted certificates",
+            )
+            .await?;
+            Ok::<_, PluginError>(DeletedNames {
+                secrets: names(secrets.iter().map(|s| s.id.as_ref())),
+                keys: names(keys.iter().map(|k| k.kid.as_ref())),
+                certificates: names(certificates.iter().map(|c| c.id.as_ref())),
+                unlisted: None,
+            })
+        };
+        match listed.await {
+            Ok(names) => Ok(names),
+            // Listing deleted items needs its own permission (`list` on deleted objects); without
+            // it, a deleted name is still found and handled when it is written.
+            Err(PluginError::Azure { operation, source }) if source.status == Some(403) => {
+                Ok(DeletedNames {
+                    unlisted: Some(format!(
+                        "{operation}: forbidden; names soft-deleted in the target are planned `create` and handled per --on-deleted when written"
+                    )),
+                    ..DeletedNames::default()
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The plan for a name absent from the target: created, or `--on-deleted`'s action when
+    /// the name is soft-deleted there.
+    fn plan(&self, kind: &str, name: &str, policy: OnDeleted) -> PlannedAction {
+        let names = match kind {
+            SECRET => &self.secrets,
+            KEY => &self.keys,
+            _ => &self.certificates,
+        };
+        if !names.contains(&name.to_ascii_lowercase()) {
+            return PlannedAction::Create;
+        }
+        match policy {
+            OnDeleted::Recover => PlannedAction::Recover,
+            OnDeleted::Purge => PlannedAction::Purge,
+            OnDeleted::Fail => PlannedAction::Fail(deleted_refused(kind)),
+        }
+    }
+}
+
+fn deleted_refused(kind: &str) -> String {
+    format!("the {kind} name is deleted but recoverable in the target (--on-deleted fail)")
+}
+
+/// A certificate `name` would take over the target's `taken` (a secret and/or a key of that
+/// name that are not certificate-backed): Key Vault stores a certificate's key pair and value
+/// as a key and a secret of its own name. Writing would replace the user's secret value (and
+/// key) with the certificate's, so it is never done: skipped with `--on-conflict skip`, failed
+/// otherwise (overwrite and if-source-newer included), with what to do.
+fn name_taken(policy: OnConflict, name: &str, taken: &str) -> PlannedAction {
+    let reason = format!(
+        "the target has {taken} named `{name}` that is not certificate-backed: a certificate of that name would replace it with its own; rename or delete it in the target, then run again"
+    );
+    match policy {
+        OnConflict::Skip => PlannedAction::Skip(format!("{reason} (--on-conflict skip)")),
+        OnConflict::Fail | OnConflict::Overwrite | OnConflict::IfSourceNewer => {
+            PlannedAction::Fail(reason)
+        }
+    }
+}
+
 #[async_trait]
 impl DataPlanePlugin for KeyVaultPlugin {
     fn info(&self) -> &'static PluginInfo {
@@ -410,6 +515,20 @@ impl DataPlanePlugin for KeyVaultPlugin {
             })
             .collect();
 
+        // Names a certificate would take over: secrets and keys that are not its own.
+        let target_plain_secrets: HashSet<String> = target_secrets
+            .iter()
+            .filter(|p| p.managed != Some(true))
+            .filter_map(secret_name)
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        let deleted = DeletedNames::list(&target).await?;
+        if let Some(note) = &deleted.unlisted {
+            discovery
+                .facts
+                .insert("target_deleted_items".into(), Value::String(note.clone()));
+        }
+
         let mut secret_items = Vec::with_capacity(source_secrets.len());
         for properties in &source_secrets {
             let Some(name) = secret_name(properties) else {
@@ -425,7 +544,7 @@ impl DataPlanePlugin for KeyVaultPlugin {
             } else if target_meta.is_some() {
                 PlannedAction::Compare
             } else {
-                PlannedAction::Create
+                deleted.plan(SECRET, &name, job.on_deleted)
             };
             let detail = serde_json::to_value(SecretDetail {
                 source: meta,
@@ -445,7 +564,9 @@ impl DataPlanePlugin for KeyVaultPlugin {
         let to_count: Vec<(usize, String)> = secret_items
             .iter()
             .enumerate()
-            .filter(|(_, item)| !matches!(item.action, PlannedAction::Skip(_)))
+            .filter(|(_, item)| {
+                !matches!(item.action, PlannedAction::Skip(_) | PlannedAction::Fail(_))
+            })
             .map(|(index, item)| (index, item.name.clone()))
             .collect();
         let client = &source.secrets;
@@ -486,6 +607,12 @@ impl DataPlanePlugin for KeyVaultPlugin {
             .filter_map(|k| name_of(k.kid.as_ref()))
             .map(|n| n.to_ascii_lowercase())
             .collect();
+        let target_plain_keys: HashSet<String> = target_keys
+            .iter()
+            .filter(|k| k.managed != Some(true))
+            .filter_map(|k| name_of(k.kid.as_ref()))
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
         for key in &source_keys {
             let Some(name) = name_of(key.kid.as_ref()) else {
                 return Err(PluginError::Invalid(format!(
@@ -498,10 +625,16 @@ impl DataPlanePlugin for KeyVaultPlugin {
             } else if target_key_names.contains(&name.to_ascii_lowercase()) {
                 PlannedAction::Compare
             } else {
-                PlannedAction::Create
+                deleted.plan(KEY, &name, job.on_deleted)
             };
             let mut notes = Vec::new();
-            if matches!(action, PlannedAction::Create | PlannedAction::Compare) {
+            if matches!(
+                action,
+                PlannedAction::Create
+                    | PlannedAction::Compare
+                    | PlannedAction::Recover
+                    | PlannedAction::Purge
+            ) {
                 notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
             }
             discovery.items.push(PlannedItem {
@@ -540,10 +673,22 @@ impl DataPlanePlugin for KeyVaultPlugin {
                     certificate.id
                 )));
             };
-            let action = if target_certificate_names.contains(&name.to_ascii_lowercase()) {
+            let lowercase = name.to_ascii_lowercase();
+            let collision = match (
+                target_plain_secrets.contains(&lowercase),
+                target_plain_keys.contains(&lowercase),
+            ) {
+                (true, true) => Some("a secret and a key"),
+                (true, false) => Some("a secret"),
+                (false, true) => Some("a key"),
+                (false, false) => None,
+            };
+            let action = if let Some(taken) = collision {
+                name_taken(job.on_conflict, &name, taken)
+            } else if target_certificate_names.contains(&lowercase) {
                 PlannedAction::Compare
             } else {
-                PlannedAction::Create
+                deleted.plan(CERTIFICATE, &name, job.on_deleted)
             };
             discovery.items.push(PlannedItem {
                 kind: CERTIFICATE,
@@ -618,24 +763,85 @@ async fn apply_item(
     vaults: &Vaults,
     item: &PlannedItem,
 ) -> ItemStatus {
-    if let PlannedAction::Skip(reason) = &item.action {
-        return ItemStatus::Skipped {
-            reason: reason.clone(),
-        };
+    match &item.action {
+        PlannedAction::Skip(reason) => {
+            return ItemStatus::Skipped {
+                reason: reason.clone(),
+            }
+        }
+        PlannedAction::Fail(error) => {
+            return ItemStatus::Failed {
+                error: error.clone(),
+            }
+        }
+        PlannedAction::Create
+        | PlannedAction::Compare
+        | PlannedAction::Recover
+        | PlannedAction::Purge => {}
     }
-    match item.kind {
+    let trail = DeletedTrail::default();
+    let status = match item.kind {
         SECRET => match item.plan::<SecretDetail>() {
             Ok(detail) => match job.mode {
-                Mode::Template => template_secret(ctx, job, vaults, &item.name, detail).await,
-                Mode::Replication => replicate_secret(ctx, job, vaults, &item.name, detail).await,
+                Mode::Template => {
+                    template_secret(ctx, job, vaults, &trail, &item.name, detail).await
+                }
+                Mode::Replication => {
+                    replicate_secret(ctx, job, vaults, &trail, &item.name, detail).await
+                }
             },
             Err(status) => status,
         },
-        KEY => copy_key(ctx, job, vaults, &item.name).await,
-        CERTIFICATE => copy_certificate(ctx, job, vaults, &item.name).await,
+        KEY => copy_key(ctx, job, vaults, &trail, &item.name).await,
+        CERTIFICATE => copy_certificate(ctx, job, vaults, &trail, &item.name).await,
         other => ItemStatus::Failed {
             error: format!("internal: unknown item kind `{other}`"),
         },
+    };
+    trail.outcome(status)
+}
+
+/// What `--on-deleted` did to an item's name in the target on the way, so the item's one
+/// outcome says so.
+#[derive(Default)]
+struct DeletedTrail {
+    recovered: AtomicBool,
+    purged: AtomicBool,
+}
+
+impl DeletedTrail {
+    fn outcome(&self, status: ItemStatus) -> ItemStatus {
+        if self.recovered.load(Ordering::Relaxed) {
+            match status {
+                ItemStatus::Skipped { reason } => ItemStatus::Recovered {
+                    action: format!("recovered, then left as it was: {reason}"),
+                },
+                ItemStatus::Replicated { action } => ItemStatus::Recovered {
+                    action: format!("recovered, then overwritten: {action}"),
+                },
+                ItemStatus::Partial { action, reason } => ItemStatus::Partial {
+                    action: format!("recovered, then {action}"),
+                    reason,
+                },
+                ItemStatus::Failed { error } => ItemStatus::Failed {
+                    error: format!("recovered, then failed: {error}"),
+                },
+                other => other,
+            }
+        } else if self.purged.load(Ordering::Relaxed) {
+            match status {
+                ItemStatus::Replicated { action } => ItemStatus::Replicated {
+                    action: format!("the deleted item purged, then {action}"),
+                },
+                ItemStatus::Partial { action, reason } => ItemStatus::Partial {
+                    action: format!("the deleted item purged, then {action}"),
+                    reason,
+                },
+                other => other,
+            }
+        } else {
+            status
+        }
     }
 }
 
@@ -658,9 +864,7 @@ async fn resolve_deleted(
     let target = &vaults.target;
     match policy {
         OnDeleted::Fail => Err(ItemStatus::Failed {
-            error: format!(
-                "the {kind} name is deleted but recoverable in the target (--on-deleted fail)"
-            ),
+            error: deleted_refused(kind),
         }),
         OnDeleted::Recover => {
             let result = match kind {
@@ -751,6 +955,7 @@ async fn write_handling_deleted<F, Fut>(
     kind: &str,
     name: &str,
     vaults: &Vaults,
+    trail: &DeletedTrail,
     write: F,
 ) -> Result<WriteResult, ItemStatus>
 where
@@ -761,8 +966,12 @@ where
         Ok(()) => Ok(WriteResult::Written),
         Err(error) if is_deleted_conflict(&error) => {
             match resolve_deleted(ctx, job.on_deleted, kind, name, vaults).await? {
-                DeletedOutcome::Recovered => Ok(WriteResult::Recovered),
+                DeletedOutcome::Recovered => {
+                    trail.recovered.store(true, Ordering::Relaxed);
+                    Ok(WriteResult::Recovered)
+                }
                 DeletedOutcome::Purged => {
+                    trail.purged.store(true, Ordering::Relaxed);
                     let deadline = Instant::now() + ctx.settle_timeout;
                     let mut wait = Duration::from_millis(250);
                     loop {
@@ -860,6 +1069,7 @@ async fn template_secret(
     ctx: &PluginContext,
     job: &Job,
     vaults: &Vaults,
+    trail: &DeletedTrail,
     name: &str,
     detail: SecretDetail,
 ) -> ItemStatus {
@@ -883,7 +1093,7 @@ async fn template_secret(
             };
         }
         let write = || set_secret(vaults, name, ctx.placeholder, &detail.source);
-        match write_handling_deleted(ctx, job, SECRET, name, vaults, write).await {
+        match write_handling_deleted(ctx, job, SECRET, name, vaults, trail, write).await {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
                 return ItemStatus::Replicated {
                     action: "placeholder value".into(),
@@ -934,6 +1144,7 @@ async fn replicate_secret(
     ctx: &PluginContext,
     job: &Job,
     vaults: &Vaults,
+    trail: &DeletedTrail,
     name: &str,
     detail: SecretDetail,
 ) -> ItemStatus {
@@ -1011,7 +1222,7 @@ async fn replicate_secret(
             .as_ref()
             .map_or(ctx.placeholder, crate::azure::Sensitive::expose);
         let write = || set_secret(vaults, name, written_value, &meta);
-        match write_handling_deleted(ctx, job, SECRET, name, vaults, write).await {
+        match write_handling_deleted(ctx, job, SECRET, name, vaults, trail, write).await {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
                 return if value.is_some() {
                     ItemStatus::Replicated {
@@ -1177,7 +1388,13 @@ async fn update_key_properties(
         .map_err(AzureError::from)
 }
 
-async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -> ItemStatus {
+async fn copy_key(
+    ctx: &PluginContext,
+    job: &Job,
+    vaults: &Vaults,
+    trail: &DeletedTrail,
+    name: &str,
+) -> ItemStatus {
     let source = match get_key(&vaults.source.keys, name).await {
         Ok(Some(key)) => key,
         Ok(None) => {
@@ -1226,7 +1443,7 @@ async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -
             Err(error) => return failed("read target key", &error),
         }
         let write = || create_key(vaults, name, &source);
-        match write_handling_deleted(ctx, job, KEY, name, vaults, write).await {
+        match write_handling_deleted(ctx, job, KEY, name, vaults, trail, write).await {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
                 return ItemStatus::Replicated {
                     action: if over_existing {
@@ -1266,6 +1483,16 @@ fn portable_policy(policy: &CertificatePolicy) -> CertificatePolicy {
         attributes.recovery_level = None;
     }
     portable
+}
+
+/// The policy with its issuer set to `Self` (and nothing a CA would take), for a certificate
+/// created self-signed where the source's was imported.
+fn self_signed(policy: &CertificatePolicy) -> CertificatePolicy {
+    let mut policy = policy.clone();
+    let mut issuer = IssuerParameters::default();
+    issuer.name = Some("Self".into());
+    policy.issuer_parameters = Some(issuer);
+    policy
 }
 
 fn certificate_attributes(source: &Certificate) -> CertificateAttributes {
@@ -1309,6 +1536,7 @@ async fn copy_certificate(
     ctx: &PluginContext,
     job: &Job,
     vaults: &Vaults,
+    trail: &DeletedTrail,
     name: &str,
 ) -> ItemStatus {
     let source = match get_certificate(&vaults.source.certificates, name).await {
@@ -1346,7 +1574,15 @@ async fn copy_certificate(
         .and_then(|k| k.exportable)
         .unwrap_or(false);
     let import = job.mode == Mode::Replication && exportable;
-    if !import && !issuer.eq_ignore_ascii_case("Self") {
+    // An imported certificate (issuer `Unknown`) has no issuer to ask: when it is not imported
+    // as it is, it is created self-signed from its policy, like a `Self` one; never ordered.
+    let self_signed_from_import = !import && issuer.eq_ignore_ascii_case("Unknown");
+    let policy = if self_signed_from_import {
+        self_signed(&policy)
+    } else {
+        policy
+    };
+    if !import && !self_signed_from_import && !issuer.eq_ignore_ascii_case("Self") {
         return ItemStatus::Skipped {
             reason: format!(
                 "issued by `{issuer}`{}: atg places no certificate orders; request it in the target from the same policy",
@@ -1417,25 +1653,30 @@ async fn copy_certificate(
                 };
             };
             let write = || import_certificate(vaults, name, &value, &policy, &source);
-            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, write).await
+            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         } else {
             let write = || create_certificate(vaults, name, &policy, &source);
-            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, write).await
+            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         };
         match result {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
+                let created = if self_signed_from_import {
+                    "new self-signed certificate from the source policy (the source was imported, issuer `Unknown`: issuer set to `Self`, no order placed)"
+                } else {
+                    "new self-signed certificate from the source policy"
+                };
                 return if import {
                     ItemStatus::Replicated {
                         action: "imported with its private key".into(),
                     }
                 } else if job.mode == Mode::Replication {
                     ItemStatus::Partial {
-                        action: "new self-signed certificate from the source policy".into(),
+                        action: created.into(),
                         reason: "the source key is not exportable: the target certificate has a new key pair".into(),
                     }
                 } else {
                     ItemStatus::Replicated {
-                        action: "new self-signed certificate from the source policy".into(),
+                        action: created.into(),
                     }
                 };
             }

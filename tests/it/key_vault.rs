@@ -45,17 +45,19 @@ async fn seed_source(stack: &Stack, vault: &str) {
         .await
         .unwrap();
     source
-        .create_certificate(
-            "self-cert",
-            &json!({
-                "key_props": { "exportable": true, "kty": "RSA", "key_size": 2048, "reuse_key": false },
-                "secret_props": { "contentType": "application/x-pkcs12" },
-                "x509_props": { "subject": "CN=atg-test", "validity_months": 12 },
-                "issuer": { "name": "Self" }
-            }),
-        )
+        .create_certificate("self-cert", &self_signed_policy("CN=atg-test"))
         .await
         .unwrap();
+}
+
+/// An exportable RSA certificate policy with issuer `Self`.
+fn self_signed_policy(subject: &str) -> Value {
+    json!({
+        "key_props": { "exportable": true, "kty": "RSA", "key_size": 2048, "reuse_key": false },
+        "secret_props": { "contentType": "application/x-pkcs12" },
+        "x509_props": { "subject": subject, "validity_months": 12 },
+        "issuer": { "name": "Self" }
+    })
 }
 
 fn counts(report: &Value) -> &Value {
@@ -359,13 +361,37 @@ async fn injected_faults_are_retried_and_every_item_lands_once() {
     assert!(total > 0, "{retries}");
 }
 
+/// `--dataplane-mode MODE --output json`, then `extra`, then `--dry-run` when asked.
+fn json_run<'a>(mode: &'a str, extra: &[&'a str], dry_run: bool) -> Vec<&'a str> {
+    let mut args = vec!["--dataplane-mode", mode, "--output", "json"];
+    args.extend_from_slice(extra);
+    if dry_run {
+        args.push("--dry-run");
+    }
+    args
+}
+
+/// The report's item `name` of the first resource.
+fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["resources"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no item `{name}` in {report}"))
+}
+
 #[tokio::test]
 async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
     for (policy, expected_code) in [("recover", 0), ("purge", 0), ("fail", 1)] {
         let stack = Stack::start().await;
-        stack
-            .vault("src-kv")
+        let source = stack.vault("src-kv");
+        source
             .set_secret("s1", "new-value", None, None, true)
+            .await
+            .unwrap();
+        source
+            .create_key("k1", "RSA", Some(2048), None)
             .await
             .unwrap();
         let target = stack.vault("dst-kv");
@@ -374,21 +400,42 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
             .await
             .unwrap();
         target.delete_secret("s1").await.unwrap();
+        // A key of the same shape: once recovered it is left as it is.
+        target
+            .create_key("k1", "RSA", Some(2048), None)
+            .await
+            .unwrap();
+        let deleted = target
+            .raw(reqwest::Method::DELETE, "/keys/k1", None)
+            .await
+            .unwrap();
+        assert!(deleted.status.is_success(), "{:?}", deleted.status);
         let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
-        let run = stack
-            .deploy(
-                &inventory,
-                &[
-                    "--dataplane-mode",
-                    "replication",
-                    "--on-deleted",
-                    policy,
-                    "--output",
-                    "json",
-                ],
-            )
-            .await;
+        let args = |dry_run| json_run("replication", &["--on-deleted", policy], dry_run);
+
+        // The plan says what --on-deleted will do, before anything is written.
+        stack.emulator.clear_requests();
+        let plan = stack.deploy(&inventory, &args(true)).await;
+        assert_eq!(plan.code, 0, "{policy}: {plan}");
+        assert!(stack.vault_writes().is_empty(), "{policy}: dry run wrote");
+        let planned = plan.report();
+        for name in ["s1", "k1"] {
+            let action = &item(&planned, name)["action"];
+            match policy {
+                "fail" => assert!(
+                    action["fail"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("--on-deleted fail")),
+                    "{name}: {action}"
+                ),
+                _ => assert_eq!(action, policy, "{name}: {planned}"),
+            }
+        }
+
+        let run = stack.deploy(&inventory, &args(false)).await;
         assert_eq!(run.code, expected_code, "{policy}: {run}");
+        let report = run.report();
+        let (s1, k1) = (item(&report, "s1"), item(&report, "k1"));
         let now = target.get_secret("s1").await.unwrap();
         match policy {
             "recover" => {
@@ -399,6 +446,31 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
                     2,
                     "{policy}"
                 );
+                // One outcome per item: recovered, saying what followed.
+                assert_eq!(s1["status"], "recovered", "{s1}");
+                assert!(
+                    s1["action"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("recovered, then overwritten"),
+                    "{s1}"
+                );
+                assert_eq!(k1["status"], "recovered", "{k1}");
+                assert!(
+                    k1["action"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("recovered, then left as it was"),
+                    "{k1}"
+                );
+                assert_eq!(counts(&report)["recovered"], 2, "{report}");
+                assert_eq!(counts(&report)["skipped"], 0, "{report}");
+                assert_eq!(report["resources"][0]["counts"]["recovered"], 2);
+                assert!(
+                    run.stderr.contains(", 2 recovered,"),
+                    "the summary counts recovered items: {}",
+                    run.stderr
+                );
             }
             "purge" => {
                 assert_eq!(now.unwrap()["value"], "new-value");
@@ -407,8 +479,22 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
                     1,
                     "{policy}"
                 );
+                for item in [s1, k1] {
+                    assert_eq!(item["status"], "replicated", "{item}");
+                    assert!(
+                        item["action"].as_str().unwrap().contains("purged"),
+                        "{item}"
+                    );
+                }
+                assert_eq!(counts(&report)["recovered"], 0, "{report}");
             }
-            _ => assert!(now.is_none(), "fail must not touch the deleted secret"),
+            _ => {
+                assert!(now.is_none(), "fail must not touch the deleted secret");
+                assert!(target.get_key("k1").await.unwrap().is_none());
+                for item in [s1, k1] {
+                    assert_eq!(item["status"], "failed", "{item}");
+                }
+            }
         }
     }
 }
@@ -738,15 +824,7 @@ async fn template_never_replaces_key_material_or_certificates_in_the_target() {
         .await
         .unwrap();
     target
-        .create_certificate(
-            "self-cert",
-            &json!({
-                "key_props": { "exportable": true, "kty": "RSA", "key_size": 2048, "reuse_key": false },
-                "secret_props": { "contentType": "application/x-pkcs12" },
-                "x509_props": { "subject": "CN=the-real-one", "validity_months": 12 },
-                "issuer": { "name": "Self" }
-            }),
-        )
+        .create_certificate("self-cert", &self_signed_policy("CN=the-real-one"))
         .await
         .unwrap();
     let key_before = target.get_key("rsa-key").await.unwrap().unwrap();
@@ -845,4 +923,213 @@ async fn one_source_paired_with_two_targets_reports_each_pair_on_its_own() {
         };
         assert_eq!(counts["replicated"], expected_replicated, "{resource}");
     }
+}
+
+#[tokio::test]
+async fn a_certificate_never_takes_over_a_plain_secret_or_key_of_its_name() {
+    // (mode, --on-conflict, expected status)
+    for (mode, policy, expected) in [
+        ("template", "overwrite", "failed"),
+        ("template", "skip", "skipped"),
+        ("template", "fail", "failed"),
+        ("template", "if-source-newer", "failed"),
+        ("replication", "overwrite", "failed"),
+    ] {
+        let stack = Stack::start().await;
+        let source = stack.vault("src-kv");
+        for name in ["taken-secret", "taken-key"] {
+            source
+                .create_certificate(name, &self_signed_policy("CN=atg-collision"))
+                .await
+                .unwrap();
+        }
+        let target = stack.vault("dst-kv");
+        target
+            .set_secret("taken-secret", "the-user's-own-value", None, None, true)
+            .await
+            .unwrap();
+        let key_before = target
+            .create_key("taken-key", "EC", None, Some("P-256"))
+            .await
+            .unwrap();
+        let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+        let args = |dry_run| json_run(mode, &["--on-conflict", policy], dry_run);
+
+        // The dry run plans the same decision.
+        let plan = stack.deploy(&inventory, &args(true)).await.report();
+        let run = stack.deploy(&inventory, &args(false)).await;
+        let report = run.report();
+        assert_eq!(
+            run.code,
+            i32::from(expected == "failed"),
+            "{mode} {policy}: {run}"
+        );
+        for (name, what) in [("taken-secret", "a secret"), ("taken-key", "a key")] {
+            let planned = &item(&plan, name)["action"];
+            let outcome = item(&report, name);
+            assert_eq!(outcome["status"], expected, "{mode} {policy}: {outcome}");
+            let reason = outcome["error"]
+                .as_str()
+                .or(outcome["reason"].as_str())
+                .unwrap();
+            assert!(
+                reason.contains(&format!("the target has {what} named `{name}`"))
+                    && reason.contains("rename or delete it"),
+                "{mode} {policy}: {reason}"
+            );
+            let planned_reason = if expected == "failed" {
+                &planned["fail"]
+            } else {
+                &planned["skip"]
+            };
+            assert_eq!(planned_reason.as_str(), Some(reason), "{planned}");
+        }
+        // The target's own secret and key are untouched; no certificate took their names.
+        let versions = target.secret_versions("taken-secret").await.unwrap();
+        assert_eq!(versions.len(), 1, "{mode} {policy}: {versions:?}");
+        assert_eq!(
+            target.get_secret("taken-secret").await.unwrap().unwrap()["value"],
+            "the-user's-own-value"
+        );
+        assert!(target
+            .list_keys()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| name_of(k) != "taken-secret"));
+        assert_eq!(
+            target.get_key("taken-key").await.unwrap().unwrap()["key"]["kid"],
+            key_before["key"]["kid"]
+        );
+        assert!(target.list_certificates().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn template_creates_an_imported_certificate_self_signed_from_its_policy() {
+    let stack = Stack::start().await;
+    // A PFX to import: the backing secret of a certificate made in a scratch vault.
+    let scratch = stack.vault("scratch-kv");
+    scratch
+        .create_certificate("made", &self_signed_policy("CN=imported.example"))
+        .await
+        .unwrap();
+    let pfx = scratch.get_secret("made").await.unwrap().unwrap()["value"].clone();
+    let sans = json!({ "dns_names": ["imported.example", "www.imported.example"] });
+    let source = stack.vault("src-kv");
+    let imported = source
+        .raw(
+            reqwest::Method::POST,
+            "/certificates/imported/import",
+            Some(&json!({
+                "value": pfx,
+                "policy": {
+                    "key_props": { "exportable": false },
+                    "secret_props": { "contentType": "application/x-pkcs12" },
+                    "x509_props": { "sans": sans }
+                }
+            })),
+        )
+        .await
+        .unwrap();
+    assert!(imported.status.is_success(), "{:?}", imported.body);
+    let source_cert = source.get_certificate("imported").await.unwrap().unwrap();
+    assert_eq!(source_cert["policy"]["issuer"]["name"], "Unknown");
+
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let run = stack
+        .deploy(&inventory, &json_run("template", &[], false))
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let target = stack.vault("dst-kv");
+    let cert = target
+        .get_certificate("imported")
+        .await
+        .unwrap()
+        .expect("created in the target");
+    let policy = &cert["policy"];
+    assert_eq!(policy["issuer"]["name"], "Self", "{policy}");
+    assert_eq!(policy["x509_props"]["subject"], "CN=imported.example");
+    assert_eq!(policy["x509_props"]["sans"], sans);
+    assert_ne!(
+        cert["x5t"], source_cert["x5t"],
+        "a new self-signed certificate"
+    );
+    let report = run.report();
+    let outcome = item(&report, "imported");
+    assert_eq!(outcome["status"], "replicated", "{outcome}");
+    assert!(
+        outcome["action"]
+            .as_str()
+            .unwrap()
+            .contains("issuer `Unknown`"),
+        "{outcome}"
+    );
+    // Nothing but that certificate was written (no order with a CA: the only certificate
+    // request is for it, self-signed).
+    let writes: Vec<String> = stack
+        .vault_writes()
+        .into_iter()
+        .filter(|r| r.vault.as_deref() == Some("dst-kv"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, ["POST /certificates/imported/create"], "{writes:?}");
+    // A re-run finds it the same.
+    stack.emulator.clear_requests();
+    let again = stack
+        .deploy(&inventory, &json_run("template", &[], false))
+        .await;
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        stack.vault_writes().is_empty(),
+        "{:?}",
+        stack.vault_writes()
+    );
+}
+
+#[tokio::test]
+async fn a_forbidden_listing_of_deleted_items_still_plans_and_recovers() {
+    let stack = Stack::start_with(|options| {
+        options.forbidden_paths.insert("/deletedsecrets".into());
+    })
+    .await;
+    stack
+        .vault("src-kv")
+        .set_secret("s1", "new-value", None, None, true)
+        .await
+        .unwrap();
+    let target = stack.vault("dst-kv");
+    target
+        .set_secret("s1", "new-value", None, None, true)
+        .await
+        .unwrap();
+    target.delete_secret("s1").await.unwrap();
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let plan = stack
+        .deploy(&inventory, &json_run("replication", &[], true))
+        .await;
+    assert_eq!(plan.code, 0, "{plan}");
+    let planned = plan.report();
+    assert_eq!(item(&planned, "s1")["action"], "create", "{planned}");
+    let fact = planned["resources"][0]["facts"]["target_deleted_items"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        fact.contains("deleted secrets: forbidden"),
+        "the plan says why: {planned}"
+    );
+    let run = stack
+        .deploy(&inventory, &json_run("replication", &[], false))
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let outcome = item(&run.report(), "s1").clone();
+    assert_eq!(outcome["status"], "recovered", "{outcome}");
+    assert!(
+        outcome["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("recovered, then left as it was: identical"),
+        "{outcome}"
+    );
+    assert_eq!(target.secret_versions("s1").await.unwrap().len(), 1);
 }

@@ -25,6 +25,9 @@ pub struct EmulatorOptions {
     pub faults: Option<FaultOptions>,
     /// Vault names (lowercase, without DNS suffix) whose every authorized request answers 403.
     pub forbidden_vaults: BTreeSet<String>,
+    /// Key Vault paths (lowercase, whole, e.g. `/deletedsecrets`: the listing of deleted secrets)
+    /// whose every authorized request answers 403, as for an identity that lacks that permission.
+    pub forbidden_paths: BTreeSet<String>,
     /// Tenant of every vault not listed in `vault_tenants`.
     pub default_tenant: String,
     /// Vault name (lowercase) -> tenant id, for cross-tenant scenarios.
@@ -41,6 +44,7 @@ impl Default for EmulatorOptions {
             throttle: None,
             faults: None,
             forbidden_vaults: BTreeSet::new(),
+            forbidden_paths: BTreeSet::new(),
             default_tenant: DEFAULT_TENANT_ID.to_owned(),
             vault_tenants: BTreeMap::new(),
             principals: Vec::new(),

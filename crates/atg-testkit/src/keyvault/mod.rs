@@ -452,9 +452,11 @@ fn authorize_and_route(
             "The request URI is missing the required query parameter api-version.",
         );
     }
+    let path = request.path.trim_end_matches('/').to_ascii_lowercase();
     if options
         .forbidden_vaults
         .contains(&vault.to_ascii_lowercase())
+        || options.forbidden_paths.contains(&path)
     {
         return ApiResponse::error(
             StatusCode::FORBIDDEN,

@@ -1796,6 +1796,43 @@ mod tests {
     }
 
     #[test]
+    fn a_recovered_item_has_one_outcome_that_says_what_followed() {
+        let recovered = DeletedTrail::default();
+        recovered.recovered.store(true, Ordering::Relaxed);
+        let outcome = |status| recovered.outcome(status);
+        assert_eq!(
+            outcome(ItemStatus::Skipped {
+                reason: "identical in the target".into()
+            }),
+            ItemStatus::Recovered {
+                action: "recovered, then left as it was: identical in the target".into()
+            }
+        );
+        assert_eq!(
+            outcome(ItemStatus::Replicated {
+                action: "value copied".into()
+            }),
+            ItemStatus::Recovered {
+                action: "recovered, then overwritten: value copied".into()
+            }
+        );
+        // What could not be copied stays visible: partial, and failed, keep their status.
+        assert!(matches!(
+            outcome(ItemStatus::Partial { action: "metadata updated".into(), reason: "disabled".into() }),
+            ItemStatus::Partial { action, reason } if action == "recovered, then metadata updated" && reason == "disabled"
+        ));
+        assert!(matches!(
+            outcome(ItemStatus::Failed { error: "write secret: 500".into() }),
+            ItemStatus::Failed { error } if error == "recovered, then failed: write secret: 500"
+        ));
+        let untouched = DeletedTrail::default();
+        let skipped = ItemStatus::Skipped {
+            reason: "identical in the target".into(),
+        };
+        assert_eq!(untouched.outcome(skipped.clone()), skipped);
+    }
+
+    #[test]
     fn secret_metadata_compares_what_is_copied() {
         let mut attributes = SecretAttributes::default();
         attributes.enabled = Some(true);

@@ -924,6 +924,12 @@ impl DataPlanePlugin for StorageAccountPlugin {
         cloud: crate::azure::Cloud,
     ) -> Result<(), String> {
         for (side, resource) in [("source", &pair.source), ("target", &pair.target)] {
+            // A name no account can have fails its own resource when the run reaches it, before
+            // any request to it; what is refused here, for the whole run, is an endpoint given
+            // elsewhere than the cloud's host for that name.
+            if StorageEndpoints::resolve(&resource.name, None, cloud).is_err() {
+                continue;
+            }
             endpoints(resource, cloud).map_err(|error| format!("{side}: {error}"))?;
         }
         Ok(())

@@ -620,6 +620,30 @@ mod tests {
         assert_eq!(broken.error.as_deref(), Some("broken on purpose"));
     }
 
+    #[test]
+    fn a_plugin_without_options_refuses_any_and_unknown_types_are_left_to_the_run() {
+        let plugin = leak();
+        let plugins: Vec<&'static dyn DataPlanePlugin> = vec![plugin];
+        let mut inventory = inventory(&[
+            ("Fake.Provider/things", "x"),
+            ("Microsoft.Network/virtualNetworks", "vnet"),
+        ]);
+        for pair in &mut inventory.pairs {
+            pair.target
+                .options
+                .insert("colour\u{1b}".into(), serde_json::Value::Bool(true));
+        }
+        let problems = check_pairs_with_plugins(&plugins, &inventory, Cloud::AzureCloud);
+        assert_eq!(
+            problems,
+            vec!["resources[0] (source `x`): unknown option `colour\\u{1b}`: the fake plugin takes no options"]
+        );
+        for pair in &mut inventory.pairs {
+            pair.target.options.clear();
+        }
+        assert!(check_pairs_with_plugins(&plugins, &inventory, Cloud::AzureCloud).is_empty());
+    }
+
     #[tokio::test]
     async fn dry_run_plans_and_never_applies() {
         let plugin = leak();

@@ -614,11 +614,7 @@ async fn control_characters_in_a_graph_name_are_refused_before_any_request() {
     args.extend(["--source-subscription", SOURCE_SUB].map(String::from));
     args.extend(stack.transport_args());
     let mut env = env_with_password();
-    env.extend([
-        ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
-        ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
-        ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
-    ]);
+    env.extend(TARGET_PRINCIPAL);
     let run = atg(&args, &env).await;
     assert_eq!(run.code, 2, "{run}");
     assert!(

@@ -140,14 +140,7 @@ async fn not_a_file(path: &Path, expected: &str) {
         path.display().to_string(),
     ];
     args.extend(stack.transport_args());
-    let mut command = atg_command(
-        &args,
-        &[
-            ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
-            ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
-            ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
-        ],
-    );
+    let mut command = atg_command(&args, &TARGET_PRINCIPAL);
     command.kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(30), command.output())
         .await

@@ -318,7 +318,8 @@ impl InventoryError {
 /// bound.
 pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Reads a file the user named as input: only a regular file (a FIFO would block forever, a
+/// Reads a file the user named as input (the JSON inventory, `--mappings`, the Terraform state
+/// and `name_mappings.json`): only a regular file (a FIFO would block forever, a
 /// character device such as `/dev/zero` never ends), and at most [`MAX_INPUT_BYTES`].
 pub fn read_input_file(path: &std::path::Path) -> Result<String, String> {
     use std::io::Read;
@@ -326,7 +327,7 @@ pub fn read_input_file(path: &std::path::Path) -> Result<String, String> {
     let metadata = std::fs::metadata(path).map_err(|error| error.to_string())?;
     if !metadata.is_file() {
         return Err(format!(
-            "not a regular file ({}): atg reads inventories from regular files only",
+            "not a regular file ({}): atg reads its input from regular files only",
             file_kind(&metadata)
         ));
     }

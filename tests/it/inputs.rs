@@ -131,20 +131,17 @@ async fn two_pairs_writing_into_one_target_are_refused() {
     .await;
 }
 
-/// Runs atg on an inventory path that is not a file; it must answer within seconds.
-async fn not_a_file(path: &Path, expected: &str) {
+/// Runs atg with `args` plus the emulator's transport; it must exit 2 within seconds, saying
+/// `expected`, before any request.
+async fn refused_within_seconds(args: &[String], expected: &str) {
     let stack = Stack::start().await;
-    let mut args: Vec<String> = vec![
-        "deploy".into(),
-        "--inventory".into(),
-        path.display().to_string(),
-    ];
+    let mut args = args.to_vec();
     args.extend(stack.transport_args());
     let mut command = atg_command(&args, &TARGET_PRINCIPAL);
     command.kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(30), command.output())
         .await
-        .unwrap_or_else(|_| panic!("atg still reading `{}` after 30 s", path.display()))
+        .unwrap_or_else(|_| panic!("atg still running after 30 s: {args:?}"))
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -155,6 +152,22 @@ async fn not_a_file(path: &Path, expected: &str) {
     assert!(stack.requests().is_empty());
 }
 
+/// Runs atg on an inventory path that is not a file.
+async fn not_a_file(path: &Path, expected: &str) {
+    let args = ["deploy", "--inventory", &path.display().to_string()].map(String::from);
+    refused_within_seconds(&args, expected).await;
+}
+
+fn fifo(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    path
+}
+
 #[tokio::test]
 async fn an_endless_or_blocking_inventory_is_refused_as_not_a_regular_file() {
     not_a_file(
@@ -163,14 +176,31 @@ async fn an_endless_or_blocking_inventory_is_refused_as_not_a_regular_file() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("inventory.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    not_a_file(&fifo, "not a regular file (a FIFO)").await;
+    not_a_file(
+        &fifo(dir.path(), "inventory.fifo"),
+        "not a regular file (a FIFO)",
+    )
+    .await;
     not_a_file(dir.path(), "not a regular file (a directory)").await;
+}
+
+#[tokio::test]
+async fn a_mappings_file_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mappings = fifo(dir.path(), "mappings.json");
+    let args = [
+        "deploy",
+        "--neo4j-uri",
+        "bolt://127.0.0.1:9",
+        "--neo4j-password",
+        "p",
+        "--iac-dir",
+        &dir.path().display().to_string(),
+        "--mappings",
+        &mappings.display().to_string(),
+    ]
+    .map(String::from);
+    refused_within_seconds(&args, "not a regular file (a FIFO)").await;
 }
 
 #[tokio::test]

@@ -2856,5 +2856,36 @@ mod tests {
             .options
             .insert("source_auth".into(), "magic".into());
         assert!(StorageOptions::parse(&resource).is_err());
+        for (options, expected) in [
+            (
+                serde_json::json!({ "blok_size_mib": 8 }),
+                "options: unknown field `blok_size_mib`",
+            ),
+            (
+                serde_json::json!({ "block_size_mib": 1e20 }),
+                "options.block_size_mib must be a whole number from 1 to 4000",
+            ),
+            (
+                serde_json::json!({ "queue_messages": "all" }),
+                "options.queue_messages must be none or peek",
+            ),
+            // A secret in the wrong field is never echoed.
+            (
+                serde_json::json!({ "sync_copy_max_mib": "AccountKey=c2VjcmV0" }),
+                "options.sync_copy_max_mib must be a whole number from 1 to 256",
+            ),
+        ] {
+            resource.options = options.as_object().cloned().unwrap();
+            let message = StorageOptions::parse(&resource).unwrap_err();
+            assert!(message.starts_with(expected), "{message}");
+            assert!(!message.contains("c2VjcmV0"), "{message}");
+        }
+        resource.options = serde_json::json!({ "block_size_mib": 8, "queue_messages": "peek" })
+            .as_object()
+            .cloned()
+            .unwrap();
+        let parsed = StorageOptions::parse(&resource).unwrap();
+        assert_eq!(parsed.block_size, Some(8 * MIB));
+        assert!(parsed.copy_queue_messages);
     }
 }

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use atg::cli::{Cli, Command};
@@ -10,7 +9,7 @@ use atg::commands::{self, ExitStatus};
 use atg::ui::Printer;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_noting_sources(std::env::args_os()) {
         Ok(cli) => cli,
         Err(error) => {
             let code = if error.use_stderr() {

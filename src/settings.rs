@@ -1,7 +1,7 @@
 //! Flags and environment → validated settings. Everything that can be wrong with the user's
 //! input is found here, before any request, and reported with what to do (exit code 2).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::azure::credential::{CredentialEnvironment, CredentialSettings, ServicePrincipal};
@@ -56,7 +56,10 @@ pub fn graph_resource_types() -> Vec<String> {
     types
 }
 
-fn resource_source(args: &DeployArgs) -> Result<ResourceSource, SettingsError> {
+fn resource_source(
+    args: &DeployArgs,
+    warnings: &mut Vec<String>,
+) -> Result<ResourceSource, SettingsError> {
     let graph = &args.graph;
     let graph_only: Vec<&str> = [
         (graph.source_subscription.is_some(), "--source-subscription"),
@@ -68,14 +71,26 @@ fn resource_source(args: &DeployArgs) -> Result<ResourceSource, SettingsError> {
     .filter_map(|(given, flag)| given.then_some(flag))
     .collect();
     if let Some(inventory) = &args.inventory {
-        if !graph_only.is_empty() {
+        // Flags typed next to --inventory mean two sources; the environment's NEO4J_URI (set
+        // for ATG itself, say) does not, and gets a warning instead.
+        let typed: Vec<&str> = graph
+            .typed_neo4j_flags
+            .iter()
+            .copied()
+            .chain(graph_only)
+            .collect();
+        if !typed.is_empty() {
             return Err(settings_error(
-                format!("--inventory cannot be combined with {}", graph_only.join(", ")),
+                format!(
+                    "two sources of resources: --inventory and {}",
+                    typed.join(", ")
+                ),
                 Some("take the resources from one place: a JSON inventory, or ATG's graph (--neo4j-uri with --iac-dir)"),
             ));
         }
         if graph.neo4j_uri.is_some() {
-            tracing::debug!("--inventory given: the graph (--neo4j-uri/NEO4J_URI) is not read");
+            warnings
+                .push("NEO4J_URI is set, but --inventory is given: the graph is not read".into());
         }
         return Ok(ResourceSource::Inventory(inventory.clone()));
     }
@@ -159,6 +174,56 @@ pub struct DeploySettings {
     pub output: OutputFormat,
     pub report_path: Option<PathBuf>,
     pub progress: bool,
+    /// Things worth saying about the flags that do not stop the run.
+    pub warnings: Vec<String>,
+}
+
+/// Refuses a `--report` path the report could not be written to at the end of the run, before
+/// any request: a directory, a FIFO, a missing directory, a file or directory atg may not write.
+/// An existing report is opened for writing but not truncated: it stays as it is until the new
+/// report replaces it.
+fn check_report_path(path: &Path) -> Result<(), SettingsError> {
+    use std::os::unix::fs::FileTypeExt;
+    let shown = path.display();
+    let refuse = |problem: String| {
+        settings_error(
+            format!("--report `{shown}` {problem}"),
+            Some("pass a file path in a directory atg can write to"),
+        )
+    };
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_dir() => Err(refuse("is a directory".into())),
+        // Opening a FIFO for writing would block until something reads it.
+        Ok(metadata) if metadata.file_type().is_fifo() => Err(refuse("is a FIFO".into())),
+        Ok(_) => std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|error| refuse(format!("cannot be written: {error}"))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let directory = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            if !directory.is_dir() {
+                return Err(refuse(format!(
+                    "cannot be written: the directory `{}` does not exist",
+                    directory.display()
+                )));
+            }
+            // Whether the directory takes a new file: create one of our own and remove it,
+            // leaving nothing behind if the run stops before its report.
+            let probe = directory.join(format!(".atg-report-probe-{}", std::process::id()));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)
+                .map_err(|error| refuse(format!("cannot be written: {error}")))?;
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(error) => Err(refuse(format!("cannot be written: {error}"))),
+    }
 }
 
 /// A problem with the user's input, with a hint.
@@ -217,7 +282,11 @@ impl DeploySettings {
         environment: CredentialEnvironment,
         terminal: bool,
     ) -> Result<Self, SettingsError> {
-        let resources = resource_source(args)?;
+        let mut warnings = Vec::new();
+        let resources = resource_source(args, &mut warnings)?;
+        if let Some(path) = &args.report {
+            check_report_path(path)?;
+        }
         let target_sp = service_principal(
             ["--sp-client-id", "--sp-client-secret", "--sp-tenant-id"],
             args.target_sp.sp_client_id.as_ref(),
@@ -288,6 +357,7 @@ impl DeploySettings {
             output: args.output,
             report_path: args.report.clone(),
             progress: !args.no_progress,
+            warnings,
         })
     }
 }
@@ -295,12 +365,11 @@ impl DeploySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn parse(args: &[&str]) -> DeployArgs {
         let mut command_line = vec!["atg", "deploy"];
         command_line.extend_from_slice(args);
-        match crate::cli::Cli::try_parse_from(command_line)
+        match crate::cli::Cli::try_parse_noting_sources(command_line)
             .unwrap()
             .command
         {
@@ -418,7 +487,15 @@ mod tests {
         assert_eq!(message, "no targets for the graph's resources");
         assert!(hint.contains("--iac-dir"));
         let (message, _) = error(&["--inventory", "x.json", "--iac-dir", "."]);
-        assert_eq!(message, "--inventory cannot be combined with --iac-dir");
+        assert_eq!(
+            message,
+            "two sources of resources: --inventory and --iac-dir"
+        );
+        let (message, _) = error(&["--inventory", "x.json", "--neo4j-uri", "bolt://x:7687"]);
+        assert_eq!(
+            message,
+            "two sources of resources: --inventory and --neo4j-uri"
+        );
         let (message, _) = error(&["--iac-dir", ".", "--mappings", "m.json"]);
         assert_eq!(message, "--iac-dir, --mappings need ATG's graph");
         let (message, _) = error(&[

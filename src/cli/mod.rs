@@ -26,6 +26,38 @@ pub struct Cli {
     pub quiet: bool,
 }
 
+impl Cli {
+    /// Parses a command line like `try_parse_from`, and also notes which of the graph's flags
+    /// were typed rather than taken from the environment (clap knows, the derived types do not):
+    /// `--neo4j-uri` next to `--inventory` is an error, `NEO4J_URI` in the environment is not.
+    pub fn try_parse_noting_sources<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli =
+            Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut Cli::command()))?;
+        if let (Command::Deploy(deploy), Some(("deploy", given))) =
+            (&mut cli.command, matches.subcommand())
+        {
+            deploy.graph.typed_neo4j_flags = [
+                ("neo4j_uri", "--neo4j-uri"),
+                ("neo4j_user", "--neo4j-user"),
+                ("neo4j_password", "--neo4j-password"),
+            ]
+            .into_iter()
+            .filter(|(id, _)| {
+                given.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|(_, flag)| flag)
+            .collect();
+        }
+        Ok(cli)
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Replicate the data plane of source resources into their deployed targets.
@@ -165,6 +197,11 @@ pub struct GraphArgs {
     /// {"mappings": [{"source": SOURCE_ID, "target": TARGET_ID}]} (ARM ids).
     #[arg(long, value_name = "FILE")]
     pub mappings: Option<PathBuf>,
+
+    /// The --neo4j-* flags given on the command line (not from the environment or defaults),
+    /// filled in by [`Cli::try_parse_noting_sources`].
+    #[arg(skip)]
+    pub typed_neo4j_flags: Vec<&'static str>,
 }
 
 /// The service principal of the target side (and of both sides unless --source-sp-* is given).

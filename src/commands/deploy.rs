@@ -11,7 +11,7 @@ use crate::azure::credential::{chain_links, ChainCredential, CredentialEnvironme
 use crate::azure::{AzureError, AzureHttp};
 use crate::cli::{DeployArgs, OutputFormat};
 use crate::inventory::json::JsonInventory;
-use crate::inventory::InventorySource;
+use crate::inventory::{escape_controls, InventoryError, InventorySource};
 use crate::orchestrator::{self, Connections};
 use crate::settings::{DeploySettings, ModeChoice, ResourceSource};
 use crate::ui::progress::Progress;
@@ -27,6 +27,9 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
                 return ExitStatus::Error;
             }
         };
+    for warning in &settings.warnings {
+        printer.warn(warning);
+    }
     if !args.dataplane {
         tracing::debug!("--dataplane not given: the data plane is the only stage atg runs");
     }
@@ -43,7 +46,19 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         ResourceSource::Inventory(path) => Box::new(JsonInventory { path: path.clone() }),
         ResourceSource::Graph(graph) => Box::new((**graph).clone()),
     };
-    let inventory = match source.load().await {
+    // Everything wrong with the pairs is found here, before any request to Azure.
+    let checked = source.load().await.and_then(|inventory| {
+        inventory.check()?;
+        let problems = orchestrator::check_pairs(&inventory, settings.http.cloud);
+        if !problems.is_empty() {
+            return Err(InventoryError::Options {
+                origin: escape_controls(&inventory.origin).into_owned(),
+                problems,
+            });
+        }
+        Ok(inventory)
+    });
+    let inventory = match checked {
         Ok(inventory) => inventory,
         Err(error) => {
             printer.error(
@@ -53,9 +68,22 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
             return ExitStatus::Error;
         }
     };
+    let nothing_to_do = inventory.pairs.is_empty();
+    if nothing_to_do {
+        printer.info(&if inventory.unmatched.is_empty() {
+            "nothing to do: the inventory has no resources".to_owned()
+        } else {
+            format!(
+                "nothing to do: no resource was paired with a target ({} unmatched, listed in the report)",
+                inventory.unmatched.len()
+            )
+        });
+    }
 
     match settings.mode {
         ModeChoice::Explicit(_) => {}
+        // No pair, no request: neither a mode nor an identity is needed.
+        _ if nothing_to_do => {}
         ModeChoice::Default => {
             printer.info(
                 "mode: template (the default; pass --dataplane-mode replication for a full copy)",
@@ -91,7 +119,12 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     // Fail before any work when a side has no identity at all (exit 2). Token issuance does not
     // depend on permissions, so this checks identity only; permissions show per resource.
     let scope = http.cloud.resource_manager_scope();
-    for (side, credential) in [("source", &source), ("target", &target)] {
+    let sides = if nothing_to_do {
+        Vec::new()
+    } else {
+        vec![("source", &source), ("target", &target)]
+    };
+    for (side, credential) in sides {
         if let Err(error) = credential.get_token(&[scope.as_str()], None).await {
             let error = AzureError::from(error);
             printer.error(&format!("{side} credentials: {}", error.message), &[]);

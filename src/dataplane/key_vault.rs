@@ -469,6 +469,17 @@ impl DataPlanePlugin for KeyVaultPlugin {
         &INFO
     }
 
+    fn validate_endpoints(
+        &self,
+        pair: &crate::inventory::ResourcePair,
+        cloud: Cloud,
+    ) -> Result<(), String> {
+        for (side, resource) in [("source", &pair.source), ("target", &pair.target)] {
+            vault_url(resource, cloud).map_err(|error| format!("{side}: {error}"))?;
+        }
+        Ok(())
+    }
+
     async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
         let cloud = ctx.http.cloud;
         let source_url = vault_url(&job.pair.source, cloud)?;

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::azure::{AzureError, AzureHttp, WriteAccess};
+use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::ResourcePair;
 
 /// What a run copies.
@@ -352,6 +352,25 @@ pub async fn apply_each<F, Fut>(
 #[async_trait]
 pub trait DataPlanePlugin: Send + Sync {
     fn info(&self) -> &'static PluginInfo;
+
+    /// Checks the pair's `options` (from the inventory) before any request, with the same
+    /// parser the plugin uses later. By default a plugin takes no options, so any key is refused.
+    fn validate_options(&self, pair: &ResourcePair) -> Result<(), String> {
+        match pair.target.options.keys().next() {
+            Some(key) => Err(format!(
+                "unknown option `{}`: the {} plugin takes no options",
+                crate::inventory::escape_controls(key),
+                self.info().name
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks, before any request, that every endpoint the plugin would send credentials to
+    /// (from the pair's properties, or derived from its names) belongs to `cloud`.
+    fn validate_endpoints(&self, _pair: &ResourcePair, _cloud: Cloud) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Reads the source and the target and plans every item. Writes nothing.
     async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError>;

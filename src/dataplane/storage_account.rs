@@ -180,7 +180,7 @@ static INFO: PluginInfo = PluginInfo {
     ],
 };
 
-/// Per-pair knobs from the inventory's `options`.
+/// Per-pair knobs from the inventory's `options`, resolved: what the plugin works with.
 #[derive(Debug)]
 struct StorageOptions {
     connection_string: Option<(Sensitive, String)>,
@@ -194,75 +194,201 @@ struct StorageOptions {
     copy_queue_messages: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum SourceAuthChoice {
+    #[default]
     Auto,
     Entra,
     AccountKey,
 }
 
+/// The inventory's `options` of a storage pair as written: every key known, every value in
+/// range, so that a bad option is refused before any request (the orchestrator calls
+/// [`StorageOptions::parse`] through `validate_options`) and the run uses the same parse.
+/// Each field reads through a function that names the key in its message: serde's own
+/// messages name neither the key nor the valid values, and would echo a misplaced secret.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageOptionsInput {
+    #[serde(default, deserialize_with = "source_connection_string")]
+    source_connection_string: Option<Sensitive>,
+    #[serde(default, deserialize_with = "source_connection_string_env")]
+    source_connection_string_env: Option<String>,
+    #[serde(default, deserialize_with = "target_connection_string")]
+    target_connection_string: Option<Sensitive>,
+    #[serde(default, deserialize_with = "target_connection_string_env")]
+    target_connection_string_env: Option<String>,
+    #[serde(default, deserialize_with = "source_auth")]
+    source_auth: Option<SourceAuthChoice>,
+    #[serde(default, deserialize_with = "sync_copy_max_mib")]
+    sync_copy_max_mib: Option<u64>,
+    #[serde(default, deserialize_with = "block_size_mib")]
+    block_size_mib: Option<u64>,
+    #[serde(default, deserialize_with = "queue_messages")]
+    queue_messages: Option<bool>,
+}
+
+/// One option: absent or null is `None`; otherwise `read` must accept it, or the error says
+/// `options.<key> <expected>` (never the value, which may be a secret in the wrong place).
+fn option<'de, D, T>(
+    deserializer: D,
+    key: &str,
+    expected: &str,
+    read: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => read(&value).map(Some).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("options.{key} {expected}"))
+        }),
+    }
+}
+
+fn text_option<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    key: &str,
+) -> Result<Option<String>, D::Error> {
+    option(deserializer, key, "must be a string", |value| {
+        value.as_str().map(str::to_owned)
+    })
+}
+
+fn mebibytes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    key: &str,
+    max: u64,
+) -> Result<Option<u64>, D::Error> {
+    option(
+        deserializer,
+        key,
+        &format!("must be a whole number from 1 to {max}"),
+        |value| {
+            value
+                .as_u64()
+                .filter(|n| (1..=max).contains(n))
+                .map(|n| n * MIB)
+        },
+    )
+}
+
+fn source_connection_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Sensitive>, D::Error> {
+    Ok(text_option(deserializer, "source_connection_string")?.map(Sensitive::new))
+}
+
+fn source_connection_string_env<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    text_option(deserializer, "source_connection_string_env")
+}
+
+fn target_connection_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Sensitive>, D::Error> {
+    Ok(text_option(deserializer, "target_connection_string")?.map(Sensitive::new))
+}
+
+fn target_connection_string_env<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    text_option(deserializer, "target_connection_string_env")
+}
+
+fn source_auth<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SourceAuthChoice>, D::Error> {
+    option(
+        deserializer,
+        "source_auth",
+        "must be auto, entra or account-key",
+        |value| match value.as_str()? {
+            "auto" => Some(SourceAuthChoice::Auto),
+            "entra" => Some(SourceAuthChoice::Entra),
+            "account-key" => Some(SourceAuthChoice::AccountKey),
+            _ => None,
+        },
+    )
+}
+
+fn sync_copy_max_mib<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    mebibytes(deserializer, "sync_copy_max_mib", 256)
+}
+
+fn block_size_mib<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    mebibytes(deserializer, "block_size_mib", 4000)
+}
+
+fn queue_messages<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    option(
+        deserializer,
+        "queue_messages",
+        "must be none or peek",
+        |value| match value.as_str()? {
+            "none" => Some(false),
+            "peek" => Some(true),
+            _ => None,
+        },
+    )
+}
+
 impl StorageOptions {
     fn parse(resource: &Resource) -> Result<Self, String> {
-        let options = &resource.options;
-        let text = |key: &str| -> Result<Option<String>, String> {
-            match options.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(format!("options.{key} must be a string")),
+        let input: StorageOptionsInput =
+            serde_json::from_value(Value::Object(resource.options.clone())).map_err(|error| {
+                // serde's message for an unknown key ("unknown field `x`, expected one of ...")
+                // comes without the `options.` our own messages carry.
+                let message = error.to_string();
+                if message.starts_with("options.") {
+                    message
+                } else {
+                    format!("options: {}", crate::inventory::escape_controls(&message))
+                }
+            })?;
+        let connection_string = |value: Option<Sensitive>,
+                                 key: &'static str,
+                                 variable: Option<String>,
+                                 env_key: &'static str| {
+            if let Some(value) = value {
+                return Ok(Some((value, format!("options.{key}"))));
             }
-        };
-        let connection_string = |key: &'static str, env_key: &'static str| {
-            if let Some(value) = text(key)? {
-                return Ok(Some((Sensitive::new(value), format!("options.{key}"))));
-            }
-            if let Some(variable) = text(env_key)? {
+            if let Some(variable) = variable {
                 let value = std::env::var(&variable).map_err(|_| {
-                    format!("options.{env_key} names `{variable}`, which is not set")
+                    format!(
+                        "options.{env_key} names `{}`, which is not set",
+                        crate::inventory::escape_controls(&variable)
+                    )
                 })?;
                 return Ok(Some((Sensitive::new(value), format!("options.{env_key}"))));
             }
             Ok::<_, String>(None)
         };
-        let target_connection_string =
-            connection_string("target_connection_string", "target_connection_string_env")?;
-        let connection_string =
-            connection_string("source_connection_string", "source_connection_string_env")?;
-        let source_auth = match text("source_auth")?.as_deref() {
-            None | Some("auto") => SourceAuthChoice::Auto,
-            Some("entra") => SourceAuthChoice::Entra,
-            Some("account-key") => SourceAuthChoice::AccountKey,
-            Some(other) => {
-                return Err(format!(
-                    "options.source_auth `{other}` is not auto, entra or account-key"
-                ))
-            }
-        };
-        let mebibytes = |key: &str, max: u64| -> Result<Option<u64>, String> {
-            match options.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(value) => match value.as_u64() {
-                    Some(n) if (1..=max).contains(&n) => Ok(Some(n * MIB)),
-                    _ => Err(format!(
-                        "options.{key} must be a whole number from 1 to {max}"
-                    )),
-                },
-            }
-        };
         Ok(StorageOptions {
-            connection_string,
-            target_connection_string,
-            source_auth,
-            sync_copy_max: mebibytes("sync_copy_max_mib", 256)?.unwrap_or(SYNC_COPY_MAX),
-            block_size: mebibytes("block_size_mib", 4000)?,
-            copy_queue_messages: match text("queue_messages")?.as_deref() {
-                None | Some("none") => false,
-                Some("peek") => true,
-                Some(other) => {
-                    return Err(format!(
-                        "options.queue_messages `{other}` is not none or peek"
-                    ))
-                }
-            },
+            connection_string: connection_string(
+                input.source_connection_string,
+                "source_connection_string",
+                input.source_connection_string_env,
+                "source_connection_string_env",
+            )?,
+            target_connection_string: connection_string(
+                input.target_connection_string,
+                "target_connection_string",
+                input.target_connection_string_env,
+                "target_connection_string_env",
+            )?,
+            source_auth: input.source_auth.unwrap_or_default(),
+            sync_copy_max: input.sync_copy_max_mib.unwrap_or(SYNC_COPY_MAX),
+            block_size: input.block_size_mib,
+            copy_queue_messages: input.queue_messages.unwrap_or(false),
         })
     }
 }
@@ -786,6 +912,27 @@ fn human_bytes(bytes: u64) -> String {
 impl DataPlanePlugin for StorageAccountPlugin {
     fn info(&self) -> &'static PluginInfo {
         &INFO
+    }
+
+    fn validate_options(&self, pair: &crate::inventory::ResourcePair) -> Result<(), String> {
+        StorageOptions::parse(&pair.target).map(drop)
+    }
+
+    fn validate_endpoints(
+        &self,
+        pair: &crate::inventory::ResourcePair,
+        cloud: crate::azure::Cloud,
+    ) -> Result<(), String> {
+        for (side, resource) in [("source", &pair.source), ("target", &pair.target)] {
+            // A name no account can have fails its own resource when the run reaches it, before
+            // any request to it; what is refused here, for the whole run, is an endpoint given
+            // elsewhere than the cloud's host for that name.
+            if StorageEndpoints::resolve(&resource.name, None, cloud).is_err() {
+                continue;
+            }
+            endpoints(resource, cloud).map_err(|error| format!("{side}: {error}"))?;
+        }
+        Ok(())
     }
 
     async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
@@ -2709,5 +2856,36 @@ mod tests {
             .options
             .insert("source_auth".into(), "magic".into());
         assert!(StorageOptions::parse(&resource).is_err());
+        for (options, expected) in [
+            (
+                serde_json::json!({ "blok_size_mib": 8 }),
+                "options: unknown field `blok_size_mib`",
+            ),
+            (
+                serde_json::json!({ "block_size_mib": 1e20 }),
+                "options.block_size_mib must be a whole number from 1 to 4000",
+            ),
+            (
+                serde_json::json!({ "queue_messages": "all" }),
+                "options.queue_messages must be none or peek",
+            ),
+            // A secret in the wrong field is never echoed.
+            (
+                serde_json::json!({ "sync_copy_max_mib": "AccountKey=c2VjcmV0" }),
+                "options.sync_copy_max_mib must be a whole number from 1 to 256",
+            ),
+        ] {
+            resource.options = options.as_object().cloned().unwrap();
+            let message = StorageOptions::parse(&resource).unwrap_err();
+            assert!(message.starts_with(expected), "{message}");
+            assert!(!message.contains("c2VjcmV0"), "{message}");
+        }
+        resource.options = serde_json::json!({ "block_size_mib": 8, "queue_messages": "peek" })
+            .as_object()
+            .cloned()
+            .unwrap();
+        let parsed = StorageOptions::parse(&resource).unwrap();
+        assert_eq!(parsed.block_size, Some(8 * MIB));
+        assert!(parsed.copy_queue_messages);
     }
 }

@@ -115,7 +115,7 @@ impl InventorySource for GraphInventory {
 /// array of the same entries is read too).
 pub fn read_mappings(path: &Path) -> Result<Vec<ExplicitMapping>, InventoryError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Mappings {
+    let text = super::read_input_file(path).map_err(|e| InventoryError::Mappings {
         path: shown.clone(),
         message: format!("cannot read it: {e}"),
     })?;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    Inventory, InventoryError, InventorySource, MatchRule, Properties, Resource, ResourcePair,
+    escape_controls, read_input_file, refuse_controls, Inventory, InventoryError, InventorySource,
+    MatchRule, Properties, Resource, ResourcePair,
 };
 
 pub struct JsonInventory {
@@ -18,12 +19,10 @@ pub struct JsonInventory {
 impl InventorySource for JsonInventory {
     async fn load(&self) -> Result<Inventory, InventoryError> {
         let path = self.path.display().to_string();
-        let text = tokio::fs::read_to_string(&self.path)
-            .await
-            .map_err(|error| InventoryError::Read {
-                path: path.clone(),
-                message: error.to_string(),
-            })?;
+        let text = read_input_file(&self.path).map_err(|message| InventoryError::Read {
+            path: path.clone(),
+            message,
+        })?;
         parse(&path, &text)
     }
 }
@@ -54,7 +53,8 @@ pub fn parse(path: &str, text: &str) -> Result<Inventory, InventoryError> {
     for key in root.keys() {
         if !["resources", "version", "$schema"].contains(&key.as_str()) {
             return Err(invalid(format!(
-                "unknown top-level field `{key}` (expected `resources`)"
+                "unknown top-level field `{}` (expected `resources`)",
+                escape_controls(key)
             )));
         }
     }
@@ -82,7 +82,8 @@ pub fn parse(path: &str, text: &str) -> Result<Inventory, InventoryError> {
             .ok_or_else(|| entry_error("must be an object with `source` and `target`".into()))?;
         if let Some(key) = object.keys().find(|k| !PAIR_FIELDS.contains(&k.as_str())) {
             return Err(entry_error(format!(
-                "unknown field `{key}` (expected source, target, options)"
+                "unknown field `{}` (expected source, target, options)",
+                escape_controls(key)
             )));
         }
         let source = resource(object.get("source"), "source").map_err(&entry_error)?;
@@ -117,7 +118,7 @@ pub fn parse(path: &str, text: &str) -> Result<Inventory, InventoryError> {
 
 fn describe_entry(index: usize, entry: &Value) -> String {
     match entry.pointer("/source/name").and_then(Value::as_str) {
-        Some(name) => format!("resources[{index}] (source `{name}`)"),
+        Some(name) => format!("resources[{index}] (source `{}`)", escape_controls(name)),
         None => format!("resources[{index}]"),
     }
 }
@@ -130,7 +131,7 @@ fn resource(value: Option<&Value>, side: &str) -> Result<Resource, String> {
         .keys()
         .find(|k| !RESOURCE_FIELDS.contains(&k.as_str()))
     {
-        return Err(format!("{side}: unknown field `{key}`"));
+        return Err(format!("{side}: unknown field `{}`", escape_controls(key)));
     }
     let text = |field: &str| -> Result<String, String> {
         match object.get(field) {
@@ -143,6 +144,10 @@ fn resource(value: Option<&Value>, side: &str) -> Result<Resource, String> {
     let id = text("id")?;
     let resource_type = text("type")?;
     let name = text("name")?;
+    // First, so that no message below echoes them raw.
+    for (field, value) in [("id", &id), ("type", &resource_type), ("name", &name)] {
+        refuse_controls(&format!("{side}.{field}"), value)?;
+    }
     if resource_type.matches('/').count() < 1 {
         return Err(format!(
             "{side}.type `{resource_type}` is not an ARM type like Microsoft.KeyVault/vaults"

@@ -271,6 +271,18 @@ pub enum InventoryError {
         message: String,
         hint: Option<String>,
     },
+    /// Pairs that cannot run together, or names that cannot be echoed (one line each).
+    #[error("inventory `{origin}`: {}", lines(problems))]
+    Pairs {
+        origin: String,
+        problems: Vec<String>,
+    },
+    /// Pairs their plugin refuses: options, endpoints outside the cloud (one line each).
+    #[error("inventory `{origin}`: {}", lines(problems))]
+    Options {
+        origin: String,
+        problems: Vec<String>,
+    },
     /// The user's mappings file or ATG's `name_mappings.json`.
     #[error("mappings `{path}`: {message}")]
     Mappings { path: String, message: String },
@@ -284,12 +296,224 @@ impl InventoryError {
             | InventoryError::Syntax { .. }
             | InventoryError::Entry { .. }
             | InventoryError::Invalid { .. } => Some("see docs/inventory.md for the format".into()),
+            InventoryError::Pairs { .. } => Some(
+                "each target is written by one pair, and no resource is both a source and a target in one run: run a chain A -> B -> C as two runs"
+                    .into(),
+            ),
+            InventoryError::Options { .. } => Some(
+                "see docs/inventory.md for each plugin's options; endpoints must be in the cloud of --cloud"
+                    .into(),
+            ),
             InventoryError::Graph { hint, .. } | InventoryError::State { hint, .. } => hint.clone(),
             InventoryError::Mappings { .. } => Some(
                 "--mappings takes {\"mappings\": [{\"source\": \"<source id>\", \"target\": \"<target id>\"}]}"
                     .into(),
             ),
         }
+    }
+}
+
+/// The most an inventory file may hold. A file over it is refused, never truncated: a bigger
+/// inventory is almost surely the wrong file (`/dev/zero`, a log), and reading it would have no
+/// bound.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a file the user named as input (the JSON inventory, `--mappings`, the Terraform state
+/// and `name_mappings.json`): only a regular file (a FIFO would block forever, a
+/// character device such as `/dev/zero` never ends), and at most [`MAX_INPUT_BYTES`].
+pub fn read_input_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    // Checked before opening: opening a FIFO blocks until a writer appears.
+    let metadata = std::fs::metadata(path).map_err(|error| error.to_string())?;
+    if !metadata.is_file() {
+        return Err(format!(
+            "not a regular file ({}): atg reads its input from regular files only",
+            file_kind(&metadata)
+        ));
+    }
+    let too_big = || {
+        format!(
+            "larger than the limit of {} MiB",
+            MAX_INPUT_BYTES / (1024 * 1024)
+        )
+    };
+    if metadata.len() > MAX_INPUT_BYTES {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells a file that grew since the check from one that fits.
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|error| format!("not UTF-8 text: {error}"))
+}
+
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let file_type = metadata.file_type();
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+/// `text` with every control character (C0, DEL, C1) written as `\u{1b}`: what every message
+/// that echoes a name or id from the input goes through, so that input never reaches a
+/// terminal raw.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            // Writing to a String cannot fail.
+            let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+/// Refuses a name or id holding control characters (C0, DEL, C1): no Azure name has them, and
+/// echoed raw they would drive the terminal.
+pub fn refuse_controls(field: &str, text: &str) -> Result<(), String> {
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "{field} `{}` contains control characters",
+            escape_controls(text)
+        ));
+    }
+    Ok(())
+}
+
+impl ResourcePair {
+    /// How messages name this pair: its place in a JSON inventory, else its two ids.
+    pub fn label(&self, index: usize) -> String {
+        match self.match_rule {
+            MatchRule::Inventory => format!(
+                "resources[{index}] (source `{}`)",
+                escape_controls(&self.source.name)
+            ),
+            _ => format!(
+                "pair `{}` -> `{}`",
+                escape_controls(&self.source.id),
+                escape_controls(&self.target.id)
+            ),
+        }
+    }
+}
+
+impl Inventory {
+    /// What makes the pairs unsafe to run together, one line per problem, found before any
+    /// request: control characters in names or ids, a pair listed twice, a resource that is its
+    /// own target, a resource that is the source of one pair and the target of another (a cycle
+    /// or a chain: it would be read while written), and two pairs writing into one target.
+    /// One source with several targets is fine.
+    pub fn problems(&self) -> Vec<String> {
+        use std::collections::HashMap;
+        let mut problems = Vec::new();
+        for (index, pair) in self.pairs.iter().enumerate() {
+            for (side, resource) in [("source", &pair.source), ("target", &pair.target)] {
+                for (field, text) in [("id", &resource.id), ("name", &resource.name)] {
+                    if let Err(problem) = refuse_controls(&format!("{side}.{field}"), text) {
+                        problems.push(format!("{}: {problem}", pair.label(index)));
+                    }
+                }
+            }
+        }
+        for unmatched in &self.unmatched {
+            for (field, text) in [("id", &unmatched.id), ("name", &unmatched.name)] {
+                if let Err(problem) = refuse_controls(&format!("{} {field}", unmatched.side), text)
+                {
+                    problems.push(format!("unmatched resource: {problem}"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            // The checks below would repeat the same names.
+            return problems;
+        }
+        // ARM ids are case-insensitive.
+        let key = |id: &str| id.trim_end_matches('/').to_ascii_lowercase();
+        let mut pairs_seen: HashMap<(String, String), usize> = HashMap::new();
+        let mut sources: HashMap<String, usize> = HashMap::new();
+        let mut targets: HashMap<String, usize> = HashMap::new();
+        for (index, pair) in self.pairs.iter().enumerate() {
+            let (source, target) = (key(&pair.source.id), key(&pair.target.id));
+            let label = pair.label(index);
+            if source == target {
+                problems.push(format!(
+                    "{label}: the source is its own target `{}`",
+                    pair.target.id
+                ));
+                continue;
+            }
+            if let Some(first) = pairs_seen.insert((source.clone(), target.clone()), index) {
+                problems.push(format!(
+                    "{label}: the same pair as {}, listed twice",
+                    self.pairs[first].label(first)
+                ));
+                continue;
+            }
+            sources.entry(source).or_insert(index);
+            if let Some(&first) = targets.get(&target) {
+                problems.push(format!(
+                    "{label} and {} both write into the target `{}`",
+                    self.pairs[first].label(first),
+                    pair.target.id
+                ));
+            } else {
+                targets.insert(target, index);
+            }
+        }
+        for (index, pair) in self.pairs.iter().enumerate() {
+            let target = key(&pair.target.id);
+            if let Some(&other) = sources.get(&target).filter(|&&other| other != index) {
+                problems.push(format!(
+                    "`{}` is the target of {} and the source of {}: it would be read while it is written",
+                    pair.target.id,
+                    pair.label(index),
+                    self.pairs[other].label(other)
+                ));
+            }
+        }
+        problems
+    }
+
+    /// [`Inventory::problems`] as an error naming the inventory.
+    pub fn check(&self) -> Result<(), InventoryError> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(InventoryError::Pairs {
+            origin: escape_controls(&self.origin).into_owned(),
+            problems,
+        })
+    }
+}
+
+/// One problem on the line, several each on a line of their own.
+fn lines(problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => format!("{} problems\n  {}", many.len(), many.join("\n  ")),
     }
 }
 
@@ -333,6 +557,83 @@ mod tests {
         }
         assert!(Properties::from_value(Some(&serde_json::json!(3))).is_err());
         assert!(Properties::from_value(Some(&Value::String("[1]".into()))).is_err());
+    }
+
+    fn vault(name: &str) -> Resource {
+        let id = format!(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{name}"
+        );
+        Resource {
+            id,
+            resource_type: "Microsoft.KeyVault/vaults".into(),
+            name: name.into(),
+            subscription_id: Some("s".into()),
+            resource_group: Some("rg".into()),
+            properties: Properties::Missing,
+            options: serde_json::Map::new(),
+        }
+    }
+
+    fn inventory(pairs: &[(&str, &str)], match_rule: MatchRule) -> Inventory {
+        Inventory {
+            pairs: pairs
+                .iter()
+                .map(|(source, target)| ResourcePair {
+                    source: vault(source),
+                    target: vault(target),
+                    match_rule,
+                })
+                .collect(),
+            unmatched: Vec::new(),
+            origin: "test".into(),
+        }
+    }
+
+    #[test]
+    fn one_source_may_fill_several_targets() {
+        let inventory = inventory(&[("a", "b"), ("a", "c")], MatchRule::Inventory);
+        assert!(
+            inventory.problems().is_empty(),
+            "{:?}",
+            inventory.problems()
+        );
+        assert!(inventory.check().is_ok());
+    }
+
+    #[test]
+    fn graph_pairs_are_named_by_their_ids() {
+        let inventory = inventory(&[("a", "a")], MatchRule::ExactName);
+        let problems = inventory.problems();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("pair `/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/a` -> `"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn control_characters_from_any_source_are_refused_and_escaped() {
+        let mut inventory = inventory(&[("a", "b")], MatchRule::AtgNaming);
+        inventory
+            .unmatched
+            .push(Unmatched::new(SOURCE, &vault("x\u{7f}y"), "no target"));
+        let problems = inventory.problems();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("source id `"), "{problems:?}");
+        assert!(
+            problems[1].contains("source name `x\\u{7f}y` contains control characters"),
+            "{problems:?}"
+        );
+        assert!(!problems.concat().chars().any(char::is_control));
+    }
+
+    #[test]
+    fn escaping_writes_c0_del_and_c1_as_code_points_and_keeps_the_rest() {
+        assert_eq!(escape_controls("kv-é"), "kv-é");
+        assert_eq!(
+            escape_controls("a\u{1b}[31m\n\u{7f}\u{9b}b"),
+            "a\\u{1b}[31m\\u{a}\\u{7f}\\u{9b}b"
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub fn read_iac_dir(dir: &Path) -> Result<TerraformTargets, InventoryError> {
             })?
     };
     let path_text = state_path.display().to_string();
-    let text = std::fs::read_to_string(&state_path).map_err(|error| InventoryError::State {
+    let text = super::read_input_file(&state_path).map_err(|error| InventoryError::State {
         path: path_text.clone(),
         message: format!("cannot read it: {error}"),
         hint: None,
@@ -111,7 +111,7 @@ pub fn read_iac_dir(dir: &Path) -> Result<TerraformTargets, InventoryError> {
     );
     let name_mappings = if mappings_path.is_file() {
         let text =
-            std::fs::read_to_string(&mappings_path).map_err(|error| InventoryError::Mappings {
+            super::read_input_file(&mappings_path).map_err(|error| InventoryError::Mappings {
                 path: mappings_path.display().to_string(),
                 message: format!("cannot read it: {error}"),
             })?;

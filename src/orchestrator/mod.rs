@@ -16,12 +16,12 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::azure::{AzureHttp, WriteAccess};
+use crate::azure::{AzureHttp, Cloud, WriteAccess};
 use crate::dataplane::{
     registry, Counted, DataPlanePlugin, ItemOutcome, ItemStatus, Job, Mode, OnConflict, OnDeleted,
     PluginContext, PluginError, Reporter, SideContext,
 };
-use crate::inventory::{Inventory, ResourcePair};
+use crate::inventory::{escape_controls, Inventory, ResourcePair};
 use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
 
 /// What the user chose for the run.
@@ -123,6 +123,49 @@ pub struct Connections {
     pub http: AzureHttp,
     pub source: Arc<crate::azure::credential::ChainCredential>,
     pub target: Arc<crate::azure::credential::ChainCredential>,
+}
+
+/// Checks every pair with its plugin before any request: its options, and that every endpoint
+/// it would send credentials to belongs to `cloud`. One line per problem, naming the pair;
+/// empty when the run may start. Pairs without a plugin are left to the run (reported
+/// unsupported).
+pub fn check_pairs(inventory: &Inventory, cloud: Cloud) -> Vec<String> {
+    check_pairs_with_plugins(registry::PLUGINS, inventory, cloud)
+}
+
+pub fn check_pairs_with_plugins(
+    plugins: &[&'static dyn DataPlanePlugin],
+    inventory: &Inventory,
+    cloud: Cloud,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (index, pair) in inventory.pairs.iter().enumerate() {
+        let Some(plugin) = plugin_for(plugins, &pair.source.resource_type) else {
+            continue;
+        };
+        let checks = [
+            plugin.validate_options(pair),
+            plugin.validate_endpoints(pair, cloud),
+        ];
+        for problem in checks.into_iter().filter_map(Result::err) {
+            problems.push(format!(
+                "{}: {}",
+                pair.label(index),
+                escape_controls(&problem)
+            ));
+        }
+    }
+    problems
+}
+
+fn plugin_for(
+    plugins: &[&'static dyn DataPlanePlugin],
+    resource_type: &str,
+) -> Option<&'static dyn DataPlanePlugin> {
+    plugins
+        .iter()
+        .copied()
+        .find(|plugin| plugin.info().handles(resource_type))
 }
 
 /// Runs with the plugins of the registry.
@@ -262,11 +305,7 @@ async fn run_resource(
         items: Vec::new(),
         duration_ms: 0,
     };
-    let Some(plugin) = plugins
-        .iter()
-        .copied()
-        .find(|plugin| plugin.info().handles(&pair.source.resource_type))
-    else {
+    let Some(plugin) = plugin_for(plugins, &pair.source.resource_type) else {
         report.status = ResourceStatus::Unsupported;
         report.reason = Some(format!(
             "no data-plane plugin for {} (see `atg plugins`)",
@@ -579,6 +618,30 @@ mod tests {
             .find(|r| r.source_id.ends_with("broken"))
             .unwrap();
         assert_eq!(broken.error.as_deref(), Some("broken on purpose"));
+    }
+
+    #[test]
+    fn a_plugin_without_options_refuses_any_and_unknown_types_are_left_to_the_run() {
+        let plugin = leak();
+        let plugins: Vec<&'static dyn DataPlanePlugin> = vec![plugin];
+        let mut inventory = inventory(&[
+            ("Fake.Provider/things", "x"),
+            ("Microsoft.Network/virtualNetworks", "vnet"),
+        ]);
+        for pair in &mut inventory.pairs {
+            pair.target
+                .options
+                .insert("colour\u{1b}".into(), serde_json::Value::Bool(true));
+        }
+        let problems = check_pairs_with_plugins(&plugins, &inventory, Cloud::AzureCloud);
+        assert_eq!(
+            problems,
+            vec!["resources[0] (source `x`): unknown option `colour\\u{1b}`: the fake plugin takes no options"]
+        );
+        for pair in &mut inventory.pairs {
+            pair.target.options.clear();
+        }
+        assert!(check_pairs_with_plugins(&plugins, &inventory, Cloud::AzureCloud).is_empty());
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::dataplane::{registry, ItemStatus, Mode, PluginInfo, Side};
-use crate::inventory::Inventory;
+use crate::inventory::{escape_controls, Inventory};
 use crate::orchestrator::report::{ItemCounts, Report, ResourceStatus};
 
 #[derive(Clone, Copy, Debug)]
@@ -46,21 +46,21 @@ impl Printer {
     /// `error: message` then `hint:` lines. Always shown, even with --quiet.
     pub fn error(&self, message: &str, hints: &[String]) {
         let mut out = std::io::stderr().lock();
-        let _ = writeln!(out, "{} {message}", self.paint("1;31", "error:"));
+        let _ = writeln!(out, "{} {}", self.paint("1;31", "error:"), plain(message));
         for hint in hints {
-            let _ = writeln!(out, "  {} {hint}", self.paint("1;36", "hint:"));
+            let _ = writeln!(out, "  {} {}", self.paint("1;36", "hint:"), plain(hint));
         }
     }
 
     pub fn warn(&self, message: &str) {
         if !self.quiet {
-            eprintln!("{} {message}", self.paint("1;33", "warning:"));
+            eprintln!("{} {}", self.paint("1;33", "warning:"), plain(message));
         }
     }
 
     pub fn info(&self, message: &str) {
         if !self.quiet {
-            eprintln!("{message}");
+            eprintln!("{}", plain(message));
         }
     }
 
@@ -285,6 +285,16 @@ impl Printer {
         }
         Ok(Some(mode))
     }
+}
+
+/// A message with its control characters escaped, line by line: messages echo names from the
+/// input, and whatever slipped past the checks must still not drive the terminal.
+fn plain(message: &str) -> String {
+    message
+        .split('\n')
+        .map(escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn read_line() -> std::io::Result<String> {

@@ -16,6 +16,12 @@ pub const TARGET_CLIENT: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
 pub const TARGET_SECRET: &str = "target-client-secret-value";
 pub const SOURCE_CLIENT: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
 pub const SOURCE_SECRET: &str = "source-client-secret-value";
+/// The target principal as the environment gives it (both sides use it).
+pub const TARGET_PRINCIPAL: [(&str, &str); 3] = [
+    ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
+    ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
+    ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
+];
 
 pub struct Stack {
     pub emulator: Emulator,
@@ -129,16 +135,8 @@ impl Stack {
 
     /// Runs `atg deploy` with the target principal in the environment (both sides use it).
     pub async fn deploy(&self, inventory: &Path, args: &[&str]) -> Run {
-        self.deploy_with_env(
-            inventory,
-            args,
-            &[
-                ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
-                ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
-                ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
-            ],
-        )
-        .await
+        self.deploy_with_env(inventory, args, &TARGET_PRINCIPAL)
+            .await
     }
 
     pub async fn deploy_with_env(

@@ -596,3 +596,36 @@ async fn a_key_vault_found_through_the_graph_is_replicated() {
     );
     assert_eq!(report["totals"]["items"]["replicated"], 2, "{run}");
 }
+
+#[tokio::test]
+async fn control_characters_in_a_graph_name_are_refused_before_any_request() {
+    let server = falkordb().await;
+    let evil = original(SOURCE_SUB, KV, "kv\u{1b}[2Jx", false);
+    server.seed_atg(DEFAULT_GRAPH, &[evil]).await.expect("seed");
+    let stack = Stack::start().await;
+    let iac = stack.path("iac");
+    std::fs::create_dir_all(&iac).unwrap();
+    std::fs::write(
+        iac.join("terraform.tfstate"),
+        state(&[("azurerm_key_vault", KV, "other-kv")]).to_string(),
+    )
+    .unwrap();
+    let mut args = graph_args(&server, &iac);
+    args.extend(["--source-subscription", SOURCE_SUB].map(String::from));
+    args.extend(stack.transport_args());
+    let mut env = env_with_password();
+    env.extend(TARGET_PRINCIPAL);
+    let run = atg(&args, &env).await;
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("kv\\u{1b}[2Jx` contains control characters"),
+        "{run}"
+    );
+    assert!(
+        !run.stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "a raw control character reached stderr: {:?}",
+        run.stderr
+    );
+    assert!(stack.requests().is_empty(), "{:?}", stack.requests());
+}

@@ -13,6 +13,7 @@ mod arm;
 mod cli;
 mod common;
 mod graph;
+mod inputs;
 mod key_vault;
 mod snapshots;
 mod storage;

@@ -33,7 +33,7 @@ use azure_core::http::policies::Policy;
 use azure_core::http::{Context, Method, Pipeline, PipelineSendOptions, Request, Url};
 
 use super::cloud::Cloud;
-use super::error::{strip_query_strings, AzureError, AzureErrorKind};
+use super::error::{sanitize_server_text, strip_query_strings, AzureError, AzureErrorKind};
 use super::policies::WriteAccess;
 use super::sensitive::{redact_url, Sensitive};
 use super::transport::AzureHttp;
@@ -198,11 +198,13 @@ impl StorageResponse {
         let (code, message) = xml::error_code_and_message(&self.body)
             .or_else(|| table::json_error(&self.body))
             .unwrap_or((None, None));
-        error.code = code.or_else(|| self.header("x-ms-error-code").map(str::to_owned));
+        error.code = code
+            .or_else(|| self.header("x-ms-error-code").map(str::to_owned))
+            .map(|code| sanitize_server_text(&code));
         if let Some(message) = message {
             let first = message.lines().next().unwrap_or_default().trim();
             if !first.is_empty() {
-                error.message = strip_query_strings(first);
+                error.message = sanitize_server_text(first);
             }
         }
         error
@@ -267,7 +269,7 @@ impl StorageClient {
         let pipeline = Pipeline::new(
             Some("atg"),
             Some(env!("CARGO_PKG_VERSION")),
-            http.client_options(access),
+            http.client_options(endpoints.of(service), access),
             Vec::new(),
             per_retry,
             None,

@@ -16,6 +16,12 @@ pub const TARGET_CLIENT: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
 pub const TARGET_SECRET: &str = "target-client-secret-value";
 pub const SOURCE_CLIENT: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
 pub const SOURCE_SECRET: &str = "source-client-secret-value";
+/// The target principal as explicit credentials in the environment (both sides use it).
+pub const TARGET_PRINCIPAL_ENV: [(&str, &str); 3] = [
+    ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
+    ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
+    ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
+];
 
 pub struct Stack {
     pub emulator: Emulator,
@@ -129,16 +135,18 @@ impl Stack {
 
     /// Runs `atg deploy` with the target principal in the environment (both sides use it).
     pub async fn deploy(&self, inventory: &Path, args: &[&str]) -> Run {
-        self.deploy_with_env(
-            inventory,
-            args,
-            &[
-                ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
-                ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
-                ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
-            ],
-        )
-        .await
+        self.deploy_with_env(inventory, args, &TARGET_PRINCIPAL_ENV)
+            .await
+    }
+
+    /// Runs `atg deploy` with `args` plus `--report FILE`; answers the run and the file's text.
+    pub async fn deploy_with_report(&self, inventory: &Path, args: &[&str]) -> (Run, String) {
+        let report_path = self.path("report.json");
+        let mut all = args.to_vec();
+        all.extend(["--report", report_path.to_str().unwrap()]);
+        let run = self.deploy(inventory, &all).await;
+        let report = std::fs::read_to_string(&report_path).unwrap_or_default();
+        (run, report)
     }
 
     pub async fn deploy_with_env(

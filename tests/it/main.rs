@@ -16,3 +16,4 @@ mod graph;
 mod key_vault;
 mod snapshots;
 mod storage;
+mod trust;

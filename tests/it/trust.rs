@@ -137,10 +137,15 @@ async fn credentials_echoed_in_server_errors_are_never_shown() {
     }
 }
 
-/// Runs atg with the emulator as sign-in host and ARM but vaults at `vault_addr` and sign-in
-/// at `login_addr`; answers the run and how long it took.
-async fn timed_run(stack: &Stack, vault_addr: String, login_addr: String) -> (Run, Duration) {
-    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+/// Runs atg on one vault pair with the emulator as ARM, `vault_rule` as the vaults'
+/// `--connect-to` and sign-in at `login_addr`; answers the run and how long it took.
+async fn timed_run(
+    stack: &Stack,
+    pair: (&str, &str),
+    vault_rule: String,
+    login_addr: String,
+) -> (Run, Duration) {
+    let inventory = stack.kv_inventory(&[pair]);
     let args: Vec<String> = [
         "deploy",
         "--dataplane",
@@ -149,7 +154,7 @@ async fn timed_run(stack: &Stack, vault_addr: String, login_addr: String) -> (Ru
         "--ca-cert",
         stack.ca.to_str().unwrap(),
         "--connect-to",
-        &format!("vault.azure.net={vault_addr}"),
+        &vault_rule,
         "--connect-to",
         &format!("login.microsoftonline.com={login_addr}"),
         "--connect-to",
@@ -190,7 +195,8 @@ async fn a_certificate_from_another_ca_fails_fast_with_its_cause() {
     let stranger = Emulator::start(EmulatorOptions::default()).await.unwrap();
     let (run, took) = timed_run(
         &stack,
-        stranger.addr().to_string(),
+        ("src-kv", "dst-kv"),
+        format!("vault.azure.net={}", stranger.addr()),
         stack.emulator.addr().to_string(),
     )
     .await;
@@ -211,7 +217,8 @@ async fn an_unreachable_sign_in_host_fails_fast_with_its_cause() {
     drop(closed);
     let (run, took) = timed_run(
         &stack,
-        stack.emulator.addr().to_string(),
+        ("src-kv", "dst-kv"),
+        format!("vault.azure.net={}", stack.emulator.addr()),
         closed_addr.to_string(),
     )
     .await;
@@ -220,6 +227,26 @@ async fn an_unreachable_sign_in_host_fails_fast_with_its_cause() {
         &run,
         took,
         &["login.microsoftonline.com", "refused the connection"],
+    );
+}
+
+#[tokio::test]
+async fn a_vault_name_that_does_not_resolve_fails_fast_with_its_cause() {
+    let stack = Stack::start().await;
+    // No --connect-to covers these vaults, so their names go to DNS: none in the test's network
+    // namespace, and no such vault in Azure either.
+    let (run, took) = timed_run(
+        &stack,
+        ("atg-nx-src-9f3k2", "atg-nx-dst-9f3k2"),
+        format!("unused.vault.azure.net={}", stack.emulator.addr()),
+        stack.emulator.addr().to_string(),
+    )
+    .await;
+    assert_failed_fast(
+        "unresolvable vault name",
+        &run,
+        took,
+        &["atg-nx-src-9f3k2.vault.azure.net", "could not be resolved"],
     );
 }
 

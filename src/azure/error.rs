@@ -95,6 +95,21 @@ impl AzureError {
         error
     }
 
+    /// Sets the service's error code and the first line of its message (services that go on
+    /// with request id and time), both sanitized: for answers that are not Azure's JSON error.
+    #[must_use]
+    pub fn with_service_text(mut self, code: Option<String>, message: Option<&str>) -> Self {
+        self.code = code.map(|code| sanitize_server_text(&code));
+        let first = message
+            .and_then(|m| m.lines().next())
+            .unwrap_or_default()
+            .trim();
+        if !first.is_empty() {
+            self.message = sanitize_server_text(first);
+        }
+        self
+    }
+
     pub fn status(&self) -> Option<u16> {
         self.status
     }

@@ -301,8 +301,8 @@ pub fn retry_after(headers: &Headers) -> Option<Duration> {
 
 /// Where a request that got no answer will not get one by waiting: the cause, said for a person.
 /// An untrusted or mismatched certificate and a name that does not resolve stay so for the run;
-/// a refused connection does too when it is the sign-in host (a vault may be restarting, the
-/// sign-in host does not come back in seconds).
+/// a refused connection or a missing route does too when it is the sign-in host (a vault may be
+/// restarting, the sign-in host does not come back in seconds).
 pub fn lasting_connect_failure(
     error: &(dyn std::error::Error + 'static),
     host: &str,
@@ -319,9 +319,16 @@ pub fn lasting_connect_failure(
             ));
         }
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if sign_in && io.kind() == std::io::ErrorKind::ConnectionRefused {
+            let why = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("refused the connection"),
+                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
+                    Some("cannot be reached (no route)")
+                }
+                _ => None,
+            };
+            if let Some(why) = why.filter(|_| sign_in) {
                 return Some(format!(
-                    "the sign-in host `{host}` refused the connection\nhint: check that this machine can reach it (proxy, firewall, --connect-to)"
+                    "the sign-in host `{host}` {why}\nhint: check that this machine can reach it (proxy, firewall, --connect-to)"
                 ));
             }
         }
@@ -673,6 +680,15 @@ mod tests {
         );
         // A vault that refuses may be restarting: retried.
         assert!(lasting_connect_failure(&refused(), "v.vault.azure.net", false).is_none());
+        let no_route = azure_core::Error::with_error(
+            ErrorKind::Io,
+            std::io::Error::from(std::io::ErrorKind::NetworkUnreachable),
+            "send",
+        );
+        assert!(
+            lasting_connect_failure(&no_route, "login.microsoftonline.com", true)
+                .is_some_and(|c| c.contains("cannot be reached"))
+        );
         let dns = azure_core::Error::with_message(
             ErrorKind::Io,
             "client error (Connect): dns error: failed to lookup address information",

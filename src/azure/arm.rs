@@ -55,34 +55,21 @@ impl ArmClient {
         let scope = http.cloud.resource_manager_scope();
         let auth: Arc<dyn Policy> =
             Arc::new(BearerTokenAuthorizationPolicy::new(credential, [scope]));
+        let endpoint = Url::parse(http.cloud.resource_manager())?;
+        // The endpoint policy pins every request (paging, operation polling) to the ARM host.
         let pipeline = Pipeline::new(
             Some("atg"),
             Some(env!("CARGO_PKG_VERSION")),
-            http.client_options(access),
+            http.client_options(&endpoint, access),
             Vec::new(),
             vec![auth],
             None,
         );
         Ok(ArmClient {
             pipeline,
-            endpoint: Url::parse(http.cloud.resource_manager())?,
+            endpoint,
             operation_timeout: Duration::from_secs(30 * 60),
         })
-    }
-
-    fn check_arm_host(&self, url: &str) -> Result<(), AzureError> {
-        let parsed = self.url(url)?;
-        if parsed.scheme() == "https" && parsed.host_str() == self.endpoint.host_str() {
-            Ok(())
-        } else {
-            Err(AzureError::new(
-                AzureErrorKind::Refused,
-                format!(
-                    "refused to poll an operation at `{}`: not the ARM host",
-                    super::sensitive::redact_url(&parsed)
-                ),
-            ))
-        }
     }
 
     fn url(&self, path_or_url: &str) -> Result<Url, AzureError> {
@@ -193,13 +180,7 @@ impl ArmClient {
         }
         let deadline = tokio::time::Instant::now() + self.operation_timeout;
         let mut wait = next_wait(first.retry_after, Duration::from_millis(500));
-        // Poll only the cloud's own ARM host: an operation URL elsewhere is not followed.
-        for url in [&first.azure_async_operation, &first.location]
-            .into_iter()
-            .flatten()
-        {
-            self.check_arm_host(url)?;
-        }
+        // An operation URL off the ARM host is refused by the pipeline's endpoint policy.
         if let Some(status_url) = first.azure_async_operation.clone() {
             loop {
                 tokio::time::sleep(wait).await;

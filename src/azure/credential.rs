@@ -242,7 +242,7 @@ impl ChainCredential {
             None => attempt.await,
         };
         result.map_err(|error| {
-            super::error::strip_query_strings(&super::error::AzureError::from(error).to_string())
+            super::error::sanitize_server_text(&super::error::AzureError::from(error).to_string())
         })
     }
 }

@@ -152,8 +152,11 @@ impl DeviceCodeCredential {
                 Some("slow_down") => interval += Duration::from_secs(5),
                 Some(code) => {
                     return Err(credential_error(format!(
-                        "device-code sign-in failed: {code}: {}",
-                        token.error_description.unwrap_or_default()
+                        "device-code sign-in failed: {}: {}",
+                        super::error::sanitize_server_text(code),
+                        super::error::sanitize_server_text(
+                            &token.error_description.unwrap_or_default()
+                        )
                     )))
                 }
             }

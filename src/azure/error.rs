@@ -2,8 +2,9 @@
 //!
 //! An [`AzureError`] keeps what helps a person act (status, service error code, inner code, the
 //! service's message, `x-ms-request-id`) and never a request or response body: bodies can hold
-//! secret values. The service's `message` is kept because Azure's error messages name resources,
-//! never their values.
+//! secret values. The service's `message` is kept because it names what went wrong, but every
+//! text that comes from a server passes through [`sanitize_server_text`] first: a proxy or a
+//! service may echo the request's bearer token, a SAS signature or a key back in its message.
 
 use std::fmt;
 
@@ -69,28 +70,44 @@ impl AzureError {
     pub fn from_response(status: u16, request_id: Option<String>, body: &[u8]) -> Self {
         let mut error = AzureError::new(AzureErrorKind::Http, status_text(status));
         error.status = Some(status);
-        error.request_id = request_id;
+        error.request_id = request_id.map(|id| sanitize_server_text(&id));
         if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
+            let clean = |text: Option<String>| text.map(|t| sanitize_server_text(&t));
             if let Some(body) = envelope.error {
-                error.code = body.code;
-                if let Some(message) = body.message {
+                error.code = clean(body.code);
+                if let Some(message) = clean(body.message) {
                     error.message = message;
                 }
                 let mut inner = body.inner;
                 while let Some(next) = inner {
                     if next.code.is_some() {
-                        error.inner_code = next.code;
+                        error.inner_code = clean(next.code);
                     }
                     inner = next.inner;
                 }
             } else {
-                error.code = envelope.code;
-                if let Some(message) = envelope.message {
+                error.code = clean(envelope.code);
+                if let Some(message) = clean(envelope.message) {
                     error.message = message;
                 }
             }
         }
         error
+    }
+
+    /// Sets the service's error code and the first line of its message (services that go on
+    /// with request id and time), both sanitized: for answers that are not Azure's JSON error.
+    #[must_use]
+    pub fn with_service_text(mut self, code: Option<String>, message: Option<&str>) -> Self {
+        self.code = code.map(|code| sanitize_server_text(&code));
+        let first = message
+            .and_then(|m| m.lines().next())
+            .unwrap_or_default()
+            .trim();
+        if !first.is_empty() {
+            self.message = sanitize_server_text(first);
+        }
+        self
     }
 
     pub fn status(&self) -> Option<u16> {
@@ -215,13 +232,111 @@ fn describe_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
-        let text = strip_query_strings(&current.to_string());
+        let text = sanitize_server_text(&current.to_string());
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         source = current.source();
     }
     parts.join(": ")
+}
+
+/// Names whose value is a secret wherever they appear as `name=value` or `name: value`
+/// (compared case-insensitively, at a word start).
+const SECRET_NAMES: &[&str] = &[
+    "sig",
+    "accountkey",
+    "sharedaccesskey",
+    "sharedaccesssignature",
+    "client_secret",
+    "client_assertion",
+    "access_token",
+    "refresh_token",
+    "password",
+    "pwd",
+];
+
+const REDACTED: &str = "<redacted>";
+
+/// A text that came from a server (an error message, code or description, a transport error),
+/// fit to show: URL query strings, `Bearer` tokens, JWTs and the values of secret-looking
+/// `name=value` pairs (SAS `sig`, `AccountKey`, `SharedAccessKey`, `client_secret`,
+/// `password`, ...) are replaced by `<redacted>`; the rest is kept.
+pub fn sanitize_server_text(text: &str) -> String {
+    let text = strip_query_strings(text);
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_word_start = i == 0 || !is_word_byte(bytes[i - 1]);
+        if at_word_start {
+            if let Some(value_start) = secret_value_start(bytes, i) {
+                out.push_str(&text[i..value_start]);
+                out.push_str(REDACTED);
+                i = value_end(bytes, value_start);
+                continue;
+            }
+            if starts_with_ignore_case(&bytes[i..], b"eyj") {
+                let end = value_end(bytes, i);
+                if end - i >= 16 {
+                    out.push_str(REDACTED);
+                    i = end;
+                    continue;
+                }
+            }
+        }
+        let ch = text[i..].chars().next().unwrap_or_default();
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_'
+}
+
+fn starts_with_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.len() >= needle.len() && haystack[..needle.len()].eq_ignore_ascii_case(needle)
+}
+
+/// Where the secret value starts when a secret name (or `Bearer `) starts at `i`.
+fn secret_value_start(bytes: &[u8], i: usize) -> Option<usize> {
+    let rest = &bytes[i..];
+    if starts_with_ignore_case(rest, b"bearer ") {
+        let mut start = i + "bearer ".len();
+        while bytes.get(start) == Some(&b' ') {
+            start += 1;
+        }
+        // "Bearer token expired" is prose; a token has more than lowercase letters.
+        let word = &bytes[start..value_end(bytes, start)];
+        return (!word.is_empty() && !word.iter().all(u8::is_ascii_lowercase)).then_some(start);
+    }
+    let name = SECRET_NAMES
+        .iter()
+        .find(|name| starts_with_ignore_case(rest, name.as_bytes()))?;
+    let mut j = i + name.len();
+    let skip = |j: &mut usize, set: &[u8]| {
+        while bytes.get(*j).is_some_and(|b| set.contains(b)) {
+            *j += 1;
+        }
+    };
+    skip(&mut j, b"\"' ");
+    if !matches!(bytes.get(j), Some(b'=' | b':')) {
+        return None;
+    }
+    j += 1;
+    skip(&mut j, b"\"' ");
+    Some(j)
+}
+
+/// The end of a value starting at `start`: the next delimiter of URLs, connection strings,
+/// JSON or prose.
+fn value_end(bytes: &[u8], start: usize) -> usize {
+    bytes[start..]
+        .iter()
+        .position(|b| b.is_ascii_whitespace() || b"&;\"',)<>}]".contains(b))
+        .map_or(bytes.len(), |offset| start + offset)
 }
 
 /// Removes `?query` from any URL inside a message (a SAS token lives there).
@@ -288,6 +403,40 @@ mod tests {
             AzureError::from_response(404, None, br#"{"code":"NotFound","message":"gone"}"#);
         assert_eq!(error.code.as_deref(), Some("NotFound"));
         assert_eq!(error.message, "gone");
+    }
+
+    #[test]
+    fn server_messages_lose_tokens_signatures_keys_and_passwords() {
+        let jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.c2lnbmF0dXJl";
+        let message = format!(
+            "Caller is not authorized. Authorization: Bearer {jwt}; token {jwt}; \
+             copy source https://a.blob.core.windows.net/c/b?sv=2024&sig=SIGVALUE; \
+             sig=BARESIG&se=1 DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=KEYVALUE==;\
+             Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=SAKVALUE= \
+             client_secret=CSVALUE&grant_type=x {{\"password\": \"PWVALUE\"}} Server=s;Password=PW2;"
+        );
+        let body = serde_json::json!({"error": {"code": "Forbidden", "message": message}});
+        let error = AzureError::from_response(403, None, body.to_string().as_bytes());
+        let shown = error.to_string();
+        for secret in [
+            "eyJ0eXAi", "SIGVALUE", "BARESIG", "KEYVALUE", "SAKVALUE", "CSVALUE", "PWVALUE", "PW2",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for kept in [
+            "Caller is not authorized",
+            "AccountName=acct",
+            "SharedAccessKeyName=k",
+            "grant_type=x",
+            "Server=s",
+            "403 Forbidden",
+        ] {
+            assert!(shown.contains(kept), "{kept} missing from {shown}");
+        }
+        assert_eq!(
+            sanitize_server_text("Bearer token expired; signature mismatch"),
+            "Bearer token expired; signature mismatch"
+        );
     }
 
     #[test]

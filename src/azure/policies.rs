@@ -1,13 +1,20 @@
-//! Pipeline policies every atg client carries, in this order (all per call, before
+//! Pipeline policies every atg client carries, in this order (the first four per call, before
 //! authentication, so they see each request once with its final URL):
 //!
-//! 1. [`HostAllowListPolicy`]: a request may only go to a host of the selected cloud. A bearer
-//!    token is attached after this policy, so a `nextLink` or inventory URL pointing elsewhere is
-//!    refused before any token is sent.
-//! 2. [`WriteGuardPolicy`]: the one choke point for writes. Source clients never write; target
+//! 1. [`EndpointPolicy`]: a client sends only to the scheme, host and port it was built for. A
+//!    `nextLink`, an operation or copy-status URL on any other origin (another vault, a storage
+//!    account, the sign-in host, another port) is refused before a bearer token is attached.
+//! 2. [`HostAllowListPolicy`]: a request may only go to a host of the selected cloud, so an
+//!    inventory URL pointing elsewhere is refused before any token is sent.
+//! 3. [`WriteGuardPolicy`]: the one choke point for writes. Source clients never write; target
 //!    clients write only outside dry-run. A plugin that forgot to check gets an error, not a write.
-//! 3. [`RetryPolicy`]: retries throttling, busy and transport faults with capped exponential
+//! 4. [`RetryPolicy`]: retries throttling, busy and transport faults with capped exponential
 //!    backoff, honouring `Retry-After`; a 429 pauses every request to that host, not just one.
+//!    An untrusted certificate, a name that does not resolve, or a sign-in host that refuses
+//!    connections fails at once with its cause: waiting does not change them.
+//! 5. [`TracePolicy`] (per try, after authentication, so it sees every request on the wire):
+//!    one `trace` line per HTTP attempt with method, host, path, status and duration, never a
+//!    query string, header value or body.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +25,7 @@ use async_trait::async_trait;
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, Headers};
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{Context, Method, Request};
+use azure_core::http::{Context, Method, Request, Url};
 use rand::Rng;
 use serde::Serialize;
 
@@ -29,6 +36,78 @@ use super::error::{AzureError, AzureErrorKind};
 pub(crate) fn refuse(message: String) -> azure_core::Error {
     let error = AzureError::new(AzureErrorKind::Refused, message.clone());
     azure_core::Error::with_error(ErrorKind::Other, error, message)
+}
+
+/// Scheme, host and port (the known default when the URL has none): where a client may send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    pub fn of(url: &Url) -> Self {
+        Origin {
+            scheme: url.scheme().to_ascii_lowercase(),
+            host: url
+                .host_str()
+                .unwrap_or_default()
+                .trim_end_matches('.')
+                .to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Pins a client to the origin it was built for. Services hand out follow-up URLs (`nextLink`,
+/// `Azure-AsyncOperation`, `Location`); one on another origin gets neither a request nor the
+/// client's bearer token, and the caller gets an error naming the host (never the query).
+#[derive(Debug)]
+pub struct EndpointPolicy {
+    origin: Origin,
+}
+
+impl EndpointPolicy {
+    pub fn new(endpoint: &Url) -> Self {
+        EndpointPolicy {
+            origin: Origin::of(endpoint),
+        }
+    }
+
+    fn check(&self, url: &Url) -> Result<(), azure_core::Error> {
+        let origin = Origin::of(url);
+        if origin == self.origin {
+            return Ok(());
+        }
+        Err(refuse(format!(
+            "refused to send a request to `{origin}`: this client talks only to `{}` (a service answer pointed to another host, port or scheme)",
+            self.origin
+        )))
+    }
+}
+
+#[async_trait]
+impl Policy for EndpointPolicy {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        self.check(request.url())?;
+        next[0].send(ctx, request, &next[1..]).await
+    }
 }
 
 #[derive(Debug)]
@@ -220,20 +299,109 @@ pub fn retry_after(headers: &Headers) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
+/// Where a request that got no answer will not get one by waiting: the cause, said for a person.
+/// An untrusted or mismatched certificate and a name that does not resolve stay so for the run;
+/// a refused connection or a missing route does too when it is the sign-in host (a vault may be
+/// restarting, the sign-in host does not come back in seconds).
+pub fn lasting_connect_failure(
+    error: &(dyn std::error::Error + 'static),
+    host: &str,
+    sign_in: bool,
+) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(rustls::Error::InvalidCertificate(cause)) =
+            current.downcast_ref::<rustls::Error>()
+        {
+            return Some(format!(
+                "the certificate of `{host}` is not trusted: {}\nhint: pass the CA that issued it with --ca-cert, or check --connect-to",
+                certificate_cause(cause)
+            ));
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            let why = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("refused the connection"),
+                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
+                    Some("cannot be reached (no route)")
+                }
+                _ => None,
+            };
+            if let Some(why) = why.filter(|_| sign_in) {
+                return Some(format!(
+                    "the sign-in host `{host}` {why}\nhint: check that this machine can reach it (proxy, firewall, --connect-to)"
+                ));
+            }
+        }
+        let text = current.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return Some(format!(
+                "the host name `{host}` could not be resolved\nhint: check the name, this machine's DNS, or --connect-to"
+            ));
+        }
+        // io::Error's own source() skips the error it wraps (TLS errors come wrapped twice).
+        source = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
+}
+
+fn certificate_cause(cause: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as Cause;
+    match cause {
+        Cause::UnknownIssuer => "unknown issuer".into(),
+        // A CA of the same name as a trusted one, but another key.
+        Cause::BadSignature => "its signature is not from a trusted CA".into(),
+        Cause::Expired | Cause::ExpiredContext { .. } => "it has expired".into(),
+        Cause::NotValidYet | Cause::NotValidYetContext { .. } => "it is not valid yet".into(),
+        Cause::NotValidForName => "it is not valid for this name".into(),
+        Cause::Revoked => "it has been revoked".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The attempt number of a request (0 for the first try), set by [`RetryPolicy`] for the
+/// policies after it.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt(pub u32);
+
+/// The retry state of a run (settings, counters, per-host pauses), shared by every client.
 #[derive(Debug)]
-pub struct RetryPolicy {
+struct RetryState {
     settings: RetrySettings,
     stats: Arc<RetryStats>,
     /// Per host: no request before this instant (set by a 429's Retry-After).
     paused_until: Mutex<HashMap<String, Instant>>,
 }
 
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    state: Arc<RetryState>,
+    /// Token requests: a refused connection is not retried.
+    sign_in: bool,
+}
+
 impl RetryPolicy {
     pub fn new(settings: RetrySettings, stats: Arc<RetryStats>) -> Self {
         RetryPolicy {
-            settings,
-            stats,
-            paused_until: Mutex::new(HashMap::new()),
+            state: Arc::new(RetryState {
+                settings,
+                stats,
+                paused_until: Mutex::new(HashMap::new()),
+            }),
+            sign_in: false,
+        }
+    }
+
+    /// The same shared state, for the pipelines of token requests.
+    #[must_use]
+    pub fn for_sign_in(&self) -> Self {
+        RetryPolicy {
+            state: self.state.clone(),
+            sign_in: true,
         }
     }
 
@@ -241,18 +409,18 @@ impl RetryPolicy {
     /// `initial_delay`, doubling up to `max_delay`.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(16);
-        let base = self
-            .settings
+        let settings = &self.state.settings;
+        let base = settings
             .initial_delay
             .saturating_mul(1 << exponent)
-            .min(self.settings.max_delay);
+            .min(settings.max_delay);
         let jitter = rand::rng().random_range(0.5..=1.0);
         base.mul_f64(jitter)
     }
 
     fn pause_host(&self, host: &str, wait: Duration) {
         let until = Instant::now() + wait;
-        if let Ok(mut paused) = self.paused_until.lock() {
+        if let Ok(mut paused) = self.state.paused_until.lock() {
             let entry = paused.entry(host.to_owned()).or_insert(until);
             if *entry < until {
                 *entry = until;
@@ -261,7 +429,7 @@ impl RetryPolicy {
     }
 
     fn host_pause(&self, host: &str) -> Option<Duration> {
-        let paused = self.paused_until.lock().ok()?;
+        let paused = self.state.paused_until.lock().ok()?;
         let until = paused.get(host)?;
         until.checked_duration_since(Instant::now())
     }
@@ -276,6 +444,7 @@ impl Policy for RetryPolicy {
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
         let host = request.url().host_str().unwrap_or_default().to_owned();
+        let stats = &self.state.stats;
         let mut attempt = 0u32;
         loop {
             if let Some(wait) = self.host_pause(&host) {
@@ -288,12 +457,23 @@ impl Policy for RetryPolicy {
             if attempt > 0 {
                 attempt_request.body_mut().reset().await?;
             }
-            let result = next[0].send(ctx, &mut attempt_request, &next[1..]).await;
+            let attempt_ctx = ctx.to_borrowed().with_value(Attempt(attempt));
+            let result = next[0]
+                .send(&attempt_ctx, &mut attempt_request, &next[1..])
+                .await;
             let decision = match &result {
                 Ok(response) => classify(Ok(u16::from(response.status()))),
-                Err(error) => classify(Err(error.kind())),
+                Err(error) => {
+                    if let Some(cause) = lasting_connect_failure(error, &host, self.sign_in) {
+                        return Err(azure_core::Error::with_message(
+                            ErrorKind::Connection,
+                            cause,
+                        ));
+                    }
+                    classify(Err(error.kind()))
+                }
             };
-            if decision == RetryDecision::Done || attempt >= self.settings.max_retries {
+            if decision == RetryDecision::Done || attempt >= self.state.settings.max_retries {
                 return result;
             }
             attempt += 1;
@@ -307,14 +487,14 @@ impl Policy for RetryPolicy {
             );
             match decision {
                 RetryDecision::Throttled => {
-                    self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    stats.throttled.fetch_add(1, Ordering::Relaxed);
                     self.pause_host(&host, wait);
                 }
                 RetryDecision::ServerBusy => {
-                    self.stats.server_busy.fetch_add(1, Ordering::Relaxed);
+                    stats.server_busy.fetch_add(1, Ordering::Relaxed);
                 }
                 RetryDecision::Transport => {
-                    self.stats.transport.fetch_add(1, Ordering::Relaxed);
+                    stats.transport.fetch_add(1, Ordering::Relaxed);
                 }
                 RetryDecision::Done => {}
             }
@@ -330,9 +510,200 @@ impl Policy for RetryPolicy {
     }
 }
 
+/// A short name for a failure before an answer (the kind's Debug could carry a response).
+fn failure_kind(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Io => "io",
+        ErrorKind::Connection => "connection",
+        ErrorKind::Credential => "credential",
+        ErrorKind::HttpResponse { .. } => "http response",
+        _ => "other",
+    }
+}
+
+/// One `trace` line per HTTP attempt (`-vv`): method, host (with a port other than the
+/// scheme's), path, status or the kind of transport failure, duration and attempt number.
+/// Never a query string (a SAS), a header value (a token) or a body (a secret).
+#[derive(Debug, Default)]
+pub struct TracePolicy;
+
+#[async_trait]
+impl Policy for TracePolicy {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        if !tracing::enabled!(tracing::Level::TRACE) {
+            return next[0].send(ctx, request, &next[1..]).await;
+        }
+        let started = Instant::now();
+        let method = request.method();
+        let url = request.url();
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        let path = url.path().to_owned();
+        let attempt = ctx.value::<Attempt>().map_or(0, |a| a.0);
+        let result = next[0].send(ctx, request, &next[1..]).await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &result {
+            Ok(response) => tracing::trace!(
+                %method,
+                %host,
+                %path,
+                status = u16::from(response.status()),
+                duration_ms,
+                attempt,
+                "http request"
+            ),
+            Err(error) => tracing::trace!(
+                %method,
+                %host,
+                %path,
+                error = failure_kind(error.kind()),
+                duration_ms,
+                attempt,
+                "http request failed"
+            ),
+        }
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rest of a pipeline: counts what reaches it.
+    #[derive(Debug, Default)]
+    struct Sent(AtomicU64);
+
+    #[async_trait]
+    impl Policy for Sent {
+        async fn send(
+            &self,
+            _ctx: &Context,
+            _request: &mut Request,
+            _next: &[Arc<dyn Policy>],
+        ) -> PolicyResult {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(azure_core::Error::with_message(ErrorKind::Other, "sent"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_sends_only_to_its_own_scheme_host_and_port() {
+        let endpoint = Url::parse("https://src.vault.azure.net/").unwrap();
+        let policy = EndpointPolicy::new(&endpoint);
+        let sent = Arc::new(Sent::default());
+        let next: Vec<Arc<dyn Policy>> = vec![sent.clone()];
+        // Key Vault's nextLink spells the default port out.
+        for same in [
+            "https://src.vault.azure.net/secrets?api-version=7.5",
+            "https://SRC.vault.azure.net:443/secrets?$skiptoken=abc",
+        ] {
+            let mut request = Request::new(Url::parse(same).unwrap(), Method::Get);
+            let error = policy
+                .send(&Context::new(), &mut request, &next)
+                .await
+                .unwrap_err();
+            assert_eq!(error.to_string(), "sent", "{same}");
+        }
+        for (other, host) in [
+            (
+                "https://other.vault.azure.net/secrets?$skiptoken=SECRETTOKEN",
+                "https://other.vault.azure.net:443",
+            ),
+            (
+                "https://src.vault.azure.net:8443/secrets?$skiptoken=SECRETTOKEN",
+                "https://src.vault.azure.net:8443",
+            ),
+            (
+                "http://src.vault.azure.net/secrets?$skiptoken=SECRETTOKEN",
+                "http://src.vault.azure.net:80",
+            ),
+            (
+                "https://acct.blob.core.windows.net/c?sig=SECRETTOKEN",
+                "https://acct.blob.core.windows.net:443",
+            ),
+            (
+                "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+                "https://login.microsoftonline.com:443",
+            ),
+        ] {
+            let mut request = Request::new(Url::parse(other).unwrap(), Method::Get);
+            let error = AzureError::from(
+                policy
+                    .send(&Context::new(), &mut request, &next)
+                    .await
+                    .unwrap_err(),
+            );
+            assert_eq!(error.kind, AzureErrorKind::Refused, "{other}");
+            let shown = error.to_string();
+            assert!(shown.contains(host), "{shown}");
+            assert!(!shown.contains("SECRETTOKEN"), "{shown}");
+        }
+        assert_eq!(
+            sent.0.load(Ordering::SeqCst),
+            2,
+            "only the same origin was sent"
+        );
+    }
+
+    #[test]
+    fn certificate_dns_and_sign_in_refusals_are_lasting() {
+        // As the TLS connector reports it: an io::Error inside an io::Error.
+        let untrusted = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        let error = azure_core::Error::with_error(ErrorKind::Io, untrusted, "send");
+        let cause = lasting_connect_failure(&error, "v.vault.azure.net", false).unwrap();
+        assert!(
+            cause.contains("`v.vault.azure.net` is not trusted: unknown issuer")
+                && cause.contains("hint: pass the CA that issued it with --ca-cert"),
+            "{cause}"
+        );
+        let refused = || {
+            azure_core::Error::with_error(
+                ErrorKind::Io,
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                "send",
+            )
+        };
+        assert!(
+            lasting_connect_failure(&refused(), "login.microsoftonline.com", true)
+                .is_some_and(|c| c.contains("refused the connection"))
+        );
+        // A vault that refuses may be restarting: retried.
+        assert!(lasting_connect_failure(&refused(), "v.vault.azure.net", false).is_none());
+        let no_route = azure_core::Error::with_error(
+            ErrorKind::Io,
+            std::io::Error::from(std::io::ErrorKind::NetworkUnreachable),
+            "send",
+        );
+        assert!(
+            lasting_connect_failure(&no_route, "login.microsoftonline.com", true)
+                .is_some_and(|c| c.contains("cannot be reached"))
+        );
+        let dns = azure_core::Error::with_message(
+            ErrorKind::Io,
+            "client error (Connect): dns error: failed to lookup address information",
+        );
+        assert!(
+            lasting_connect_failure(&dns, "nowhere.vault.azure.net", false)
+                .is_some_and(|c| c.contains("could not be resolved"))
+        );
+        let reset = azure_core::Error::with_error(
+            ErrorKind::Io,
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+            "send",
+        );
+        assert!(lasting_connect_failure(&reset, "v.vault.azure.net", true).is_none());
+    }
 
     #[test]
     fn throttling_busy_and_transport_faults_are_retried() {

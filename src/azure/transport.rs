@@ -14,12 +14,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::http::policies::Policy;
+use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::cloud::Cloud;
 use super::policies::{
-    HostAllowListPolicy, RetryPolicy, RetrySettings, RetryStats, WriteAccess, WriteGuardPolicy,
+    EndpointPolicy, HostAllowListPolicy, RetryPolicy, RetrySettings, RetryStats, TracePolicy,
+    WriteAccess, WriteGuardPolicy,
 };
 
 /// `SUFFIX=IP:PORT`: connect to IP:PORT for every host equal to or ending in SUFFIX.
@@ -105,7 +107,7 @@ impl HttpSettings {
 pub struct AzureHttp {
     pub cloud: Cloud,
     client: reqwest::Client,
-    retry: Arc<RetryPolicy>,
+    retry: RetryPolicy,
     pub retry_stats: Arc<RetryStats>,
     /// Writes refused by the write guard (must stay 0 unless a plugin forgot dry-run).
     pub refused_writes: Arc<AtomicU64>,
@@ -146,28 +148,22 @@ impl AzureHttp {
         Ok(AzureHttp {
             cloud: settings.cloud,
             client,
-            retry: Arc::new(RetryPolicy::new(
-                settings.retry.clone(),
-                retry_stats.clone(),
-            )),
+            retry: RetryPolicy::new(settings.retry.clone(), retry_stats.clone()),
             retry_stats,
             refused_writes: Arc::default(),
         })
     }
 
-    /// Client options for an `azure_core` pipeline: atg's policies, atg's transport, the cloud.
-    pub fn client_options(&self, access: WriteAccess) -> ClientOptions {
-        ClientOptions {
-            per_call_policies: vec![
-                Arc::new(HostAllowListPolicy::new(self.cloud)),
-                Arc::new(WriteGuardPolicy::new(access, self.refused_writes.clone())),
-                self.retry.clone(),
-            ],
-            retry: RetryOptions::none(),
-            transport: Some(Transport::new(Arc::new(self.client.clone()))),
-            cloud: Some(Arc::new(self.cloud.configuration())),
-            ..ClientOptions::default()
-        }
+    /// Client options for an `azure_core` pipeline talking to `endpoint` (a vault, a storage
+    /// service, ARM): atg's policies, atg's transport, the cloud. The client may send only to
+    /// that endpoint's scheme, host and port.
+    pub fn client_options(&self, endpoint: &Url, access: WriteAccess) -> ClientOptions {
+        self.options(vec![
+            Arc::new(EndpointPolicy::new(endpoint)),
+            Arc::new(HostAllowListPolicy::new(self.cloud)),
+            Arc::new(WriteGuardPolicy::new(access, self.refused_writes.clone())),
+            Arc::new(self.retry.clone()),
+        ])
     }
 
     /// The raw HTTP client, for the few calls that are not `azure_core` pipelines (sign-in).
@@ -175,14 +171,23 @@ impl AzureHttp {
         &self.client
     }
 
-    /// Client options for credentials (token requests): same transport and host allow-list,
-    /// no write guard (token requests are POSTs that write nothing).
+    /// Client options for credentials (token requests): pinned to the cloud's sign-in host, no
+    /// write guard (token requests are POSTs that write nothing), and a sign-in host that refuses
+    /// connections fails at once.
     pub fn credential_client_options(&self) -> ClientOptions {
+        let mut policies: Vec<Arc<dyn Policy>> = Vec::new();
+        if let Ok(authority) = Url::parse(self.cloud.authority_host()) {
+            policies.push(Arc::new(EndpointPolicy::new(&authority)));
+        }
+        policies.push(Arc::new(HostAllowListPolicy::new(self.cloud)));
+        policies.push(Arc::new(self.retry.for_sign_in()));
+        self.options(policies)
+    }
+
+    fn options(&self, per_call_policies: Vec<Arc<dyn Policy>>) -> ClientOptions {
         ClientOptions {
-            per_call_policies: vec![
-                Arc::new(HostAllowListPolicy::new(self.cloud)),
-                self.retry.clone(),
-            ],
+            per_call_policies,
+            per_try_policies: vec![Arc::new(TracePolicy)],
             retry: RetryOptions::none(),
             transport: Some(Transport::new(Arc::new(self.client.clone()))),
             cloud: Some(Arc::new(self.cloud.configuration())),

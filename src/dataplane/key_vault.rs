@@ -241,7 +241,7 @@ impl VaultClients {
         access: WriteAccess,
     ) -> Result<Self, PluginError> {
         let endpoint = url.as_str();
-        let options = || http.client_options(access);
+        let options = || http.client_options(url, access);
         let secrets = SecretClient::new(
             endpoint,
             credential.clone(),

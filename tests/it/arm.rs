@@ -150,3 +150,58 @@ async fn hosts_outside_the_cloud_never_get_a_request() {
         "no token was even requested"
     );
 }
+
+#[tokio::test]
+async fn follow_up_urls_off_the_arm_host_are_never_requested() {
+    let stack = Stack::start().await;
+    let arm = client(&stack, WriteAccess::ReadWrite);
+    for index in 0..3 {
+        arm.call_and_wait(
+            Method::Put,
+            &format!("{GROUP}/providers/Microsoft.Example/things/t{index}?api-version=2024-01-01"),
+            Some(&json!({ "location": "westeurope" })),
+        )
+        .await
+        .unwrap();
+    }
+    // A host of the same cloud (tokens may go there) but not this client's endpoint.
+    let elsewhere = "https://acct1.blob.core.windows.net";
+    stack
+        .emulator
+        .set_options(|options| options.follow_up_origin = Some(elsewhere.into()));
+    stack.emulator.clear_requests();
+    let mut pages = 0;
+    let listed = arm
+        .list_pages(
+            &format!("{GROUP}/resources?api-version=2021-04-01&$top=2"),
+            |_| {
+                pages += 1;
+                Ok(())
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(listed.kind, AzureErrorKind::Refused, "{listed}");
+    assert!(
+        listed.to_string().contains("acct1.blob.core.windows.net"),
+        "{listed}"
+    );
+    assert_eq!(pages, 1, "only the ARM host's own page was taken");
+    let operation = arm
+        .call_and_wait(
+            Method::Put,
+            &format!("{GROUP}/providers/Microsoft.Example/things/t9?api-version=2024-01-01"),
+            Some(&json!({ "location": "westeurope" })),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(operation.kind, AzureErrorKind::Refused, "{operation}");
+    assert!(
+        stack
+            .requests()
+            .iter()
+            .all(|r| r.host == "management.azure.com" || r.service == atg_testkit::Service::Token),
+        "a request left the ARM host: {:#?}",
+        stack.requests()
+    );
+}

@@ -139,6 +139,16 @@ impl Stack {
             .await
     }
 
+    /// Runs `atg deploy` with `args` plus `--report FILE`; answers the run and the file's text.
+    pub async fn deploy_with_report(&self, inventory: &Path, args: &[&str]) -> (Run, String) {
+        let report_path = self.path("report.json");
+        let mut all = args.to_vec();
+        all.extend(["--report", report_path.to_str().unwrap()]);
+        let run = self.deploy(inventory, &all).await;
+        let report = std::fs::read_to_string(&report_path).unwrap_or_default();
+        (run, report)
+    }
+
     pub async fn deploy_with_env(
         &self,
         inventory: &Path,

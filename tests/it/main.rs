@@ -17,3 +17,4 @@ mod inputs;
 mod key_vault;
 mod snapshots;
 mod storage;
+mod trust;

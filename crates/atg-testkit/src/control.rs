@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::options::EmulatorOptions;
 use crate::server::{lock, Shared};
+use bytes::Bytes;
 
 pub(crate) fn handle(shared: &Shared, request: &ApiRequest) -> ApiResponse {
     match (&request.method, request.path.trim_end_matches('/')) {
@@ -75,4 +76,69 @@ fn update_config(shared: &Shared, request: &ApiRequest) -> ApiResponse {
             None,
         ),
     }
+}
+
+/// Applies the knobs that make a service misbehave ([`EmulatorOptions::follow_up_origin`],
+/// [`EmulatorOptions::error_message_echo`]) to an answer, whichever service produced it.
+pub(crate) fn misbehave(
+    options: &EmulatorOptions,
+    request: &ApiRequest,
+    mut response: ApiResponse,
+) -> ApiResponse {
+    if let Some(origin) = &options.follow_up_origin {
+        for (name, value) in &mut response.headers {
+            if name.eq_ignore_ascii_case("azure-asyncoperation")
+                || name.eq_ignore_ascii_case("location")
+            {
+                if let Some(moved) = move_to(origin, value) {
+                    *value = moved;
+                }
+            }
+        }
+    }
+    if options.follow_up_origin.is_none() && options.error_message_echo.is_none() {
+        return response;
+    }
+    let Ok(mut body) = serde_json::from_slice::<Value>(&response.body) else {
+        return response;
+    };
+    let mut changed = false;
+    if let Some(origin) = &options.follow_up_origin {
+        if let Some(moved) = body["nextLink"]
+            .as_str()
+            .and_then(|link| move_to(origin, link))
+        {
+            body["nextLink"] = json!(moved);
+            changed = true;
+        }
+    }
+    if let Some(echo) = &options.error_message_echo {
+        if response.status.as_u16() >= 400 {
+            if let Some(message) = body["error"]["message"].as_str() {
+                let authorization = request
+                    .headers
+                    .get(hyper::header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                let echoed = echo.replace("{authorization}", authorization);
+                body["error"]["message"] = json!(format!("{message} {echoed}"));
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        response.body = Bytes::from(body.to_string());
+    }
+    response
+}
+
+/// `link` with `origin` in place of its own scheme, host and port.
+fn move_to(origin: &str, link: &str) -> Option<String> {
+    let link = url::Url::parse(link).ok()?;
+    let query = link.query().map(|q| format!("?{q}")).unwrap_or_default();
+    Some(format!(
+        "{}{}{query}",
+        origin.trim_end_matches('/'),
+        link.path()
+    ))
 }

@@ -34,6 +34,14 @@ pub struct EmulatorOptions {
     pub vault_tenants: BTreeMap<String, String>,
     /// Service principals the token endpoint accepts; empty means "accept anyone".
     pub principals: Vec<Principal>,
+    /// A hostile or broken service: every follow-up URL it answers with (a body's `nextLink`,
+    /// an `Azure-AsyncOperation` or `Location` header) gets this origin (`scheme://host:port`)
+    /// instead of its own, path and query kept. `None` leaves them.
+    pub follow_up_origin: Option<String>,
+    /// A service that echoes credentials: appended to the `error.message` of every JSON error
+    /// answer (status 400 and above), with `{authorization}` replaced by the request's
+    /// `Authorization` header. `None` leaves messages as they are.
+    pub error_message_echo: Option<String>,
 }
 
 impl Default for EmulatorOptions {
@@ -48,6 +56,8 @@ impl Default for EmulatorOptions {
             default_tenant: DEFAULT_TENANT_ID.to_owned(),
             vault_tenants: BTreeMap::new(),
             principals: Vec::new(),
+            follow_up_origin: None,
+            error_message_echo: None,
         }
     }
 }

@@ -469,6 +469,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Option<Response<
             None,
         ),
     };
+    let response = control::misbehave(&options, &request, response);
     entry.status = Some(response.status.as_u16());
     shared.record(entry);
     Some(to_hyper(response))

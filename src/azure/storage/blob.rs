@@ -545,7 +545,7 @@ impl StorageClient {
             Some("success") | None => CopyState::Success,
             Some(other) => CopyState::Failed(format!(
                 "copy {other}: {}",
-                super::strip_query_strings(
+                super::sanitize_server_text(
                     response
                         .header("x-ms-copy-status-description")
                         .unwrap_or("no description")

@@ -33,7 +33,7 @@ use azure_core::http::policies::Policy;
 use azure_core::http::{Context, Method, Pipeline, PipelineSendOptions, Request, Url};
 
 use super::cloud::Cloud;
-use super::error::{strip_query_strings, AzureError, AzureErrorKind};
+use super::error::{sanitize_server_text, AzureError, AzureErrorKind};
 use super::policies::WriteAccess;
 use super::sensitive::{redact_url, Sensitive};
 use super::transport::AzureHttp;
@@ -190,22 +190,18 @@ impl StorageResponse {
     /// The error this answer stands for: status, the service's error code and the first line
     /// of its message (storage messages go on with request id and time), and the request id.
     pub fn error(&self) -> AzureError {
-        let mut error = AzureError::from_response(
-            self.status,
-            self.header("x-ms-request-id").map(str::to_owned),
-            b"",
-        );
         let (code, message) = xml::error_code_and_message(&self.body)
             .or_else(|| table::json_error(&self.body))
             .unwrap_or((None, None));
-        error.code = code.or_else(|| self.header("x-ms-error-code").map(str::to_owned));
-        if let Some(message) = message {
-            let first = message.lines().next().unwrap_or_default().trim();
-            if !first.is_empty() {
-                error.message = strip_query_strings(first);
-            }
-        }
-        error
+        AzureError::from_response(
+            self.status,
+            self.header("x-ms-request-id").map(str::to_owned),
+            b"",
+        )
+        .with_service_text(
+            code.or_else(|| self.header("x-ms-error-code").map(str::to_owned)),
+            message.as_deref(),
+        )
     }
 
     /// `Ok(self)` for a 2xx answer, the error otherwise.
@@ -267,7 +263,7 @@ impl StorageClient {
         let pipeline = Pipeline::new(
             Some("atg"),
             Some(env!("CARGO_PKG_VERSION")),
-            http.client_options(access),
+            http.client_options(endpoints.of(service), access),
             Vec::new(),
             per_retry,
             None,
@@ -485,6 +481,25 @@ mod tests {
         assert_eq!(
             china.queue.as_str(),
             "https://acct1.queue.core.chinacloudapi.cn/"
+        );
+    }
+
+    #[test]
+    fn storage_error_messages_are_sanitized() {
+        let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request. Signature: sig=SIGSECRET AccountKey=KEYSECRET==\nRequestId:1</Message></Error>";
+        let response = StorageResponse {
+            status: 403,
+            headers: Headers::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let shown = response.error().to_string();
+        assert!(
+            shown.contains("403 AuthenticationFailed: Server failed to authenticate the request"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("SIGSECRET") && !shown.contains("KEYSECRET"),
+            "{shown}"
         );
     }
 

@@ -384,15 +384,8 @@ fn batch_outcome(body: &[u8], request_id: Option<&str>) -> Result<(), BatchFailu
             .as_deref()
             .and_then(|m| m.split(':').next())
             .and_then(|i| i.trim().parse().ok());
-        let mut error = AzureError::from_response(status, request_id.map(str::to_owned), b"");
-        error.code = code;
-        if let Some(message) = message {
-            message
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .clone_into(&mut error.message);
-        }
+        let error = AzureError::from_response(status, request_id.map(str::to_owned), b"")
+            .with_service_text(code, message.as_deref());
         return Err(BatchFailure { index, error });
     }
     Ok(())

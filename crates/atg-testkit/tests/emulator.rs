@@ -1129,3 +1129,34 @@ async fn arm_resources_have_lros_paging_and_list_keys() {
     );
     emulator.shutdown().await;
 }
+
+/// Key Vault's own password-less PFX (a backing secret as real Key Vault served it, see
+/// `tests/fixtures/`) imports without a password, as it does into Key Vault.
+#[tokio::test]
+async fn a_pfx_exported_by_real_key_vault_imports_without_password() {
+    let (emulator, _) = start().await;
+    let client = VaultRestClient::new(&emulator, "kv1").expect("client");
+    let pfx = include_str!("fixtures/real-key-vault-export.pfx.b64").trim();
+    let imported = client
+        .raw(
+            Method::POST,
+            "/certificates/from-azure/import",
+            Some(&json!({"value": pfx, "policy": {"secret_props": {"contentType": "application/x-pkcs12"}}})),
+        )
+        .await
+        .expect("import");
+    assert_eq!(imported.status, StatusCode::OK, "{:?}", imported.body);
+    // The thumbprint Key Vault reported for this certificate.
+    assert_eq!(imported.body["x5t"], "a3smTonNIUP_pLaBLH80RuxPGOc");
+    assert_eq!(
+        imported.body["policy"]["x509_props"]["subject"],
+        "CN=MyCert"
+    );
+    let key = client
+        .get_key("from-azure")
+        .await
+        .expect("get")
+        .expect("backing key");
+    assert_eq!(key["key"]["kty"], "RSA");
+    emulator.shutdown().await;
+}

@@ -354,8 +354,28 @@ pub(crate) fn parse_import(
         }
         return Ok(material);
     }
-    let store = KeyStore::from_pkcs12(&bytes, password.unwrap_or(""), Pkcs12ImportPolicy::Relaxed)
-        .map_err(|error| format!("The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format. ({error})"))?;
+    let store = match KeyStore::from_pkcs12(
+        &bytes,
+        password.unwrap_or(""),
+        Pkcs12ImportPolicy::Relaxed,
+    ) {
+        Ok(store) => store,
+        Err(error) => {
+            // An empty password has two encodings; Key Vault's own exports use the one
+            // p12-keystore does not try.
+            if password.unwrap_or_default().is_empty() {
+                if let Ok(contents) = super::pfx::read_without_password(&bytes) {
+                    return Ok(ImportedMaterial {
+                        certificates: contents.certificates,
+                        key_pkcs8: contents.key_pkcs8,
+                        opaque_key_pem: None,
+                        was_pem: false,
+                    });
+                }
+            }
+            return Err(format!("The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format. ({error})"));
+        }
+    };
     let mut material = ImportedMaterial {
         certificates: Vec::new(),
         key_pkcs8: None,

@@ -8,6 +8,7 @@
 mod certificates;
 mod crypto;
 mod keys;
+mod pfx;
 mod secrets;
 
 use std::collections::{BTreeMap, HashMap};

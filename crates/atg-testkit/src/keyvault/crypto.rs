@@ -8,7 +8,7 @@ use base64::Engine as _;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy, PrivateKeyChain};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
-    KeyUsagePurpose, PublicKeyData as _, RsaKeySize, SignatureAlgorithm,
+    KeyUsagePurpose, OtherNameValue, PublicKeyData as _, RsaKeySize, SanType, SignatureAlgorithm,
 };
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use serde_json::{json, Map, Value};
@@ -227,18 +227,34 @@ fn distinguished_name(subject: &str) -> DistinguishedName {
 
 fn certificate_params(policy: &Value) -> Result<CertificateParams, String> {
     let x509 = &policy["x509_props"];
-    let sans: Vec<String> = x509["sans"]["dns_names"]
-        .as_array()
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut params = CertificateParams::new(sans)
+    let names = |member: &str| -> Vec<String> {
+        x509["sans"][member]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut params = CertificateParams::new(names("dns_names"))
         .map_err(|error| format!("invalid subject alternative name: {error}"))?;
+    // The policy's e-mail and UPN alternative names go into the certificate too, as Key Vault
+    // puts them (UPN: the Microsoft otherName 1.3.6.1.4.1.311.20.2.3).
+    for email in names("emails") {
+        let email = email
+            .try_into()
+            .map_err(|error| format!("invalid e-mail alternative name: {error}"))?;
+        params.subject_alt_names.push(SanType::Rfc822Name(email));
+    }
+    for upn in names("upns") {
+        params.subject_alt_names.push(SanType::OtherName((
+            vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+            OtherNameValue::Utf8String(upn),
+        )));
+    }
     params.distinguished_name = distinguished_name(x509["subject"].as_str().unwrap_or_default());
     let months = x509["validity_months"]
         .as_i64()

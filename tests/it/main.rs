@@ -14,5 +14,6 @@ mod cli;
 mod common;
 mod graph;
 mod key_vault;
+mod lost_answers;
 mod snapshots;
 mod storage;

@@ -13,48 +13,11 @@ use crate::common::*;
 const REAL_PFX: &str =
     include_str!("../../crates/atg-testkit/tests/fixtures/real-key-vault-export.pfx.b64");
 
+/// The Key Vault tests' source (secrets of every kind, RSA and EC keys, a self-signed
+/// certificate) plus a certificate imported from Key Vault's own PFX.
 async fn seed_source(stack: &Stack) {
+    crate::key_vault::seed_source(stack, "src-kv").await;
     let source = stack.vault("src-kv");
-    source
-        .set_secret("plain", "value-1", None, None, true)
-        .await
-        .unwrap();
-    source
-        .set_secret(
-            "typed",
-            "value-2",
-            Some("text/plain"),
-            Some(&tags(&[("env", "prod")])),
-            true,
-        )
-        .await
-        .unwrap();
-    for value in ["v1", "v2"] {
-        source
-            .set_secret("versioned", value, None, None, true)
-            .await
-            .unwrap();
-    }
-    source
-        .create_key("rsa-key", "RSA", Some(2048), None)
-        .await
-        .unwrap();
-    source
-        .create_key("ec-key", "EC", None, Some("P-256"))
-        .await
-        .unwrap();
-    source
-        .create_certificate(
-            "self-cert",
-            &json!({
-                "key_props": { "exportable": true, "kty": "RSA", "key_size": 2048, "reuse_key": false },
-                "secret_props": { "contentType": "application/x-pkcs12" },
-                "x509_props": { "subject": "CN=lost-answers", "validity_months": 12 },
-                "issuer": { "name": "Self" }
-            }),
-        )
-        .await
-        .unwrap();
     let imported = source
         .raw(
             reqwest::Method::POST,

@@ -781,15 +781,28 @@ where
                 }
             }
         }
+        // The answer was lost (reset, 5xx, timeout): the write may have taken effect, and the
+        // retry policy does not resend writes that add a version. The caller compares again.
+        Err(error) if error.is_retryable() && error.status() != Some(429) => {
+            tokio::time::sleep(LOST_ANSWER_PAUSE).await;
+            Ok(WriteResult::Unconfirmed)
+        }
         Err(error) => Err(failed(&format!("write {kind}"), &error)),
     }
 }
+
+/// How often an item is compared and written: a recovery or a lost answer each cost a round.
+const WRITE_ROUNDS: usize = 5;
+const LOST_ANSWER_PAUSE: Duration = Duration::from_millis(500);
 
 enum WriteResult {
     Written,
     WrittenAfterPurge,
     /// The name was recovered instead of written; the caller compares again.
     Recovered,
+    /// The write's answer was lost; the caller compares again and, when the target now holds
+    /// what was written, reports it written rather than writing a second version.
+    Unconfirmed,
 }
 
 fn conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
@@ -864,9 +877,16 @@ async fn template_secret(
     detail: SecretDetail,
 ) -> ItemStatus {
     let mut target = detail.target;
-    for _ in 0..2 {
+    let mut unconfirmed = false;
+    let written = || ItemStatus::Replicated {
+        action: "placeholder value".into(),
+    };
+    for _ in 0..WRITE_ROUNDS {
         if let Some(existing) = &target {
             if *existing == detail.source {
+                if unconfirmed {
+                    return written();
+                }
                 return ItemStatus::Skipped {
                     reason: "exists in the target with the same metadata".into(),
                 };
@@ -884,13 +904,10 @@ async fn template_secret(
         }
         let write = || set_secret(vaults, name, ctx.placeholder, &detail.source);
         match write_handling_deleted(ctx, job, SECRET, name, vaults, write).await {
-            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
-                return ItemStatus::Replicated {
-                    action: "placeholder value".into(),
-                }
-            }
-            Ok(WriteResult::Recovered) => {
-                // Compare the recovered secret's metadata.
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
+            Ok(result @ (WriteResult::Recovered | WriteResult::Unconfirmed)) => {
+                unconfirmed |= matches!(result, WriteResult::Unconfirmed);
+                // Compare the recovered (or possibly written) secret's metadata.
                 target = match absent_on_404(vaults.target.secrets.get_secret(name, None).await) {
                     Ok(Some(response)) => match response.into_model() {
                         Ok(secret) => Some(SecretMeta::of_secret(&secret)),
@@ -968,7 +985,20 @@ async fn replicate_secret(
         ),
     };
     let mut check_target = detail.target.is_some();
-    for _ in 0..2 {
+    let mut unconfirmed = false;
+    let written = || {
+        if value.is_some() {
+            ItemStatus::Replicated {
+                action: "value copied".into(),
+            }
+        } else {
+            ItemStatus::Partial {
+                action: "written disabled with a placeholder value".into(),
+                reason: "disabled in the source: its value cannot be read".into(),
+            }
+        }
+    };
+    for _ in 0..WRITE_ROUNDS {
         if check_target {
             let existing = match read_value(&vaults.target.secrets, name).await {
                 Ok(Some(secret)) => Some((
@@ -987,6 +1017,9 @@ async fn replicate_secret(
                     (Some(_), None) => false,
                 };
                 if same_value && target_meta == meta {
+                    if unconfirmed {
+                        return written();
+                    }
                     return ItemStatus::Skipped {
                         reason: "identical in the target".into(),
                     };
@@ -1012,19 +1045,12 @@ async fn replicate_secret(
             .map_or(ctx.placeholder, crate::azure::Sensitive::expose);
         let write = || set_secret(vaults, name, written_value, &meta);
         match write_handling_deleted(ctx, job, SECRET, name, vaults, write).await {
-            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
-                return if value.is_some() {
-                    ItemStatus::Replicated {
-                        action: "value copied".into(),
-                    }
-                } else {
-                    ItemStatus::Partial {
-                        action: "written disabled with a placeholder value".into(),
-                        reason: "disabled in the source: its value cannot be read".into(),
-                    }
-                };
-            }
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
             Ok(WriteResult::Recovered) => check_target = true,
+            Ok(WriteResult::Unconfirmed) => {
+                check_target = true;
+                unconfirmed = true;
+            }
             Err(status) => return status,
         }
     }
@@ -1192,12 +1218,18 @@ async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -
             error: "the source key has no public key to take its type from".into(),
         };
     };
-    for _ in 0..2 {
+    let mut unconfirmed = false;
+    for _ in 0..WRITE_ROUNDS {
         let mut over_existing = false;
         match get_key(&vaults.target.keys, name).await {
             Ok(Some(existing)) => {
                 let existing_shape = KeyShape::of(&existing);
                 if existing_shape.as_ref() == Some(&shape) {
+                    if unconfirmed {
+                        return ItemStatus::Replicated {
+                            action: "new key material with the source key's shape".into(),
+                        };
+                    }
                     return ItemStatus::Skipped {
                         reason: "exists in the target with the same type, size, operations and attributes (key material is never copied)".into(),
                     };
@@ -1237,6 +1269,7 @@ async fn copy_key(ctx: &PluginContext, job: &Job, vaults: &Vaults, name: &str) -
                 };
             }
             Ok(WriteResult::Recovered) => {}
+            Ok(WriteResult::Unconfirmed) => unconfirmed = true,
             Err(status) => return status,
         }
     }
@@ -1354,7 +1387,26 @@ async fn copy_certificate(
             ),
         };
     }
-    for _ in 0..2 {
+    let written = || {
+        if import {
+            ItemStatus::Replicated {
+                action: "imported with its private key".into(),
+            }
+        } else if job.mode == Mode::Replication {
+            ItemStatus::Partial {
+                action: "new self-signed certificate from the source policy".into(),
+                reason:
+                    "the source key is not exportable: the target certificate has a new key pair"
+                        .into(),
+            }
+        } else {
+            ItemStatus::Replicated {
+                action: "new self-signed certificate from the source policy".into(),
+            }
+        }
+    };
+    let mut unconfirmed = false;
+    for _ in 0..WRITE_ROUNDS {
         match get_certificate(&vaults.target.certificates, name).await {
             Ok(Some(existing)) => {
                 let identical = if import {
@@ -1365,6 +1417,9 @@ async fn copy_certificate(
                         == policy_fingerprint(Some(&policy))
                 };
                 if identical {
+                    if unconfirmed {
+                        return written();
+                    }
                     return ItemStatus::Skipped {
                         reason: if import {
                             "identical certificate in the target".into()
@@ -1423,23 +1478,9 @@ async fn copy_certificate(
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, write).await
         };
         match result {
-            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
-                return if import {
-                    ItemStatus::Replicated {
-                        action: "imported with its private key".into(),
-                    }
-                } else if job.mode == Mode::Replication {
-                    ItemStatus::Partial {
-                        action: "new self-signed certificate from the source policy".into(),
-                        reason: "the source key is not exportable: the target certificate has a new key pair".into(),
-                    }
-                } else {
-                    ItemStatus::Replicated {
-                        action: "new self-signed certificate from the source policy".into(),
-                    }
-                };
-            }
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
             Ok(WriteResult::Recovered) => {}
+            Ok(WriteResult::Unconfirmed) => unconfirmed = true,
             Err(status) => return status,
         }
     }

@@ -1,5 +1,6 @@
 //! Behaviour of the emulator as seen over HTTPS: challenge flow, paging, soft delete, keys,
-//! certificates, throttling, fault injection, forbidden vaults, the request log, ARM and tokens.
+//! certificates, throttling, fault injection (before a request and lost answers after a write),
+//! forbidden vaults, the request log, ARM and tokens.
 
 use std::time::Duration;
 

@@ -186,6 +186,28 @@ fn is_read(method: Method, path: &str, query: Option<&str>) -> bool {
     }
 }
 
+/// A Key Vault write that adds a version (set a secret, import a key, create or import a
+/// certificate or key, restore). Resending one whose answer was lost would add a second version,
+/// so only its 429s (which Key Vault never carries out) are resent here; the Key Vault plugin
+/// reads the target back before writing again.
+fn adds_key_vault_version(method: Method, host: &str, path: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let path = path.trim_end_matches('/').to_ascii_lowercase();
+    let in_vault = Cloud::ALL
+        .iter()
+        .any(|cloud| host.ends_with(cloud.key_vault_suffix()));
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    in_vault
+        && matches!(
+            (method, segments.as_slice()),
+            (Method::Put, ["secrets" | "keys", _])
+                | (
+                    Method::Post,
+                    [_, "restore"] | ["keys" | "certificates", _, "create" | "import"]
+                )
+        )
+}
+
 #[async_trait]
 impl Policy for WriteGuardPolicy {
     async fn send(
@@ -476,6 +498,11 @@ impl Policy for RetryPolicy {
             if decision == RetryDecision::Done || attempt >= self.state.settings.max_retries {
                 return result;
             }
+            if decision != RetryDecision::Throttled
+                && adds_key_vault_version(request.method(), &host, request.url().path())
+            {
+                return result;
+            }
             attempt += 1;
             let requested = match &result {
                 Ok(response) => retry_after(response.headers()),
@@ -756,6 +783,52 @@ mod tests {
         assert!(policy.backoff(1) >= Duration::from_millis(50));
         assert!(policy.backoff(3) >= Duration::from_millis(200));
         assert!(policy.backoff(30) <= Duration::from_millis(400));
+    }
+
+    #[test]
+    fn only_key_vault_writes_that_add_a_version_are_left_unsent() {
+        let vault = "v.vault.azure.net";
+        assert!(adds_key_vault_version(Method::Put, vault, "/secrets/a"));
+        assert!(adds_key_vault_version(
+            Method::Put,
+            "v.vault.azure.cn",
+            "/keys/a"
+        ));
+        assert!(adds_key_vault_version(
+            Method::Post,
+            vault,
+            "/keys/a/create"
+        ));
+        assert!(adds_key_vault_version(
+            Method::Post,
+            vault,
+            "/certificates/a/import"
+        ));
+        assert!(adds_key_vault_version(
+            Method::Post,
+            vault,
+            "/certificates/a/create"
+        ));
+        assert!(adds_key_vault_version(
+            Method::Post,
+            vault,
+            "/secrets/restore"
+        ));
+        // Idempotent writes and reads are resent as before.
+        assert!(!adds_key_vault_version(Method::Patch, vault, "/secrets/a"));
+        assert!(!adds_key_vault_version(Method::Delete, vault, "/secrets/a"));
+        assert!(!adds_key_vault_version(
+            Method::Post,
+            vault,
+            "/deletedsecrets/a/recover"
+        ));
+        assert!(!adds_key_vault_version(Method::Get, vault, "/secrets/a"));
+        // Storage uploads overwrite: resending them is safe.
+        assert!(!adds_key_vault_version(
+            Method::Put,
+            "a.blob.core.windows.net",
+            "/c/b"
+        ));
     }
 
     #[test]

@@ -1001,15 +1001,28 @@ where
                 }
             }
         }
+        // The answer was lost (reset, 5xx, timeout): the write may have taken effect, and the
+        // retry policy does not resend writes that add a version. The caller compares again.
+        Err(error) if error.is_retryable() && error.status() != Some(429) => {
+            tokio::time::sleep(LOST_ANSWER_PAUSE).await;
+            Ok(WriteResult::Unconfirmed)
+        }
         Err(error) => Err(failed(&format!("write {kind}"), &error)),
     }
 }
+
+/// How often an item is compared and written: a recovery or a lost answer each cost a round.
+const WRITE_ROUNDS: usize = 5;
+const LOST_ANSWER_PAUSE: Duration = Duration::from_millis(500);
 
 enum WriteResult {
     Written,
     WrittenAfterPurge,
     /// The name was recovered instead of written; the caller compares again.
     Recovered,
+    /// The write's answer was lost; the caller compares again and, when the target now holds
+    /// what was written, reports it written rather than writing a second version.
+    Unconfirmed,
 }
 
 fn conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
@@ -1085,9 +1098,16 @@ async fn template_secret(
     detail: SecretDetail,
 ) -> ItemStatus {
     let mut target = detail.target;
-    for _ in 0..2 {
+    let mut unconfirmed = false;
+    let written = || ItemStatus::Replicated {
+        action: "placeholder value".into(),
+    };
+    for _ in 0..WRITE_ROUNDS {
         if let Some(existing) = &target {
             if *existing == detail.source {
+                if unconfirmed {
+                    return written();
+                }
                 return ItemStatus::Skipped {
                     reason: "exists in the target with the same metadata".into(),
                 };
@@ -1105,13 +1125,10 @@ async fn template_secret(
         }
         let write = || set_secret(vaults, name, ctx.placeholder, &detail.source);
         match write_handling_deleted(ctx, job, SECRET, name, vaults, trail, write).await {
-            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
-                return ItemStatus::Replicated {
-                    action: "placeholder value".into(),
-                }
-            }
-            Ok(WriteResult::Recovered) => {
-                // Compare the recovered secret's metadata.
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
+            Ok(result @ (WriteResult::Recovered | WriteResult::Unconfirmed)) => {
+                unconfirmed |= matches!(result, WriteResult::Unconfirmed);
+                // Compare the recovered (or possibly written) secret's metadata.
                 target = match absent_on_404(vaults.target.secrets.get_secret(name, None).await) {
                     Ok(Some(response)) => match response.into_model() {
                         Ok(secret) => Some(SecretMeta::of_secret(&secret)),
@@ -1190,7 +1207,20 @@ async fn replicate_secret(
         ),
     };
     let mut check_target = detail.target.is_some();
-    for _ in 0..2 {
+    let mut unconfirmed = false;
+    let written = || {
+        if value.is_some() {
+            ItemStatus::Replicated {
+                action: "value copied".into(),
+            }
+        } else {
+            ItemStatus::Partial {
+                action: "written disabled with a placeholder value".into(),
+                reason: "disabled in the source: its value cannot be read".into(),
+            }
+        }
+    };
+    for _ in 0..WRITE_ROUNDS {
         if check_target {
             let existing = match read_value(&vaults.target.secrets, name).await {
                 Ok(Some(secret)) => Some((
@@ -1209,6 +1239,9 @@ async fn replicate_secret(
                     (Some(_), None) => false,
                 };
                 if same_value && target_meta == meta {
+                    if unconfirmed {
+                        return written();
+                    }
                     return ItemStatus::Skipped {
                         reason: "identical in the target".into(),
                     };
@@ -1234,19 +1267,12 @@ async fn replicate_secret(
             .map_or(ctx.placeholder, crate::azure::Sensitive::expose);
         let write = || set_secret(vaults, name, written_value, &meta);
         match write_handling_deleted(ctx, job, SECRET, name, vaults, trail, write).await {
-            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
-                return if value.is_some() {
-                    ItemStatus::Replicated {
-                        action: "value copied".into(),
-                    }
-                } else {
-                    ItemStatus::Partial {
-                        action: "written disabled with a placeholder value".into(),
-                        reason: "disabled in the source: its value cannot be read".into(),
-                    }
-                };
-            }
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
             Ok(WriteResult::Recovered) => check_target = true,
+            Ok(WriteResult::Unconfirmed) => {
+                check_target = true;
+                unconfirmed = true;
+            }
             Err(status) => return status,
         }
     }
@@ -1420,12 +1446,18 @@ async fn copy_key(
             error: "the source key has no public key to take its type from".into(),
         };
     };
-    for _ in 0..2 {
+    let mut unconfirmed = false;
+    for _ in 0..WRITE_ROUNDS {
         let mut over_existing = false;
         match get_key(&vaults.target.keys, name).await {
             Ok(Some(existing)) => {
                 let existing_shape = KeyShape::of(&existing);
                 if existing_shape.as_ref() == Some(&shape) {
+                    if unconfirmed {
+                        return ItemStatus::Replicated {
+                            action: "new key material with the source key's shape".into(),
+                        };
+                    }
                     return ItemStatus::Skipped {
                         reason: "exists in the target with the same type, size, operations and attributes (key material is never copied)".into(),
                     };
@@ -1465,6 +1497,7 @@ async fn copy_key(
                 };
             }
             Ok(WriteResult::Recovered) => {}
+            Ok(WriteResult::Unconfirmed) => unconfirmed = true,
             Err(status) => return status,
         }
     }
@@ -1601,7 +1634,31 @@ async fn copy_certificate(
             ),
         };
     }
-    for _ in 0..2 {
+    let created = if self_signed_from_import {
+        "new self-signed certificate from the source policy (the source was imported, issuer `Unknown`: issuer set to `Self`, no order placed)"
+    } else {
+        "new self-signed certificate from the source policy"
+    };
+    let written = || {
+        if import {
+            ItemStatus::Replicated {
+                action: "imported with its private key".into(),
+            }
+        } else if job.mode == Mode::Replication {
+            ItemStatus::Partial {
+                action: created.into(),
+                reason:
+                    "the source key is not exportable: the target certificate has a new key pair"
+                        .into(),
+            }
+        } else {
+            ItemStatus::Replicated {
+                action: created.into(),
+            }
+        }
+    };
+    let mut unconfirmed = false;
+    for _ in 0..WRITE_ROUNDS {
         match get_certificate(&vaults.target.certificates, name).await {
             Ok(Some(existing)) => {
                 let identical = if import {
@@ -1612,6 +1669,9 @@ async fn copy_certificate(
                         == policy_fingerprint(Some(&policy))
                 };
                 if identical {
+                    if unconfirmed {
+                        return written();
+                    }
                     return ItemStatus::Skipped {
                         reason: if import {
                             "identical certificate in the target".into()
@@ -1670,28 +1730,9 @@ async fn copy_certificate(
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         };
         match result {
-            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
-                let created = if self_signed_from_import {
-                    "new self-signed certificate from the source policy (the source was imported, issuer `Unknown`: issuer set to `Self`, no order placed)"
-                } else {
-                    "new self-signed certificate from the source policy"
-                };
-                return if import {
-                    ItemStatus::Replicated {
-                        action: "imported with its private key".into(),
-                    }
-                } else if job.mode == Mode::Replication {
-                    ItemStatus::Partial {
-                        action: created.into(),
-                        reason: "the source key is not exportable: the target certificate has a new key pair".into(),
-                    }
-                } else {
-                    ItemStatus::Replicated {
-                        action: created.into(),
-                    }
-                };
-            }
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
             Ok(WriteResult::Recovered) => {}
+            Ok(WriteResult::Unconfirmed) => unconfirmed = true,
             Err(status) => return status,
         }
     }

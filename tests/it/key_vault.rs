@@ -10,7 +10,7 @@ const SENTINEL: &str = "sentinel-Zq8vX1-never-print-me";
 
 /// A source vault with the cases that matter: plain, typed+tagged, several versions, disabled,
 /// an RSA key, an EC key and an exportable self-signed certificate.
-async fn seed_source(stack: &Stack, vault: &str) {
+pub(crate) async fn seed_source(stack: &Stack, vault: &str) {
     let source = stack.vault(vault);
     source
         .set_secret("plain", "value-1", None, None, true)

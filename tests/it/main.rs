@@ -15,6 +15,7 @@ mod common;
 mod graph;
 mod inputs;
 mod key_vault;
+mod lost_answers;
 mod snapshots;
 mod storage;
 mod trust;

@@ -6,6 +6,9 @@
 //! - a small generic ARM resource store (`management.azure.com` and equivalents, `arm`);
 //! - a control API under `/_emulator/` on any host (request log, runtime configuration).
 //!
+//! Faults come in two kinds: before a request takes effect (429, 503, reset) and after a Key
+//! Vault write took effect (a lost answer: reset, 500, 503 or timeout).
+//!
 //! Clients reach it by resolving the real Azure host names to the emulator's address and trusting the
 //! test CA it generates at start ([`Emulator::ca_pem`]). Behaviour knobs (latency, throttling, fault
 //! injection, forbidden vaults, per-vault tenants, principals) live in [`EmulatorOptions`].
@@ -26,7 +29,8 @@ pub mod storage_gateway;
 pub mod token;
 
 pub use options::{
-    EmulatorOptions, FaultKind, FaultOptions, Principal, ThrottleOptions, DEFAULT_TENANT_ID,
+    EmulatorOptions, FaultKind, FaultOptions, LostAnswerKind, LostAnswerOptions, Principal,
+    ThrottleOptions, DEFAULT_TENANT_ID,
 };
 pub use server::{Emulator, RecordedRequest, Service};
 pub use token::{mint_token, mint_token_with_expiry};

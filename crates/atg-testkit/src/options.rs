@@ -1,4 +1,5 @@
-//! Runtime knobs of the emulator: latency, throttling, fault injection, authorization and identity.
+//! Runtime knobs of the emulator: latency, throttling, fault injection (before a request takes
+//! effect, and lost answers after a write took effect), authorization and identity.
 //!
 //! Owns only plain data; the server reads a snapshot of it for every request, so changes made through
 //! [`crate::Emulator::set_options`] or `PUT /_emulator/config` apply to the next request.
@@ -23,6 +24,8 @@ pub struct EmulatorOptions {
     pub throttle: Option<ThrottleOptions>,
     /// Fault injection on data-plane (Key Vault and ARM) requests; `None` disables it.
     pub faults: Option<FaultOptions>,
+    /// Key Vault writes that take effect but whose answer is lost; `None` disables it.
+    pub lost_answers: Option<LostAnswerOptions>,
     /// Vault names (lowercase, without DNS suffix) whose every authorized request answers 403.
     pub forbidden_vaults: BTreeSet<String>,
     /// Key Vault paths (lowercase, whole, e.g. `/deletedsecrets`: the listing of deleted secrets)
@@ -51,6 +54,7 @@ impl Default for EmulatorOptions {
             latency_ms: 0,
             throttle: None,
             faults: None,
+            lost_answers: None,
             forbidden_vaults: BTreeSet::new(),
             forbidden_paths: BTreeSet::new(),
             default_tenant: DEFAULT_TENANT_ID.to_owned(),
@@ -129,6 +133,95 @@ impl FaultKind {
     }
 }
 
+/// Carry out a fraction of Key Vault writes (PUT, PATCH, POST, DELETE that succeed), then lose
+/// the answer: what a client sees when a connection drops or a gateway fails after the vault
+/// acted. A retry then meets the write already done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LostAnswerOptions {
+    /// Fraction of matching writes whose answer is lost, 0.0..=1.0.
+    pub rate: f64,
+    /// Kinds to choose from uniformly; empty means all kinds.
+    #[serde(default)]
+    pub kinds: Vec<LostAnswerKind>,
+    /// Which writes: `METHOD` or `METHOD collection`, e.g. `PUT secrets`, `POST certificates`,
+    /// `DELETE` (collection = first path segment, case-insensitive); empty means every write.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Seed of the deterministic random generator that picks the writes.
+    #[serde(default)]
+    pub seed: u64,
+    /// For [`LostAnswerKind::Timeout`]: how long the answer is held before the connection closes.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+
+impl LostAnswerOptions {
+    /// Whether a write with this method to this first path segment is subject to lost answers.
+    #[must_use]
+    pub fn covers(&self, method: &str, collection: &str) -> bool {
+        let write = ["PUT", "PATCH", "POST", "DELETE"]
+            .iter()
+            .any(|write| write.eq_ignore_ascii_case(method));
+        write
+            && (self.operations.is_empty()
+                || self.operations.iter().any(|operation| {
+                    let mut parts = operation.split_whitespace();
+                    let method_matches =
+                        parts.next().is_some_and(|m| m.eq_ignore_ascii_case(method));
+                    let collection_matches = parts
+                        .next()
+                        .is_none_or(|c| c.eq_ignore_ascii_case(collection));
+                    method_matches && collection_matches
+                }))
+    }
+}
+
+/// How a lost answer looks to the client. The write has taken effect in every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LostAnswerKind {
+    /// The TCP connection is reset instead of answering.
+    #[serde(rename = "reset")]
+    ConnectionReset,
+    /// 500 Internal Server Error.
+    #[serde(rename = "500")]
+    InternalServerError,
+    /// 503 Service Unavailable.
+    #[serde(rename = "503")]
+    ServiceUnavailable,
+    /// No answer for `timeout_ms`, then the connection closes.
+    #[serde(rename = "timeout")]
+    Timeout,
+}
+
+impl LostAnswerKind {
+    pub const ALL: [LostAnswerKind; 4] = [
+        LostAnswerKind::ConnectionReset,
+        LostAnswerKind::InternalServerError,
+        LostAnswerKind::ServiceUnavailable,
+        LostAnswerKind::Timeout,
+    ];
+
+    /// Parses `reset`, `500`, `503` or `timeout`.
+    ///
+    /// # Errors
+    /// Returns a message naming the accepted spellings.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "reset" => Ok(Self::ConnectionReset),
+            "500" => Ok(Self::InternalServerError),
+            "503" => Ok(Self::ServiceUnavailable),
+            "timeout" => Ok(Self::Timeout),
+            other => Err(format!(
+                "unknown lost-answer kind `{other}`, expected reset, 500, 503 or timeout"
+            )),
+        }
+    }
+}
+
 /// A client-credentials principal the token endpoint accepts.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Principal {
@@ -146,5 +239,32 @@ impl fmt::Debug for Principal {
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_answers_cover_writes_by_method_and_collection() {
+        let mut options = LostAnswerOptions {
+            rate: 1.0,
+            kinds: Vec::new(),
+            operations: Vec::new(),
+            seed: 0,
+            timeout_ms: 1,
+        };
+        assert!(options.covers("PUT", "secrets"));
+        assert!(options.covers("delete", "keys"));
+        assert!(
+            !options.covers("GET", "secrets"),
+            "reads never lose answers"
+        );
+        options.operations = vec!["PUT secrets".into(), "POST".into()];
+        assert!(options.covers("PUT", "Secrets"));
+        assert!(!options.covers("PUT", "keys"));
+        assert!(options.covers("POST", "certificates"));
+        assert!(!options.covers("PATCH", "secrets"));
     }
 }

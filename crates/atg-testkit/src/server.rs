@@ -1,5 +1,6 @@
 //! The HTTPS server: accepts TLS connections on 127.0.0.1, buffers each request, applies the
-//! cross-cutting behaviour (latency, fault injection, request log) and dispatches by `Host` header
+//! cross-cutting behaviour (latency, fault injection before a request and lost answers after a
+//! Key Vault write, request log) and dispatches by `Host` header
 //! to the token endpoint, Key Vault, ARM or the control API. Owns the shared state; the services own
 //! their semantics.
 
@@ -25,7 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::arm::{self, ArmState};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keyvault::{self, VaultStore};
-use crate::options::{EmulatorOptions, FaultKind};
+use crate::options::{EmulatorOptions, FaultKind, LostAnswerKind};
 use crate::pki::TestPki;
 use crate::{control, token};
 
@@ -53,6 +54,9 @@ pub struct RecordedRequest {
     pub status: Option<u16>,
     pub bearer: bool,
     pub fault: Option<FaultKind>,
+    /// Set when the request took effect but its answer was lost.
+    #[serde(default)]
+    pub lost_answer: Option<LostAnswerKind>,
     pub body_has_value: bool,
 }
 
@@ -65,6 +69,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Shared {
     pub options: Mutex<EmulatorOptions>,
     fault_rng: Mutex<(u64, StdRng)>,
+    lost_answer_rng: Mutex<(u64, StdRng)>,
     pub log: Mutex<Vec<RecordedRequest>>,
     pub vaults: VaultStore,
     throttle_windows: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -79,24 +84,31 @@ impl Shared {
     /// Decides, before any processing, whether this data-plane request is faulted.
     fn pick_fault(&self, options: &EmulatorOptions) -> Option<FaultKind> {
         let faults = options.faults.as_ref()?;
-        if faults.rate <= 0.0 {
-            return None;
-        }
-        let mut guard = lock(&self.fault_rng);
-        // Re-seed when the configured seed changes so a test's fault pattern is reproducible.
-        if guard.0 != faults.seed {
-            *guard = (faults.seed, StdRng::seed_from_u64(faults.seed));
-        }
-        let rng = &mut guard.1;
-        if rng.random::<f64>() >= faults.rate {
-            return None;
-        }
         let kinds: &[FaultKind] = if faults.kinds.is_empty() {
             &FaultKind::ALL
         } else {
             &faults.kinds
         };
-        Some(kinds[rng.random_range(0..kinds.len())])
+        roll(&self.fault_rng, faults.seed, faults.rate, kinds)
+    }
+
+    /// Decides, after a Key Vault write succeeded, whether its answer is lost.
+    fn pick_lost_answer(
+        &self,
+        options: &EmulatorOptions,
+        request: &ApiRequest,
+    ) -> Option<LostAnswerKind> {
+        let lost = options.lost_answers.as_ref()?;
+        let collection = request.segments().first().copied().unwrap_or_default();
+        if !lost.covers(request.method.as_str(), collection) {
+            return None;
+        }
+        let kinds: &[LostAnswerKind] = if lost.kinds.is_empty() {
+            &LostAnswerKind::ALL
+        } else {
+            &lost.kinds
+        };
+        roll(&self.lost_answer_rng, lost.seed, lost.rate, kinds)
     }
 
     /// Sliding-window throttle per vault. Returns the seconds to wait when over the limit.
@@ -152,9 +164,11 @@ impl Emulator {
             .context("bind emulator port on 127.0.0.1")?;
         let addr = listener.local_addr()?;
         let seed = options.faults.as_ref().map_or(0, |faults| faults.seed);
+        let lost_seed = options.lost_answers.as_ref().map_or(0, |lost| lost.seed);
         let shared = Arc::new(Shared {
             options: Mutex::new(options),
             fault_rng: Mutex::new((seed, StdRng::seed_from_u64(seed))),
+            lost_answer_rng: Mutex::new((lost_seed, StdRng::seed_from_u64(lost_seed))),
             log: Mutex::new(Vec::new()),
             vaults: VaultStore::default(),
             throttle_windows: Mutex::new(HashMap::new()),
@@ -426,6 +440,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Option<Response<
         status: None,
         bearer: request.bearer().is_some(),
         fault: None,
+        lost_answer: None,
         body_has_value: request.body_has_value(),
     };
 
@@ -469,10 +484,68 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Option<Response<
             None,
         ),
     };
+    if service == Service::KeyVault && response.status.is_success() {
+        if let Some(lost) = shared.pick_lost_answer(&options, &request) {
+            return lose_answer(shared, entry, lost, &options).await;
+        }
+    }
     let response = control::misbehave(&options, &request, response);
     entry.status = Some(response.status.as_u16());
     shared.record(entry);
     Some(to_hyper(response))
+}
+
+/// Answers a write that took effect as if the answer never made it back.
+async fn lose_answer(
+    shared: &Shared,
+    mut entry: RecordedRequest,
+    lost: LostAnswerKind,
+    options: &EmulatorOptions,
+) -> Option<Response<Full<Bytes>>> {
+    entry.lost_answer = Some(lost);
+    let response = match lost {
+        LostAnswerKind::ConnectionReset => None,
+        LostAnswerKind::Timeout => {
+            shared.record(entry);
+            let wait = options.lost_answers.as_ref().map_or(0, |l| l.timeout_ms);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            return None;
+        }
+        LostAnswerKind::InternalServerError => Some(ApiResponse::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "The server encountered an internal error. Reason: injected lost answer",
+            None,
+        )),
+        LostAnswerKind::ServiceUnavailable => Some(ApiResponse::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. Reason: injected lost answer",
+            None,
+        )),
+    };
+    let response =
+        response.map(|response| response.with_header("x-ms-request-id", crate::http::new_guid()));
+    entry.status = response.as_ref().map(|response| response.status.as_u16());
+    shared.record(entry);
+    response.map(to_hyper)
+}
+
+/// Draws from a seeded generator: `None` (no fault) or one of `kinds`. Re-seeds when the
+/// configured seed changes, so a test's pattern is reproducible.
+fn roll<T: Copy>(slot: &Mutex<(u64, StdRng)>, seed: u64, rate: f64, kinds: &[T]) -> Option<T> {
+    if rate <= 0.0 || kinds.is_empty() {
+        return None;
+    }
+    let mut guard = lock(slot);
+    if guard.0 != seed {
+        *guard = (seed, StdRng::seed_from_u64(seed));
+    }
+    let rng = &mut guard.1;
+    if rng.random::<f64>() >= rate {
+        return None;
+    }
+    Some(kinds[rng.random_range(0..kinds.len())])
 }
 
 fn strip_port(host: &str) -> &str {

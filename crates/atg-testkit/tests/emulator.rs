@@ -1,12 +1,13 @@
 //! Behaviour of the emulator as seen over HTTPS: challenge flow, paging, soft delete, keys,
-//! certificates, throttling, fault injection, forbidden vaults, the request log, ARM and tokens.
+//! certificates, throttling, fault injection (before a request and lost answers after a write),
+//! forbidden vaults, the request log, ARM and tokens.
 
 use std::time::Duration;
 
 use atg_testkit::kv_rest::{test_http_client, VaultRestClient};
 use atg_testkit::{
     mint_token, mint_token_with_expiry, Emulator, EmulatorOptions, FaultKind, FaultOptions,
-    Principal, ThrottleOptions,
+    LostAnswerKind, LostAnswerOptions, Principal, ThrottleOptions,
 };
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -1126,6 +1127,145 @@ async fn arm_resources_have_lros_paging_and_list_keys() {
             .expect("listKeys")
             .status(),
         StatusCode::NOT_FOUND
+    );
+    emulator.shutdown().await;
+}
+
+/// Key Vault's own password-less PFX (a backing secret as real Key Vault served it, see
+/// `tests/fixtures/`) imports without a password, as it does into Key Vault.
+#[tokio::test]
+async fn a_pfx_exported_by_real_key_vault_imports_without_password() {
+    let (emulator, _) = start().await;
+    let client = VaultRestClient::new(&emulator, "kv1").expect("client");
+    let pfx = include_str!("fixtures/real-key-vault-export.pfx.b64").trim();
+    let imported = client
+        .raw(
+            Method::POST,
+            "/certificates/from-azure/import",
+            Some(&json!({"value": pfx, "policy": {"secret_props": {"contentType": "application/x-pkcs12"}}})),
+        )
+        .await
+        .expect("import");
+    assert_eq!(imported.status, StatusCode::OK, "{:?}", imported.body);
+    // The thumbprint Key Vault reported for this certificate.
+    assert_eq!(imported.body["x5t"], "a3smTonNIUP_pLaBLH80RuxPGOc");
+    assert_eq!(
+        imported.body["policy"]["x509_props"]["subject"],
+        "CN=MyCert"
+    );
+    let key = client
+        .get_key("from-azure")
+        .await
+        .expect("get")
+        .expect("backing key");
+    assert_eq!(key["key"]["kty"], "RSA");
+    emulator.shutdown().await;
+}
+
+fn lose_answers(emulator: &Emulator, kinds: Vec<LostAnswerKind>, operations: &[&str]) {
+    emulator.set_options(|options| {
+        options.lost_answers = Some(LostAnswerOptions {
+            rate: 1.0,
+            kinds,
+            operations: operations.iter().map(|o| (*o).to_owned()).collect(),
+            seed: 3,
+            timeout_ms: 200,
+        });
+    });
+}
+
+/// A lost answer comes after the write took effect: the client sees an error, the vault has
+/// the write, and a retried Set Secret adds a second version (Key Vault's versioning).
+#[tokio::test]
+async fn lost_answers_come_after_writes_take_effect() {
+    let (emulator, _) = start().await;
+    let client = VaultRestClient::new(&emulator, "kv1").expect("client");
+    lose_answers(
+        &emulator,
+        vec![LostAnswerKind::ServiceUnavailable],
+        &["PUT secrets"],
+    );
+    let response = client
+        .raw(Method::PUT, "/secrets/s1", Some(&json!({"value": "v1"})))
+        .await
+        .expect("send");
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Reads are never lost; the write is there.
+    let secret = client
+        .get_secret("s1")
+        .await
+        .expect("get")
+        .expect("written");
+    assert_eq!(secret["value"], "v1");
+    client
+        .raw(Method::PUT, "/secrets/s1", Some(&json!({"value": "v1"})))
+        .await
+        .expect("retry");
+    assert_eq!(
+        client.secret_versions("s1").await.expect("versions").len(),
+        2
+    );
+
+    // Writes the operations do not name answer normally.
+    let deleted = client
+        .raw(Method::DELETE, "/secrets/s1", None)
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status, StatusCode::OK);
+
+    // A reset and a timeout are transport errors, after the write.
+    lose_answers(
+        &emulator,
+        vec![LostAnswerKind::ConnectionReset],
+        &["POST keys"],
+    );
+    assert!(client
+        .create_key("k1", "RSA", Some(2048), None)
+        .await
+        .is_err());
+    assert!(client.get_key("k1").await.expect("get").is_some());
+    lose_answers(&emulator, vec![LostAnswerKind::Timeout], &[]);
+    let started = std::time::Instant::now();
+    assert!(client
+        .raw(
+            Method::PATCH,
+            "/keys/k1",
+            Some(&json!({"tags": {"a": "b"}}))
+        )
+        .await
+        .is_err());
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let key = client.get_key("k1").await.expect("get").expect("exists");
+    assert_eq!(key["tags"]["a"], "b");
+
+    // Failed writes keep their answer: nothing took effect, so nothing is lost.
+    let missing = client
+        .raw(Method::PATCH, "/keys/absent", Some(&json!({"tags": {}})))
+        .await
+        .expect("send");
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let lost: Vec<_> = emulator
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.lost_answer.map(|kind| (r.method, kind, r.status)))
+        .collect();
+    assert_eq!(
+        lost,
+        vec![
+            (
+                "PUT".to_owned(),
+                LostAnswerKind::ServiceUnavailable,
+                Some(503)
+            ),
+            (
+                "PUT".to_owned(),
+                LostAnswerKind::ServiceUnavailable,
+                Some(503)
+            ),
+            ("POST".to_owned(), LostAnswerKind::ConnectionReset, None),
+            ("PATCH".to_owned(), LostAnswerKind::Timeout, None),
+        ]
     );
     emulator.shutdown().await;
 }

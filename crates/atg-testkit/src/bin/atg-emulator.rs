@@ -1,7 +1,9 @@
 //! `atg-emulator`: runs the test kit's Azure emulator as a process for out-of-process peers (the
-//! demo script, Python clients, benchmarks). Prints one JSON line `{"addr","ca"}` on stdout when
-//! ready (with `"storage"`, the storage gateway's address, under `--storage-demo`) and serves
-//! until SIGTERM or ctrl-c.
+//! demo script, Python clients, benchmarks) and for people rehearsing a replication with their own
+//! data. When ready it prints, on stdout, everything a client needs (addresses of every service,
+//! the CA, the token endpoint and tenant, the vault hosts served, atg's transport flags, storage
+//! accounts and keys): one JSON line by default, `KEY=value` lines with `--print env`
+//! (docs/emulator.md). It serves until SIGTERM or ctrl-c.
 
 use std::path::PathBuf;
 
@@ -10,9 +12,11 @@ use atg_testkit::azurite::{Azurite, AzuriteAccount};
 use atg_testkit::kv_rest::VaultRestClient;
 use atg_testkit::storage_gateway::StorageGateway;
 use atg_testkit::{
-    mint_token, Emulator, EmulatorOptions, FaultKind, FaultOptions, ThrottleOptions,
+    mint_token, Emulator, EmulatorOptions, FaultKind, FaultOptions, LostAnswerKind,
+    LostAnswerOptions, ThrottleOptions,
 };
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use serde_json::{json, Value};
 
 /// Local Azure emulator (Entra token, Key Vault data plane, minimal ARM) for atg tests.
 #[derive(Debug, Parser)]
@@ -39,9 +43,22 @@ struct EmulatorArgs {
     /// Tenant id of every vault.
     #[arg(long)]
     tenant: Option<String>,
-    /// Seed of the fault-injection random generator.
+    /// Seed of the fault-injection random generators.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Fraction of Key Vault writes that take effect and then lose their answer (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    lost_answer_rate: f64,
+    /// How a lost answer looks, comma-separated: reset,500,503,timeout (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = LostAnswerKind::parse)]
+    lost_answers: Vec<LostAnswerKind>,
+    /// Writes whose answers may be lost, comma-separated `METHOD` or `METHOD collection`
+    /// (e.g. `PUT secrets,POST keys`); default: every write.
+    #[arg(long, value_delimiter = ',')]
+    lost_answer_operations: Vec<String>,
+    /// Format of the ready information on stdout.
+    #[arg(long, value_enum, default_value_t = ReadyFormat::Json)]
+    print: ReadyFormat,
     /// Before serving, fill VAULT with a small demo: secrets (one disabled, one with older
     /// versions), an RSA key and a self-signed certificate.
     #[arg(long, value_name = "VAULT")]
@@ -57,6 +74,151 @@ struct EmulatorArgs {
     /// names them.
     #[arg(long, value_name = "SOURCE,TARGET", value_parser = parse_pair)]
     storage_demo: Option<(String, String)>,
+}
+
+/// How the ready information is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReadyFormat {
+    /// One JSON object on one line.
+    Json,
+    /// `ATG_EMULATOR_*=value` lines, ready for `export` in a shell.
+    Env,
+}
+
+/// Hosts atg must reach through the emulator, for `--connect-to HOST=ADDR` (a host also covers
+/// its subdomains).
+const EMULATED_HOSTS: [&str; 5] = [
+    "vault.azure.net",
+    "vault.azure.cn",
+    "vault.usgovcloudapi.net",
+    "login.microsoftonline.com",
+    "management.azure.com",
+];
+const STORAGE_HOSTS: [&str; 3] = [
+    "blob.core.windows.net",
+    "queue.core.windows.net",
+    "table.core.windows.net",
+];
+
+/// Everything a client needs to use the running emulator, as printed on stdout.
+fn ready_info(
+    emulator: &Emulator,
+    ca: &std::path::Path,
+    storage: Option<(std::net::SocketAddr, &[AzuriteAccount])>,
+    seeded_vaults: &[&str],
+) -> Value {
+    let addr = emulator.addr().to_string();
+    let options = emulator.options();
+    let tenant = options.default_tenant.clone();
+    let mut atg_args = vec!["--ca-cert".to_owned(), ca.display().to_string()];
+    for host in EMULATED_HOSTS {
+        atg_args.extend(["--connect-to".to_owned(), format!("{host}={addr}")]);
+    }
+    let mut info = json!({
+        "addr": addr,
+        "ca": ca.display().to_string(),
+        "services": {
+            "entra": addr,
+            "key_vault": addr,
+            "arm": addr,
+        },
+        "tenant": tenant,
+        "token_endpoint": format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+        "credentials": if options.principals.is_empty() {
+            "any client id and secret"
+        } else {
+            "the configured principals"
+        },
+        "vault_hosts": ["*.vault.azure.net", "*.vault.azure.cn", "*.vault.usgovcloudapi.net"],
+        "arm_host": "management.azure.com",
+        "seeded_vaults": seeded_vaults
+            .iter()
+            .map(|vault| format!("https://{vault}.vault.azure.net/"))
+            .collect::<Vec<_>>(),
+    });
+    if let Some((gateway, accounts)) = storage {
+        let gateway = gateway.to_string();
+        for host in STORAGE_HOSTS {
+            atg_args.extend(["--connect-to".to_owned(), format!("{host}={gateway}")]);
+        }
+        info["storage"] = json!(gateway);
+        info["services"]["storage"] = json!(gateway);
+        info["storage_accounts"] = accounts
+            .iter()
+            .map(|account| {
+                json!({
+                    "name": account.name,
+                    // The emulator's own made-up key (derived from the name), never a real one.
+                    "key": account.key,
+                    "blob": format!("https://{}.blob.core.windows.net/", account.name),
+                    "queue": format!("https://{}.queue.core.windows.net/", account.name),
+                    "table": format!("https://{}.table.core.windows.net/", account.name),
+                })
+            })
+            .collect();
+    }
+    info["atg_args"] = json!(atg_args);
+    info
+}
+
+/// `ATG_EMULATOR_*=value` lines of the ready information; values with spaces are single-quoted.
+fn env_lines(info: &Value) -> Vec<String> {
+    let text = |value: &Value| {
+        value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned)
+    };
+    let quote = |value: String| {
+        if value.contains([' ', '\'', '"', '$']) {
+            format!("'{}'", value.replace('\'', r"'\''"))
+        } else {
+            value
+        }
+    };
+    let mut lines = Vec::new();
+    for (key, member) in [
+        ("ADDR", "addr"),
+        ("CA", "ca"),
+        ("TENANT", "tenant"),
+        ("TOKEN_ENDPOINT", "token_endpoint"),
+        ("STORAGE_ADDR", "storage"),
+    ] {
+        if let Some(value) = info.get(member) {
+            lines.push(format!("ATG_EMULATOR_{key}={}", quote(text(value))));
+        }
+    }
+    let join = |member: &str| {
+        info[member]
+            .as_array()
+            .map(|items| items.iter().map(text).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    lines.push(format!(
+        "ATG_EMULATOR_VAULT_HOSTS={}",
+        quote(join("vault_hosts"))
+    ));
+    lines.push(format!(
+        "ATG_EMULATOR_SEEDED_VAULTS={}",
+        quote(join("seeded_vaults"))
+    ));
+    lines.push(format!("ATG_EMULATOR_ATG_ARGS={}", quote(join("atg_args"))));
+    for (index, account) in info["storage_accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let number = index + 1;
+        lines.push(format!(
+            "ATG_EMULATOR_STORAGE_ACCOUNT_{number}={}",
+            text(&account["name"])
+        ));
+        lines.push(format!(
+            "ATG_EMULATOR_STORAGE_KEY_{number}={}",
+            quote(text(&account["key"]))
+        ));
+    }
+    lines
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -336,6 +498,15 @@ async fn main() -> anyhow::Result<()> {
                 seed: args.seed,
             });
         }
+        if args.lost_answer_rate > 0.0 {
+            options.lost_answers = Some(LostAnswerOptions {
+                rate: args.lost_answer_rate.clamp(0.0, 1.0),
+                kinds: args.lost_answers.clone(),
+                operations: args.lost_answer_operations.clone(),
+                seed: args.seed,
+                timeout_ms: 2_000,
+            });
+        }
     });
     let dir = match args.ca_out {
         Some(dir) => dir,
@@ -343,9 +514,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let ca = emulator.write_ca(&dir)?;
     emulator.write_leaf(&dir)?;
-    let mut ready =
-        serde_json::json!({ "addr": emulator.addr().to_string(), "ca": ca.display().to_string() });
     let mut storage = None;
+    let mut storage_accounts = Vec::new();
     if let Some((source, target)) = &args.storage_demo {
         let accounts = [AzuriteAccount::named(source), AzuriteAccount::named(target)];
         let azurite = Azurite::start(&emulator, &accounts).await?;
@@ -361,13 +531,32 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("seed the storage demo")?;
         let gateway = StorageGateway::start(&emulator, &azurite, None).await?;
-        ready["storage"] = gateway.addr.to_string().into();
+        storage_accounts = accounts.to_vec();
         storage = Some((azurite, gateway));
     }
-    // The single ready line is this binary's interface; peers parse it.
-    #[allow(clippy::print_stdout)] // the ready line is this binary's interface
-    {
-        println!("{ready}");
+    let seeded: Vec<&str> = args
+        .seed_demo
+        .iter()
+        .chain(args.seed_secrets.iter().map(|(vault, _)| vault))
+        .map(String::as_str)
+        .collect();
+    let ready = ready_info(
+        &emulator,
+        &ca,
+        storage
+            .as_ref()
+            .map(|(_, gateway)| (gateway.addr, storage_accounts.as_slice())),
+        &seeded,
+    );
+    // The ready information is this binary's interface; peers parse it.
+    #[allow(clippy::print_stdout)]
+    match args.print {
+        ReadyFormat::Json => println!("{ready}"),
+        ReadyFormat::Env => {
+            for line in env_lines(&ready) {
+                println!("{line}");
+            }
+        }
     }
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

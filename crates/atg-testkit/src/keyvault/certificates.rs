@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::crypto::{self, KeyMaterial, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12};
+use super::keys::KeyData;
 use super::secrets::SecretData;
 use super::{
-    bad_parameter, deleted_conflict, invalid_name, keys, method_not_allowed, not_found,
-    not_found_path, ok, ordinal_key, page, secrets, valid_name, Attributes, Context, Object, Vault,
-    Version,
+    backup_blob, bad_parameter, deleted_conflict, invalid_name, keys, method_not_allowed,
+    not_found, not_found_path, ok, ordinal_key, page, restore_blob, secrets, valid_name,
+    Attributes, Context, Object, Vault, Version,
 };
 use crate::http::{new_version, now_unix, ApiResponse};
 
@@ -80,10 +81,13 @@ fn attributes_json(attributes: &Attributes) -> Value {
     attributes.to_json()
 }
 
+/// A certificate bundle. `pending` names the certificate's creation operation, which Key Vault
+/// keeps (and links from the bundle) for certificates made by `create`, not for imported ones.
 fn bundle(
     base: &str,
     object: &Object<CertificateData>,
     version: &Version<CertificateData>,
+    pending: bool,
 ) -> Value {
     let mut out = json!({
         "id": format!("{base}/certificates/{}/{}", object.name, version.id),
@@ -97,7 +101,14 @@ fn bundle(
     if let Some(tags) = &version.tags {
         out["tags"] = tags.clone();
     }
+    if pending {
+        out["pending"] = json!({ "id": format!("{base}/certificates/{}/pending", object.name) });
+    }
     out
+}
+
+fn has_pending(vault: &Vault, name: &str) -> bool {
+    vault.pending.contains_key(&name.to_ascii_lowercase())
 }
 
 fn item(
@@ -111,10 +122,17 @@ fn item(
     } else {
         format!("{base}/certificates/{}", object.name)
     };
+    // List items carry no recovery members in their attributes, and an always-empty `subject`.
+    let mut attributes = attributes_json(&version.attributes);
+    if let Some(members) = attributes.as_object_mut() {
+        members.remove("recoveryLevel");
+        members.remove("recoverableDays");
+    }
     let mut out = json!({
         "id": id,
         "x5t": version.data.x5t,
-        "attributes": attributes_json(&version.attributes),
+        "attributes": attributes,
+        "subject": "",
     });
     if let Some(tags) = &version.tags {
         out["tags"] = tags.clone();
@@ -137,6 +155,8 @@ pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str])
         (false, [name], "GET") => get(vault, context, name, None),
         (false, [name], "PATCH") => update(vault, context, name, None),
         (false, [name], "DELETE") => delete(vault, context, name),
+        (false, ["restore"], "POST") => restore(vault, context),
+        (false, [name, "backup"], "POST") => backup(vault, name),
         (false, [name, "create"], "POST") => create(vault, context, name),
         (false, [name, "import"], "POST") => import(vault, context, name),
         (false, [name, "pending"], "GET") => pending(vault, context, name),
@@ -235,9 +255,7 @@ fn normalize_policy(
     if let Some(sans) = requested_x509.get("sans").filter(|sans| sans.is_object()) {
         x509["sans"] = sans.clone();
     }
-    if let Some(info) = derived.filter(|info| info.is_ca) {
-        x509["basic_constraints"] = json!({ "ca": info.is_ca });
-    }
+    x509["basic_constraints"] = json!({ "ca": derived.is_some_and(|info| info.is_ca) });
     let mut issuer = json!({ "name": policy["issuer"]["name"].as_str().unwrap_or("Unknown") });
     for member in ["cty", "cert_transparency"] {
         if let Some(value) = policy["issuer"].get(member) {
@@ -335,6 +353,7 @@ pub(super) fn advance_pending(vault: &mut Vault) {
             !p.completed
                 && p.error.is_none()
                 && p.issuer.eq_ignore_ascii_case("Self")
+                && !vault.certificates.is_deleted(&p.name)
                 && (p.polls >= 1 || p.started.elapsed() >= COMPLETE_AFTER)
         })
         .map(|(key, _)| key.clone())
@@ -504,7 +523,12 @@ fn import(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
 }
 
 fn pending(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    match vault.pending.get_mut(&name.to_ascii_lowercase()) {
+    let deleted = vault.certificates.is_deleted(name);
+    match vault
+        .pending
+        .get_mut(&name.to_ascii_lowercase())
+        .filter(|_| !deleted)
+    {
         Some(pending) => {
             pending.polls += 1;
             ok(&operation_json(&context.base, pending))
@@ -523,7 +547,12 @@ fn get(vault: &Vault, context: &Context<'_>, name: &str, version: Option<&str>) 
         return certificate_not_found(name);
     };
     match object.version(version) {
-        Some(found) => ok(&bundle(&context.base, object, found)),
+        Some(found) => ok(&bundle(
+            &context.base,
+            object,
+            found,
+            has_pending(vault, name),
+        )),
         None => certificate_not_found(&format!("{name}/{}", version.unwrap_or_default())),
     }
 }
@@ -558,9 +587,21 @@ fn update_policy(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiRes
         return certificate_not_found(name);
     };
     if let (Some(policy), Some(patch)) = (latest.data.policy.as_object_mut(), body.as_object()) {
+        // Key Vault merges the members of the policy's parts (`x509_props`, `key_props`, ...):
+        // a PATCH of `x509_props.validity_months` keeps the subject, usages and SANs.
         for (member, value) in patch {
-            if member != "id" {
-                policy.insert(member.clone(), value.clone());
+            if member == "id" {
+                continue;
+            }
+            match (policy.get_mut(member), value) {
+                (Some(Value::Object(current)), Value::Object(changes)) => {
+                    for (inner, inner_value) in changes {
+                        current.insert(inner.clone(), inner_value.clone());
+                    }
+                }
+                _ => {
+                    policy.insert(member.clone(), value.clone());
+                }
             }
         }
         if let Some(attributes) = policy.get_mut("attributes") {
@@ -581,6 +622,7 @@ fn update(
         Ok(body) => body,
         Err(response) => return response,
     };
+    let pending = has_pending(vault, name);
     let Some(object) = vault.certificates.get_mut(name) else {
         return certificate_not_found(name);
     };
@@ -594,7 +636,7 @@ fn update(
     }
     let found = found.clone();
     let object = object.clone();
-    ok(&bundle(&context.base, &object, &found))
+    ok(&bundle(&context.base, &object, &found, pending))
 }
 
 fn list(vault: &Vault, context: &Context<'_>) -> ApiResponse {
@@ -632,25 +674,28 @@ fn versions(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
 fn deleted_bundle(
     context: &Context<'_>,
     deleted: &super::Deleted<CertificateData>,
+    pending: bool,
 ) -> Option<Value> {
     let latest = deleted.object.latest()?;
-    let mut out = bundle(&context.base, &deleted.object, latest);
+    let mut out = bundle(&context.base, &deleted.object, latest, pending);
     deleted.decorate(&context.base, "deletedcertificates", &mut out);
     Some(out)
 }
 
 fn delete(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
+    let pending = has_pending(vault, name);
     let Some(out) = vault
         .certificates
         .delete(name)
-        .and_then(|deleted| deleted_bundle(context, deleted))
+        .and_then(|deleted| deleted_bundle(context, deleted, pending))
     else {
         return certificate_not_found(name);
     };
     // The backing key and secret go with the certificate.
     vault.keys.delete(name);
     vault.secrets.delete(name);
-    vault.pending.remove(&name.to_ascii_lowercase());
+    // The creation operation stays with the deleted certificate (recover brings it back);
+    // purge removes it.
     ok(&out)
 }
 
@@ -674,16 +719,17 @@ fn get_deleted(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse 
         .certificates
         .deleted
         .get(&name.to_ascii_lowercase())
-        .and_then(|deleted| deleted_bundle(context, deleted))
+        .and_then(|deleted| deleted_bundle(context, deleted, has_pending(vault, name)))
         .map_or_else(|| deleted_not_found(name), |out| ok(&out))
 }
 
 fn recover(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let Some(out) = vault
-        .certificates
-        .recover(name)
-        .and_then(|object| object.latest().map(|v| bundle(&context.base, object, v)))
-    else {
+    let pending = has_pending(vault, name);
+    let Some(out) = vault.certificates.recover(name).and_then(|object| {
+        object
+            .latest()
+            .map(|v| bundle(&context.base, object, v, pending))
+    }) else {
         return deleted_not_found(name);
     };
     vault.keys.recover(name);
@@ -691,8 +737,68 @@ fn recover(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse 
     ok(&out)
 }
 
+/// What a certificate backup holds: every version of the certificate and of its backing key and
+/// secret, so a restore brings all three back under the same version ids.
+#[derive(Serialize, Deserialize)]
+struct CertificateBackup {
+    certificate: Object<CertificateData>,
+    key: Option<Object<KeyData>>,
+    secret: Option<Object<SecretData>>,
+}
+
+fn backup(vault: &Vault, name: &str) -> ApiResponse {
+    let Some(certificate) = vault.certificates.get(name) else {
+        return certificate_not_found(name);
+    };
+    backup_blob(
+        "certificate",
+        &CertificateBackup {
+            certificate: certificate.clone(),
+            key: vault.keys.get(name).cloned(),
+            secret: vault.secrets.get(name).cloned(),
+        },
+    )
+}
+
+fn restore(vault: &mut Vault, context: &Context<'_>) -> ApiResponse {
+    let body = match context.body() {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let backup: CertificateBackup = match restore_blob("certificate", &body) {
+        Ok(backup) => backup,
+        Err(response) => return response,
+    };
+    let name = backup.certificate.name.clone();
+    if vault.certificates.is_deleted(&name) {
+        return deleted_conflict("Certificate", "certificate", &name);
+    }
+    if vault.certificates.get(&name).is_some() {
+        return ApiResponse::error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            &format!("Certificate {name} already exists in this vault."),
+            None,
+        );
+    }
+    let key = name.to_ascii_lowercase();
+    if let Some(backing) = backup.key {
+        vault.keys.active.insert(key.clone(), backing);
+    }
+    if let Some(backing) = backup.secret {
+        vault.secrets.active.insert(key.clone(), backing);
+    }
+    let out = backup
+        .certificate
+        .latest()
+        .map(|latest| bundle(&context.base, &backup.certificate, latest, false));
+    vault.certificates.active.insert(key, backup.certificate);
+    out.map_or_else(|| certificate_not_found(&name), |out| ok(&out))
+}
+
 fn purge(vault: &mut Vault, name: &str) -> ApiResponse {
     if vault.certificates.purge(name) {
+        vault.pending.remove(&name.to_ascii_lowercase());
         vault.keys.purge(name);
         vault.secrets.purge(name);
         ApiResponse::empty(StatusCode::NO_CONTENT)

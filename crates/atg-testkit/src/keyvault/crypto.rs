@@ -8,7 +8,7 @@ use base64::Engine as _;
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy, PrivateKeyChain};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
-    KeyUsagePurpose, PublicKeyData as _, RsaKeySize, SignatureAlgorithm,
+    KeyUsagePurpose, OtherNameValue, PublicKeyData as _, RsaKeySize, SanType, SignatureAlgorithm,
 };
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use serde_json::{json, Map, Value};
@@ -227,18 +227,34 @@ fn distinguished_name(subject: &str) -> DistinguishedName {
 
 fn certificate_params(policy: &Value) -> Result<CertificateParams, String> {
     let x509 = &policy["x509_props"];
-    let sans: Vec<String> = x509["sans"]["dns_names"]
-        .as_array()
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut params = CertificateParams::new(sans)
+    let names = |member: &str| -> Vec<String> {
+        x509["sans"][member]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut params = CertificateParams::new(names("dns_names"))
         .map_err(|error| format!("invalid subject alternative name: {error}"))?;
+    // The policy's e-mail and UPN alternative names go into the certificate too, as Key Vault
+    // puts them (UPN: the Microsoft otherName 1.3.6.1.4.1.311.20.2.3).
+    for email in names("emails") {
+        let email = email
+            .try_into()
+            .map_err(|error| format!("invalid e-mail alternative name: {error}"))?;
+        params.subject_alt_names.push(SanType::Rfc822Name(email));
+    }
+    for upn in names("upns") {
+        params.subject_alt_names.push(SanType::OtherName((
+            vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+            OtherNameValue::Utf8String(upn),
+        )));
+    }
     params.distinguished_name = distinguished_name(x509["subject"].as_str().unwrap_or_default());
     let months = x509["validity_months"]
         .as_i64()
@@ -354,8 +370,28 @@ pub(crate) fn parse_import(
         }
         return Ok(material);
     }
-    let store = KeyStore::from_pkcs12(&bytes, password.unwrap_or(""), Pkcs12ImportPolicy::Relaxed)
-        .map_err(|error| format!("The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format. ({error})"))?;
+    let store = match KeyStore::from_pkcs12(
+        &bytes,
+        password.unwrap_or(""),
+        Pkcs12ImportPolicy::Relaxed,
+    ) {
+        Ok(store) => store,
+        Err(error) => {
+            // An empty password has two encodings; Key Vault's own exports use the one
+            // p12-keystore does not try.
+            if password.unwrap_or_default().is_empty() {
+                if let Ok(contents) = super::pfx::read_without_password(&bytes) {
+                    return Ok(ImportedMaterial {
+                        certificates: contents.certificates,
+                        key_pkcs8: contents.key_pkcs8,
+                        opaque_key_pem: None,
+                        was_pem: false,
+                    });
+                }
+            }
+            return Err(format!("The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format. ({error})"));
+        }
+    };
     let mut material = ImportedMaterial {
         certificates: Vec::new(),
         key_pkcs8: None,

@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 use super::crypto;
 use super::{
     backup_blob, bad_parameter, deleted_conflict, invalid_name, method_not_allowed, not_found,
-    not_found_path, ok, ordinal_key, page, restore_blob, valid_name, Attributes, Context, Object,
-    Vault, Version,
+    not_found_path, ok, ordinal_key, page, reports_key_platform, restore_blob, valid_name,
+    Attributes, Context, Object, Vault, Version,
 };
 use crate::http::{new_version, now_unix, ApiResponse};
 
@@ -40,7 +40,25 @@ fn default_ops(kty: &str) -> Vec<String> {
     ops.iter().map(|op| (*op).to_owned()).collect()
 }
 
-fn bundle(base: &str, object: &Object<KeyData>, version: &Version<KeyData>) -> Value {
+/// Key attributes as the request's api-version shows them: `exportable` and `hsmPlatform` are
+/// 7.5 members; older versions show `exportable` only for a key created exportable (which needs a
+/// release policy), never for a certificate's backing key.
+fn attributes_json(context: &Context<'_>, version: &Version<KeyData>) -> Value {
+    let mut out = version.attributes.to_json();
+    if !reports_key_platform(context.request) {
+        if let Some(attributes) = out.as_object_mut() {
+            attributes.remove("hsmPlatform");
+            let exportable = version.attributes.exportable == Some(true) && !version.data.managed;
+            if !exportable {
+                attributes.remove("exportable");
+            }
+        }
+    }
+    out
+}
+
+fn bundle(context: &Context<'_>, object: &Object<KeyData>, version: &Version<KeyData>) -> Value {
+    let base = &context.base;
     let mut key = json!({
         "kid": format!("{base}/keys/{}/{}", object.name, version.id),
         "kty": version.data.kty,
@@ -49,7 +67,7 @@ fn bundle(base: &str, object: &Object<KeyData>, version: &Version<KeyData>) -> V
     for (member, value) in &version.data.jwk {
         key[member] = value.clone();
     }
-    let mut out = json!({ "key": key, "attributes": version.attributes.to_json() });
+    let mut out = json!({ "key": key, "attributes": attributes_json(context, version) });
     if let Some(tags) = &version.tags {
         out["tags"] = tags.clone();
     }
@@ -63,17 +81,18 @@ fn bundle(base: &str, object: &Object<KeyData>, version: &Version<KeyData>) -> V
 }
 
 fn item(
-    base: &str,
+    context: &Context<'_>,
     object: &Object<KeyData>,
     version: &Version<KeyData>,
     versioned: bool,
 ) -> Value {
+    let base = &context.base;
     let kid = if versioned {
         format!("{base}/keys/{}/{}", object.name, version.id)
     } else {
         format!("{base}/keys/{}", object.name)
     };
-    let mut out = json!({ "kid": kid, "attributes": version.attributes.to_json() });
+    let mut out = json!({ "kid": kid, "attributes": attributes_json(context, version) });
     if let Some(tags) = &version.tags {
         out["tags"] = tags.clone();
     }
@@ -146,7 +165,7 @@ fn store_and_render(
     match vault
         .keys
         .get(name)
-        .and_then(|object| object.latest().map(|v| bundle(&context.base, object, v)))
+        .and_then(|object| object.latest().map(|v| bundle(context, object, v)))
     {
         Some(out) => ok(&out),
         None => key_not_found(name),
@@ -312,7 +331,7 @@ fn get(vault: &Vault, context: &Context<'_>, name: &str, version: Option<&str>) 
         return key_not_found(name);
     };
     match object.version(version) {
-        Some(found) => ok(&bundle(&context.base, object, found)),
+        Some(found) => ok(&bundle(context, object, found)),
         None => key_not_found(&format!("{name}/{}", version.unwrap_or_default())),
     }
 }
@@ -346,7 +365,7 @@ fn update(
     }
     let found = found.clone();
     let object = object.clone();
-    ok(&bundle(&context.base, &object, &found))
+    ok(&bundle(context, &object, &found))
 }
 
 fn list(vault: &Vault, context: &Context<'_>) -> ApiResponse {
@@ -357,7 +376,7 @@ fn list(vault: &Vault, context: &Context<'_>) -> ApiResponse {
         .filter_map(|(key, object)| {
             object
                 .latest()
-                .map(|v| (key.clone(), item(&context.base, object, v, false)))
+                .map(|v| (key.clone(), item(context, object, v, false)))
         })
         .collect();
     page(context, items)
@@ -371,19 +390,14 @@ fn versions(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
         .versions
         .iter()
         .enumerate()
-        .map(|(index, version)| {
-            (
-                ordinal_key(index),
-                item(&context.base, object, version, true),
-            )
-        })
+        .map(|(index, version)| (ordinal_key(index), item(context, object, version, true)))
         .collect();
     page(context, items)
 }
 
 fn deleted_bundle(context: &Context<'_>, deleted: &super::Deleted<KeyData>) -> Option<Value> {
     let latest = deleted.object.latest()?;
-    let mut out = bundle(&context.base, &deleted.object, latest);
+    let mut out = bundle(context, &deleted.object, latest);
     deleted.decorate(&context.base, "deletedkeys", &mut out);
     Some(out)
 }
@@ -407,7 +421,7 @@ fn list_deleted(vault: &Vault, context: &Context<'_>) -> ApiResponse {
         .filter(|(_, deleted)| !deleted.object.latest().is_some_and(|v| v.data.managed))
         .filter_map(|(key, deleted)| {
             let latest = deleted.object.latest()?;
-            let mut out = item(&context.base, &deleted.object, latest, false);
+            let mut out = item(context, &deleted.object, latest, false);
             deleted.decorate(&context.base, "deletedkeys", &mut out);
             Some((key.clone(), out))
         })
@@ -428,7 +442,7 @@ fn recover(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse 
     match vault
         .keys
         .recover(name)
-        .and_then(|object| object.latest().map(|v| bundle(&context.base, object, v)))
+        .and_then(|object| object.latest().map(|v| bundle(context, object, v)))
     {
         Some(out) => ok(&out),
         None => deleted_not_found(name),
@@ -475,7 +489,7 @@ fn restore(vault: &mut Vault, context: &Context<'_>) -> ApiResponse {
         .active
         .insert(object.name.to_ascii_lowercase(), object.clone());
     match object.latest() {
-        Some(latest) => ok(&bundle(&context.base, &object, latest)),
+        Some(latest) => ok(&bundle(context, &object, latest)),
         None => key_not_found(&object.name),
     }
 }

@@ -8,6 +8,7 @@
 mod certificates;
 mod crypto;
 mod keys;
+mod pfx;
 mod secrets;
 
 use std::collections::{BTreeMap, HashMap};
@@ -265,6 +266,18 @@ impl<T: Clone> Collection<T> {
     }
 }
 
+/// Whether the request's api-version shows key attributes `exportable` and `hsmPlatform`: 7.5 and
+/// later, previews of 7.5 and the date-named versions that followed 7.6.
+pub(crate) fn reports_key_platform(request: &ApiRequest) -> bool {
+    let version = request.query_param("api-version").unwrap_or_default();
+    let mut numbers = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let major = numbers.next().unwrap_or(0);
+    let minor = numbers.next().unwrap_or(0);
+    major >= 1000 || (major, minor) >= (7, 5)
+}
+
 /// What a handler needs to render URLs and read the request.
 pub(crate) struct Context<'a> {
     /// `https://{vault host}` — ids carry no port.
@@ -320,7 +333,7 @@ pub(crate) fn deleted_conflict(kind_title: &str, kind: &str, name: &str) -> ApiR
 
 /// An opaque backup blob: base64url of the object with all its versions. Unlike Key Vault's it is
 /// not encrypted; it only has to round-trip through this emulator.
-pub(crate) fn backup_blob<T: Serialize>(kind: &str, object: &Object<T>) -> ApiResponse {
+pub(crate) fn backup_blob<T: Serialize>(kind: &str, object: &T) -> ApiResponse {
     let blob = json!({ "kind": kind, "object": object });
     ok(&json!({ "value": URL_SAFE_NO_PAD.encode(blob.to_string()) }))
 }
@@ -329,7 +342,7 @@ pub(crate) fn backup_blob<T: Serialize>(kind: &str, object: &Object<T>) -> ApiRe
 pub(crate) fn restore_blob<T: for<'de> Deserialize<'de>>(
     kind: &str,
     body: &Value,
-) -> Result<Object<T>, ApiResponse> {
+) -> Result<T, ApiResponse> {
     let invalid = || bad_parameter("Backup blob contains invalid or corrupt version.");
     let value = body["value"].as_str().ok_or_else(invalid)?;
     let bytes = URL_SAFE_NO_PAD

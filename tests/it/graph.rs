@@ -127,6 +127,12 @@ fn dry_run_args(server: &FalkorDb, stack: &Stack, targets: &[String]) -> Vec<Str
         .map(String::from),
     );
     args.extend(stack.transport_args());
+    // Storage hosts answered by the emulator too: the storage pairs then fail at once (no such
+    // account) instead of after a minute of DNS retries; their pairing is what is tested.
+    args.extend([
+        "--connect-to".into(),
+        format!("core.windows.net={}", stack.emulator.addr()),
+    ]);
     args
 }
 

@@ -247,8 +247,13 @@ struct Matcher<'a> {
     /// Why an open target may end up unpaired (it was one of an ambiguous source's candidates).
     target_note: Vec<Option<String>>,
     pairs: Vec<(usize, usize, MatchRule, Evidence)>,
-    /// Every edge a rule proposed, strongest rule first, once per (source, target).
-    considered: Vec<(usize, usize, MatchRule)>,
+    /// The pair each source and target is in, by the other's index.
+    source_pair: Vec<Option<(usize, MatchRule)>>,
+    target_pair: Vec<Option<(usize, MatchRule)>>,
+    /// Every edge a rule proposed, strongest rule first, once per (source, target), listed
+    /// per source and per target.
+    considered_by_source: Vec<Vec<(usize, MatchRule)>>,
+    considered_by_target: Vec<Vec<(usize, MatchRule)>>,
     seen: HashSet<(usize, usize)>,
 }
 
@@ -263,7 +268,10 @@ impl<'a> Matcher<'a> {
             target_reason: vec![None; targets.len()],
             target_note: vec![None; targets.len()],
             pairs: Vec::new(),
-            considered: Vec::new(),
+            source_pair: vec![None; sources.len()],
+            target_pair: vec![None; targets.len()],
+            considered_by_source: vec![Vec::new(); sources.len()],
+            considered_by_target: vec![Vec::new(); targets.len()],
             seen: HashSet::new(),
         }
     }
@@ -286,7 +294,8 @@ impl<'a> Matcher<'a> {
         let mut open_edges: BTreeMap<(usize, usize), Evidence> = BTreeMap::new();
         for (s, t, evidence) in edges {
             if self.seen.insert((s, t)) {
-                self.considered.push((s, t, rule));
+                self.considered_by_source[s].push((t, rule));
+                self.considered_by_target[t].push((s, rule));
             }
             if self.source_open[s] && self.target_open[t] && !self.same_resource(s, t) {
                 open_edges.entry((s, t)).or_insert(evidence);
@@ -340,9 +349,11 @@ impl<'a> Matcher<'a> {
             let evidence = open_edges.remove(&(s, t)).unwrap_or_default();
             self.pairs.push((s, t, rule, evidence));
         }
-        for (s, t, _, _) in &self.pairs {
+        for (s, t, rule, _) in &self.pairs {
             self.source_open[*s] = false;
             self.target_open[*t] = false;
+            self.source_pair[*s] = Some((*t, *rule));
+            self.target_pair[*t] = Some((*s, *rule));
         }
     }
 
@@ -358,31 +369,22 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    /// Why the candidate edge (s, t) of `rule` did not become the pair, seen from `side`.
+    /// Why the candidate edge (s, t) did not become a pair, seen from the unmatched side.
     fn rejection(&self, s: usize, t: usize, side: &str) -> String {
         if self.same_resource(s, t) {
             return "it is the same resource".into();
         }
-        let paired = self
-            .pairs
-            .iter()
-            .find(|(ps, pt, _, _)| *ps == s || *pt == t);
-        if let Some((ps, pt, rule, _)) = paired {
-            return if *ps == s && side == TARGET {
-                format!(
-                    "the source was paired with `{}` ({rule})",
-                    self.targets[*pt].name
-                )
-            } else if *pt == t && side == SOURCE {
-                format!(
-                    "the target was paired with `{}` ({rule})",
-                    self.sources[*ps].resource.name
-                )
-            } else if *ps == s {
-                format!("paired with `{}` ({rule})", self.targets[*pt].name)
-            } else {
-                format!("paired with `{}` ({rule})", self.sources[*ps].resource.name)
-            };
+        if let (TARGET, Some((paired, rule))) = (side, self.source_pair[s]) {
+            return format!(
+                "the source was paired with `{}` ({rule})",
+                self.targets[paired].name
+            );
+        }
+        if let (SOURCE, Some((paired, rule))) = (side, self.target_pair[t]) {
+            return format!(
+                "the target was paired with `{}` ({rule})",
+                self.sources[paired].resource.name
+            );
         }
         if let Some(closed) = &self.source_closed[s] {
             return if side == TARGET {
@@ -397,25 +399,37 @@ impl<'a> Matcher<'a> {
         "not one to one".into()
     }
 
-    /// The candidates of source `s` (or target `t`), each with why it was rejected.
-    fn candidates(&self, s: Option<usize>, t: Option<usize>) -> Vec<Candidate> {
-        self.considered
+    /// The candidates of unmatched source `s`, each with why it was rejected.
+    fn source_candidates(&self, s: usize) -> Vec<Candidate> {
+        self.considered_by_source[s]
             .iter()
-            .filter(|(cs, ct, _)| Some(*cs) == s || Some(*ct) == t)
-            .map(|(cs, ct, rule)| {
-                let (side, other) = if s.is_some() {
-                    (SOURCE, &self.targets[*ct])
-                } else {
-                    (TARGET, &self.sources[*cs].resource)
-                };
-                Candidate {
-                    id: other.id.clone(),
-                    name: other.name.clone(),
-                    match_rule: *rule,
-                    rejected: self.rejection(*cs, *ct, side),
-                }
+            .map(|(t, rule)| {
+                Self::candidate(&self.targets[*t], *rule, self.rejection(s, *t, SOURCE))
             })
             .collect()
+    }
+
+    /// The candidates of unmatched target `t`, each with why it was rejected.
+    fn target_candidates(&self, t: usize) -> Vec<Candidate> {
+        self.considered_by_target[t]
+            .iter()
+            .map(|(s, rule)| {
+                Self::candidate(
+                    &self.sources[*s].resource,
+                    *rule,
+                    self.rejection(*s, t, TARGET),
+                )
+            })
+            .collect()
+    }
+
+    fn candidate(other: &Resource, match_rule: MatchRule, rejected: String) -> Candidate {
+        Candidate {
+            id: other.id.clone(),
+            name: other.name.clone(),
+            match_rule,
+            rejected,
+        }
     }
 }
 
@@ -874,22 +888,16 @@ fn plan(
 /// Every source and target left unpaired, with why and the candidates that were rejected.
 fn leftovers(matcher: &Matcher<'_>) -> Vec<Unmatched> {
     let (sources, targets) = (matcher.sources, matcher.targets);
-    let mut paired_sources = vec![false; sources.len()];
-    let mut paired_targets = vec![false; targets.len()];
-    for (s, t, _, _) in &matcher.pairs {
-        paired_sources[*s] = true;
-        paired_targets[*t] = true;
-    }
     let typed: HashSet<String> = targets
         .iter()
         .map(|t| t.resource_type.to_ascii_lowercase())
         .collect();
     let mut unmatched = Vec::new();
     for (s, source) in sources.iter().enumerate() {
-        if paired_sources[s] {
+        if matcher.source_pair[s].is_some() {
             continue;
         }
-        let candidates = matcher.candidates(Some(s), None);
+        let candidates = matcher.source_candidates(s);
         let reason = match &matcher.source_closed[s] {
             Some(closed) => closed.reason.clone(),
             None if !candidates.is_empty() => {
@@ -915,10 +923,10 @@ fn leftovers(matcher: &Matcher<'_>) -> Vec<Unmatched> {
         unmatched.push(entry);
     }
     for (t, target) in targets.iter().enumerate() {
-        if paired_targets[t] {
+        if matcher.target_pair[t].is_some() {
             continue;
         }
-        let candidates = matcher.candidates(None, Some(t));
+        let candidates = matcher.target_candidates(t);
         let reason = matcher.target_reason[t]
             .clone()
             .or_else(|| matcher.target_note[t].clone())

@@ -159,6 +159,7 @@ fn measure(uri: &str, iac_dir: &Path) {
                 target_subscription: Some(TARGET_SUB.into()),
                 targets: TargetSource::IacDir(iac_dir.to_path_buf()),
                 mappings: None,
+                name_mappings: None,
                 options: MatchOptions::default(),
             }
             .load(),

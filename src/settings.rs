@@ -66,6 +66,7 @@ fn resource_source(
         (graph.target_subscription.is_some(), "--target-subscription"),
         (graph.iac_dir.is_some(), "--iac-dir"),
         (graph.mappings.is_some(), "--mappings"),
+        (graph.name_mappings.is_some(), "--name-mappings"),
     ]
     .into_iter()
     .filter_map(|(given, flag)| given.then_some(flag))
@@ -122,21 +123,9 @@ fn resource_source(
             }
             TargetSource::IacDir(dir.clone())
         }
-        (None, Some(target)) => {
-            let same = graph
-                .source_subscription
-                .as_deref()
-                .is_some_and(|source| source.eq_ignore_ascii_case(target));
-            if graph.source_subscription.is_none() || same {
-                return Err(settings_error(
-                    "targets from the graph need a --source-subscription other than --target-subscription",
-                    Some("or pass --iac-dir with the Terraform state of the deployed targets"),
-                ));
-            }
-            TargetSource::Graph {
-                subscription: target.clone(),
-            }
-        }
+        (None, Some(target)) => TargetSource::Graph {
+            subscription: target.clone(),
+        },
         (None, None) => {
             return Err(settings_error(
                 "no targets for the graph's resources",
@@ -144,13 +133,39 @@ fn resource_source(
             ))
         }
     };
+    // Without it the graph's other subscriptions (the target's among them) would be sources.
+    let Some(source_subscription) = &graph.source_subscription else {
+        return Err(settings_error(
+            "the graph's resources need --source-subscription",
+            Some("ATG's graph may hold several subscriptions, the target's too: pass the subscription the source resources are in"),
+        ));
+    };
+    if let TargetSource::Graph { subscription } = &targets {
+        if source_subscription.eq_ignore_ascii_case(subscription) {
+            return Err(settings_error(
+                "targets from the graph need a --source-subscription other than --target-subscription",
+                Some("or pass --iac-dir with the Terraform state of the deployed targets"),
+            ));
+        }
+    }
+    if let Some(path) = &graph.name_mappings {
+        if !path.is_file() {
+            return Err(settings_error(
+                format!("--name-mappings `{}` is not a file", path.display()),
+                Some("pass ATG's name_mappings.json (it is written beside the IaC it generates)"),
+            ));
+        }
+    }
+    let mut graph_settings = GraphSettings::new(uri.clone(), graph.neo4j_user.clone(), password);
+    graph_settings.database.clone_from(&graph.neo4j_database);
     Ok(ResourceSource::Graph(Box::new(GraphInventory {
-        graph: GraphSettings::new(uri.clone(), graph.neo4j_user.clone(), password),
+        graph: graph_settings,
         types: graph_resource_types(),
         source_subscription: graph.source_subscription.clone(),
         target_subscription: graph.target_subscription.clone(),
         targets,
         mappings: graph.mappings.clone(),
+        name_mappings: graph.name_mappings.clone(),
         options: MatchOptions {
             source_tenant_id: args
                 .source_tenant_id
@@ -498,15 +513,72 @@ mod tests {
         );
         let (message, _) = error(&["--iac-dir", ".", "--mappings", "m.json"]);
         assert_eq!(message, "--iac-dir, --mappings need ATG's graph");
-        let (message, _) = error(&[
+    }
+
+    #[test]
+    fn a_graph_source_needs_its_subscription_and_name_mappings_need_the_graph() {
+        let error = |args: &[&str]| {
+            DeploySettings::from_args(&parse(args), CredentialEnvironment::default(), false)
+                .err()
+                .map(|e| (e.message, e.hint.unwrap_or_default()))
+                .unwrap()
+        };
+        let graph = ["--neo4j-uri", "bolt://x:7687", "--neo4j-password", "p"];
+        for targets in [["--iac-dir", "."], ["--target-subscription", "t"]] {
+            let mut args = graph.to_vec();
+            args.extend(targets);
+            let (message, hint) = error(&args);
+            assert_eq!(message, "the graph's resources need --source-subscription");
+            assert!(hint.contains("the target's too"), "{hint}");
+        }
+        let mut args = graph.to_vec();
+        args.extend(["--source-subscription", "s", "--target-subscription", "S"]);
+        let (message, _) = error(&args);
+        assert!(message.starts_with("targets from the graph need a --source-subscription other"));
+        let (message, _) = error(&["--name-mappings", "n.json"]);
+        assert_eq!(message, "--name-mappings need ATG's graph");
+        let mut args = graph.to_vec();
+        args.extend([
+            "--source-subscription",
+            "s",
+            "--target-subscription",
+            "t",
+            "--name-mappings",
+            "/nonexistent/name_mappings.json",
+        ]);
+        let (message, _) = error(&args);
+        assert_eq!(
+            message,
+            "--name-mappings `/nonexistent/name_mappings.json` is not a file"
+        );
+    }
+
+    #[test]
+    fn the_database_and_name_mappings_reach_the_graph_inventory() {
+        let file = std::env::temp_dir().join(format!("atg-nm-{}.json", std::process::id()));
+        std::fs::write(&file, "{}").unwrap();
+        let args = parse(&[
             "--neo4j-uri",
             "bolt://x:7687",
             "--neo4j-password",
             "p",
+            "--neo4j-database",
+            "tenantgraph",
+            "--source-subscription",
+            "s",
             "--target-subscription",
             "t",
+            "--name-mappings",
+            &file.display().to_string(),
         ]);
-        assert!(message.starts_with("targets from the graph need a --source-subscription"));
+        let settings =
+            DeploySettings::from_args(&args, CredentialEnvironment::default(), false).unwrap();
+        let _ = std::fs::remove_file(&file);
+        let ResourceSource::Graph(graph) = settings.resources else {
+            panic!("expected the graph");
+        };
+        assert_eq!(graph.graph.database.as_deref(), Some("tenantgraph"));
+        assert_eq!(graph.name_mappings.as_deref(), Some(file.as_path()));
     }
 
     #[test]

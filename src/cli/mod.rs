@@ -175,11 +175,16 @@ pub struct GraphArgs {
     #[arg(long, env = "NEO4J_USER", value_name = "USER", default_value = "neo4j")]
     pub neo4j_user: String,
 
+    /// Neo4j database to read (default: the server's default database).
+    #[arg(long, env = "NEO4J_DATABASE", value_name = "NAME")]
+    pub neo4j_database: Option<String>,
+
     /// Neo4j password (prefer the environment variable).
     #[arg(long, env = "NEO4J_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_sensitive)]
     pub neo4j_password: Option<Sensitive>,
 
-    /// Read only the source resources of this subscription from the graph.
+    /// The subscription of the source resources in the graph (required: ATG's graph may hold
+    /// the target's resources too).
     #[arg(long, value_name = "SUBSCRIPTION")]
     pub source_subscription: Option<String>,
 
@@ -192,6 +197,11 @@ pub struct GraphArgs {
     /// `terraform show -json` as terraform.tfstate.json) and name_mappings.json.
     #[arg(long, value_name = "DIR")]
     pub iac_dir: Option<PathBuf>,
+
+    /// ATG's name_mappings.json (its conflict renames), when it is not in --iac-dir or the
+    /// targets come from the graph.
+    #[arg(long, value_name = "FILE")]
+    pub name_mappings: Option<PathBuf>,
 
     /// Explicit source → target pairs that win over name matching:
     /// {"mappings": [{"source": SOURCE_ID, "target": TARGET_ID}]} (ARM ids).

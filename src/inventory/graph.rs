@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::matching::{match_resources, ExplicitMapping, MatchOptions, NameMapping};
 use super::neo4j::{shown_uri, GraphReader, GraphSettings};
-use super::terraform::read_iac_dir;
+use super::terraform::{read_iac_dir, read_mappings_file, read_name_mappings};
 use super::{Inventory, InventoryError, InventorySource, Resource, Unmatched, TARGET};
 
 /// Where the deployed targets are.
@@ -32,6 +32,8 @@ pub struct GraphInventory {
     pub targets: TargetSource,
     /// The user's explicit source → target mappings.
     pub mappings: Option<PathBuf>,
+    /// ATG's `name_mappings.json` (`--name-mappings`); without it, the one in `--iac-dir`.
+    pub name_mappings: Option<PathBuf>,
     pub options: MatchOptions,
 }
 
@@ -43,15 +45,22 @@ impl InventorySource for GraphInventory {
             None => Vec::new(),
         };
         let mut unmatched: Vec<Unmatched> = Vec::new();
-        let (mut targets, name_mappings, target_origin): (Vec<Resource>, Vec<NameMapping>, String) =
-            match &self.targets {
-                TargetSource::IacDir(dir) => {
-                    let read = read_iac_dir(dir)?;
-                    let origin = read.state_path.display().to_string();
-                    (read.resources, read.name_mappings, origin)
-                }
-                TargetSource::Graph { .. } => (Vec::new(), Vec::new(), String::new()),
-            };
+        let (mut targets, mut name_mappings, target_origin): (
+            Vec<Resource>,
+            Option<(PathBuf, Vec<NameMapping>)>,
+            String,
+        ) = match &self.targets {
+            TargetSource::IacDir(dir) => {
+                let read = read_iac_dir(dir)?;
+                let origin = read.state_path.display().to_string();
+                (read.resources, read.name_mappings, origin)
+            }
+            TargetSource::Graph { .. } => (Vec::new(), None, String::new()),
+        };
+        if let Some(path) = &self.name_mappings {
+            name_mappings = Some((path.clone(), read_name_mappings(path)?));
+        }
+        let (name_mappings_path, name_mappings) = name_mappings.unwrap_or_default();
 
         let reader = GraphReader::connect(self.graph.clone()).await?;
         let sources = reader
@@ -100,9 +109,15 @@ impl InventorySource for GraphInventory {
             message,
         })?;
         unmatched.extend(matched.unmatched);
+        let warnings = matched
+            .warnings
+            .into_iter()
+            .map(|warning| format!("`{}`: {warning}", name_mappings_path.display()))
+            .collect();
         Ok(Inventory {
             pairs: matched.pairs,
             unmatched,
+            warnings,
             origin: format!(
                 "{} (sources) + {target_origin} (targets)",
                 shown_uri(&self.graph.uri)
@@ -114,12 +129,7 @@ impl InventorySource for GraphInventory {
 /// The user's mappings file: `{"mappings": [{"source": "<id>", "target": "<id>"}]}` (a bare
 /// array of the same entries is read too).
 pub fn read_mappings(path: &Path) -> Result<Vec<ExplicitMapping>, InventoryError> {
-    let shown = path.display().to_string();
-    let text = super::read_input_file(path).map_err(|e| InventoryError::Mappings {
-        path: shown.clone(),
-        message: format!("cannot read it: {e}"),
-    })?;
-    parse_mappings(&shown, &text)
+    read_mappings_file(path, parse_mappings)
 }
 
 pub fn parse_mappings(path: &str, text: &str) -> Result<Vec<ExplicitMapping>, InventoryError> {

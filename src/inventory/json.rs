@@ -107,12 +107,14 @@ pub fn parse(path: &str, text: &str) -> Result<Inventory, InventoryError> {
             source,
             target,
             match_rule: MatchRule::Inventory,
+            evidence: super::Evidence::default(),
         });
     }
     Ok(Inventory {
         pairs,
         unmatched: Vec::new(),
         origin: path.to_owned(),
+        warnings: Vec::new(),
     })
 }
 

@@ -170,6 +170,8 @@ pub struct ResourcePair {
     pub target: Resource,
     /// Which rule paired them (shown in the plan).
     pub match_rule: MatchRule,
+    /// What the rule found (empty for pairs written in an inventory).
+    pub evidence: Evidence,
 }
 
 /// How a source was paired with its target, strongest first (docs: src/inventory/matching.rs).
@@ -186,8 +188,12 @@ pub enum MatchRule {
     AtgNaming,
     /// ATG's name, renamed for a conflict as recorded in `name_mappings.json`.
     AtgNameMapping,
-    /// The source's (or its twin's) name plus a 6–16 character `[a-z0-9]` suffix.
+    /// The source's (or its twin's) name plus an optional `-` and a 6–16 character `[a-z0-9]`
+    /// suffix.
     Suffix,
+    /// A child resource (a SQL database) with the same name under the target its parent was
+    /// paired with.
+    Parent,
 }
 
 impl MatchRule {
@@ -199,6 +205,7 @@ impl MatchRule {
             MatchRule::AtgNaming => "atg_naming",
             MatchRule::AtgNameMapping => "atg_name_mapping",
             MatchRule::Suffix => "suffix",
+            MatchRule::Parent => "parent",
         }
     }
 }
@@ -207,6 +214,98 @@ impl fmt::Display for MatchRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The `name_mappings.json` entry a pair was made by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NameMappingEntry {
+    pub original_name: String,
+    pub new_name: String,
+    /// `source_name` (the source's real name) or `planned_name` (ATG's name for its twin).
+    pub keyed_by: &'static str,
+}
+
+/// The parent pair a child pair was made through.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ParentPair {
+    pub source_id: String,
+    pub target_id: String,
+    pub match_rule: Option<MatchRule>,
+}
+
+/// What a rule found when it paired a source with a target (shown in the plan). Empty for the
+/// rules whose name says it all (`inventory`, `mapping`, `exact_name`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_mapping: Option<NameMappingEntry>,
+    /// The name ATG's generate-iac plans for the source's twin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned_name: Option<String>,
+    /// The subscription a Cosmos account's planned name was hashed from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned_for_subscription: Option<String>,
+    /// The name the suffix rule found at the start of the target's (the source's or its twin's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// What follows it, with its `-` when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentPair>,
+}
+
+impl Evidence {
+    pub fn is_empty(&self) -> bool {
+        *self == Evidence::default()
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(entry) = &self.name_mapping {
+            let key = if entry.keyed_by == "planned_name" {
+                "ATG's planned name"
+            } else {
+                "the source's name"
+            };
+            parts.push(format!(
+                "name_mappings.json `{}` -> `{}` (keyed by {key})",
+                entry.original_name, entry.new_name
+            ));
+        }
+        if let Some(planned) = &self.planned_name {
+            match &self.planned_for_subscription {
+                Some(subscription) => parts.push(format!(
+                    "planned name `{planned}` (hashed from subscription {subscription})"
+                )),
+                None => parts.push(format!("planned name `{planned}`")),
+            }
+        }
+        if let (Some(base), Some(suffix)) = (&self.base, &self.suffix) {
+            parts.push(format!("`{base}` + suffix `{suffix}`"));
+        }
+        if let Some(parent) = &self.parent {
+            parts.push(format!(
+                "parent `{}` -> `{}`{}",
+                parent.source_id,
+                parent.target_id,
+                parent
+                    .match_rule
+                    .map_or_else(String::new, |rule| format!(" ({rule})"))
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// A resource an unmatched one could have been paired with, and why it was not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    pub id: String,
+    pub name: String,
+    pub match_rule: MatchRule,
+    pub rejected: String,
 }
 
 /// Which side of the migration an unmatched resource is on.
@@ -221,6 +320,9 @@ pub struct Unmatched {
     pub resource_type: String,
     pub name: String,
     pub reason: String,
+    /// What the matching rules proposed for it, each with why it was rejected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
 }
 
 impl Unmatched {
@@ -231,6 +333,7 @@ impl Unmatched {
             resource_type: resource.resource_type.clone(),
             name: resource.name.clone(),
             reason: reason.into(),
+            candidates: Vec::new(),
         }
     }
 }
@@ -241,6 +344,9 @@ pub struct Inventory {
     pub unmatched: Vec<Unmatched>,
     /// Where it came from, for the report (`inventory.json`, `neo4j://…`).
     pub origin: String,
+    /// What the reader noticed but could not act on (a `name_mappings.json` entry that matches
+    /// no source).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -582,10 +688,12 @@ mod tests {
                     source: vault(source),
                     target: vault(target),
                     match_rule,
+                    evidence: Evidence::default(),
                 })
                 .collect(),
             unmatched: Vec::new(),
             origin: "test".into(),
+            warnings: Vec::new(),
         }
     }
 

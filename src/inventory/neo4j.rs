@@ -23,6 +23,8 @@ pub struct GraphSettings {
     pub uri: String,
     pub user: String,
     pub password: Sensitive,
+    /// The database to read; `None` for the server's default.
+    pub database: Option<String>,
     /// Resources per query.
     pub page_size: usize,
     /// For the TCP connection, the handshake and the first answer.
@@ -36,6 +38,7 @@ impl std::fmt::Debug for GraphSettings {
         f.debug_struct("GraphSettings")
             .field("uri", &shown_uri(&self.uri))
             .field("user", &self.user)
+            .field("database", &self.database)
             .field("page_size", &self.page_size)
             .finish_non_exhaustive()
     }
@@ -47,6 +50,7 @@ impl GraphSettings {
             uri: uri.into(),
             user: user.into(),
             password,
+            database: None,
             page_size: 1000,
             connect_timeout: Duration::from_secs(5),
             query_timeout: Duration::from_secs(60),
@@ -66,6 +70,37 @@ pub struct GraphRead {
 pub struct GraphReader {
     graph: Graph,
     settings: GraphSettings,
+}
+
+const UNREACHABLE_HINT: &str = "is a Neo4j (Bolt 4.4) server listening at --neo4j-uri?";
+
+/// A server that closes the connection at the handshake ("early eof") most likely refused
+/// every version atg offered.
+const BOLT5_HINT: &str = "the server closed the connection during the Bolt handshake: atg speaks \
+     Bolt 4.4, which Neo4j 4.4 and 5 servers accept; a server that speaks only Bolt 5 is not supported";
+
+/// Why a query got no answer.
+enum Failure {
+    Neo4j(neo4rs::Error),
+    TimedOut,
+}
+
+impl Failure {
+    /// Whether the connection itself failed (worth one more try on a fresh one).
+    fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            Failure::TimedOut
+                | Failure::Neo4j(neo4rs::Error::IOError { .. } | neo4rs::Error::ConnectionError)
+        )
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Failure::Neo4j(error) => describe(error),
+            Failure::TimedOut => "no answer".into(),
+        }
+    }
 }
 
 const PAGE_QUERY: &str = "MATCH (r:Resource:Original) \
@@ -96,37 +131,40 @@ impl GraphReader {
     }
 
     /// Connects and checks that the graph is ATG's (it has `:Original` resources). Fails within
-    /// `connect_timeout` when the server is unreachable or silent.
+    /// twice `connect_timeout` when the server is unreachable or silent: a failed handshake is
+    /// retried once on a fresh connection, as some servers fail the first connection after
+    /// another client disconnects.
     pub async fn connect(settings: GraphSettings) -> Result<GraphReader, InventoryError> {
-        let uri = shown_uri(&settings.uri);
-        let error = |message: String, hint: Option<&str>| InventoryError::Graph {
-            uri: uri.clone(),
-            message,
-            hint: hint.map(str::to_owned),
+        let mut attempt = 0;
+        let reader = loop {
+            attempt += 1;
+            let reader = GraphReader::open(settings.clone()).await?;
+            let probe = reader.run_count(
+                neo4rs::query("MATCH (r:Original) RETURN count(r) AS n"),
+                settings.connect_timeout,
+            );
+            match probe.await {
+                Ok(row) => break (reader, row),
+                Err(failure) if attempt == 1 && failure.is_connection() => {
+                    tracing::debug!(
+                        error = %failure.describe(),
+                        "the first connection to the graph failed; retrying once on a fresh connection"
+                    );
+                }
+                Err(Failure::TimedOut) => {
+                    return Err(reader.error(
+                        format!(
+                            "no answer within {} s, twice",
+                            settings.connect_timeout.as_secs()
+                        ),
+                        Some(UNREACHABLE_HINT),
+                    ))
+                }
+                Err(Failure::Neo4j(error)) => return Err(reader.classify(&error)),
+            }
         };
-        let config = ConfigBuilder::default()
-            .uri(settings.uri.as_str())
-            .user(settings.user.as_str())
-            .password(settings.password.expose())
-            .fetch_size(settings.page_size)
-            .max_connections(2)
-            .build()
-            .map_err(|e| {
-                error(
-                    format!("invalid connection settings: {}", describe(&e)),
-                    Some("--neo4j-uri takes bolt://HOST:PORT or neo4j://HOST:PORT"),
-                )
-            })?;
-        let graph = Graph::connect(config).await.map_err(|e| {
-            error(
-                describe(&e),
-                Some("--neo4j-uri takes bolt://HOST:PORT or neo4j://HOST:PORT"),
-            )
-        })?;
-        let reader = GraphReader { graph, settings };
-        let count = reader
-            .scalar("MATCH (r:Original) RETURN count(r) AS n", true)
-            .await?;
+        let (reader, row) = reader;
+        let count = reader.number(row)?;
         if count == 0 {
             return Err(reader.error(
                 "the graph has no `:Original` resource nodes",
@@ -140,26 +178,48 @@ impl GraphReader {
         Ok(reader)
     }
 
-    async fn scalar(&self, cypher: &str, first: bool) -> Result<i64, InventoryError> {
-        let timeout = if first {
-            self.settings.connect_timeout
-        } else {
-            self.settings.query_timeout
+    /// A reader on a fresh connection pool (neo4rs connects on the first query).
+    async fn open(settings: GraphSettings) -> Result<GraphReader, InventoryError> {
+        let error = |message: String| InventoryError::Graph {
+            uri: shown_uri(&settings.uri),
+            message,
+            hint: Some("--neo4j-uri takes bolt://HOST:PORT or neo4j://HOST:PORT".into()),
         };
-        self.count(neo4rs::query(cypher), timeout, first).await
+        // An empty name makes a Neo4j server use its default database (neo4rs would send
+        // "neo4j" otherwise).
+        let config = ConfigBuilder::default()
+            .uri(settings.uri.as_str())
+            .user(settings.user.as_str())
+            .password(settings.password.expose())
+            .db(settings.database.as_deref().unwrap_or_default())
+            .fetch_size(settings.page_size)
+            .max_connections(2)
+            .build()
+            .map_err(|e| error(format!("invalid connection settings: {}", describe(&e))))?;
+        let graph = Graph::connect(config)
+            .await
+            .map_err(|e| error(describe(&e)))?;
+        Ok(GraphReader { graph, settings })
     }
 
     async fn scalar_with(&self, query: neo4rs::Query) -> Result<i64, InventoryError> {
-        self.count(query, self.settings.query_timeout, false).await
+        let timeout = self.settings.query_timeout;
+        match self.run_count(query, timeout).await {
+            Ok(row) => self.number(row),
+            Err(Failure::Neo4j(e)) => Err(self.classify(&e)),
+            Err(Failure::TimedOut) => Err(self.error(
+                format!("a page of resources took over {} s", timeout.as_secs()),
+                None,
+            )),
+        }
     }
 
     /// Runs a query answering one row with an integer `n`.
-    async fn count(
+    async fn run_count(
         &self,
         query: neo4rs::Query,
         timeout: Duration,
-        first: bool,
-    ) -> Result<i64, InventoryError> {
+    ) -> Result<Option<Row>, Failure> {
         let work = async {
             let mut txn = self.graph.start_txn().await?;
             let mut stream = txn.execute(query).await?;
@@ -167,27 +227,23 @@ impl GraphReader {
             let _ = txn.commit().await;
             Ok::<_, neo4rs::Error>(row)
         };
-        let row = match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(row)) => row,
-            Ok(Err(e)) => return Err(self.classify(&e)),
-            Err(_) => return Err(self.timed_out(timeout, first)),
-        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(row)) => Ok(row),
+            Ok(Err(e)) => Err(Failure::Neo4j(e)),
+            Err(_) => Err(Failure::TimedOut),
+        }
+    }
+
+    fn number(&self, row: Option<Row>) -> Result<i64, InventoryError> {
         row.and_then(|row| row.get::<i64>("n").ok())
             .ok_or_else(|| self.error("the server answered a count with no number", None))
     }
 
-    fn timed_out(&self, timeout: Duration, first: bool) -> InventoryError {
-        if first {
-            self.error(
-                format!("no answer within {} s", timeout.as_secs()),
-                Some("is a Neo4j (Bolt 4.4) server listening at --neo4j-uri?"),
-            )
-        } else {
-            self.error(
-                format!("a page of resources took over {} s", timeout.as_secs()),
-                None,
-            )
-        }
+    fn timed_out(&self, timeout: Duration) -> InventoryError {
+        self.error(
+            format!("a page of resources took over {} s", timeout.as_secs()),
+            None,
+        )
     }
 
     fn classify(&self, error: &neo4rs::Error) -> InventoryError {
@@ -200,9 +256,17 @@ impl GraphReader {
                 format!("the server refused: {}", inner.code()),
                 Some("check --neo4j-user and --neo4j-password (or NEO4J_USER/NEO4J_PASSWORD)"),
             ),
+            neo4rs::Error::IOError { detail }
+                if detail.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                self.error(
+                    format!("cannot connect: {}", describe(error)),
+                    Some(BOLT5_HINT),
+                )
+            }
             neo4rs::Error::IOError { .. } | neo4rs::Error::ConnectionError => self.error(
                 format!("cannot connect: {}", describe(error)),
-                Some("is a Neo4j (Bolt 4.4) server listening at --neo4j-uri?"),
+                Some(UNREACHABLE_HINT),
             ),
             neo4rs::Error::UnsupportedVersion(_) => self.error(
                 describe(error),
@@ -242,7 +306,7 @@ impl GraphReader {
             let rows = match tokio::time::timeout(self.settings.query_timeout, work).await {
                 Ok(Ok(rows)) => rows,
                 Ok(Err(e)) => return Err(self.classify(&e)),
-                Err(_) => return Err(self.timed_out(self.settings.query_timeout, false)),
+                Err(_) => return Err(self.timed_out(self.settings.query_timeout)),
             };
             let count = rows.len();
             for row in rows {

@@ -34,6 +34,8 @@ pub const AZURERM_TYPES: &[(&str, &str)] = &[
         "Microsoft.DocumentDB/databaseAccounts",
     ),
     ("azurerm_mssql_database", "Microsoft.Sql/servers/databases"),
+    // Read so that their databases can be paired through them (renamed servers).
+    ("azurerm_mssql_server", "Microsoft.Sql/servers"),
     ("azurerm_sql_database", "Microsoft.Sql/servers/databases"),
     ("azurerm_api_management", "Microsoft.ApiManagement/service"),
     (
@@ -72,7 +74,8 @@ fn arm_type(azurerm: &str) -> Option<&'static str> {
 #[derive(Debug, Default)]
 pub struct TerraformTargets {
     pub resources: Vec<Resource>,
-    pub name_mappings: Vec<NameMapping>,
+    /// `name_mappings.json` beside the state, when there is one, and where it is.
+    pub name_mappings: Option<(PathBuf, Vec<NameMapping>)>,
     /// The state file read, for the report.
     pub state_path: PathBuf,
 }
@@ -110,14 +113,10 @@ pub fn read_iac_dir(dir: &Path) -> Result<TerraformTargets, InventoryError> {
         |p| p.join("name_mappings.json"),
     );
     let name_mappings = if mappings_path.is_file() {
-        let text =
-            super::read_input_file(&mappings_path).map_err(|error| InventoryError::Mappings {
-                path: mappings_path.display().to_string(),
-                message: format!("cannot read it: {error}"),
-            })?;
-        parse_name_mappings(&mappings_path.display().to_string(), &text)?
+        let read = read_name_mappings(&mappings_path)?;
+        Some((mappings_path, read))
     } else {
-        Vec::new()
+        None
     };
     Ok(TerraformTargets {
         resources,
@@ -261,6 +260,24 @@ fn array(value: Option<&Value>) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
+/// Reads ATG's `name_mappings.json` at `path`.
+pub fn read_name_mappings(path: &Path) -> Result<Vec<NameMapping>, InventoryError> {
+    read_mappings_file(path, parse_name_mappings)
+}
+
+/// Reads a mappings file (ATG's or the user's) with `parse`.
+pub fn read_mappings_file<T>(
+    path: &Path,
+    parse: fn(&str, &str) -> Result<T, InventoryError>,
+) -> Result<T, InventoryError> {
+    let shown = path.display().to_string();
+    let text = super::read_input_file(path).map_err(|error| InventoryError::Mappings {
+        path: shown.clone(),
+        message: format!("cannot read it: {error}"),
+    })?;
+    parse(&shown, &text)
+}
+
 /// ATG's `name_mappings.json` (`name_conflict_validator.py`): `{"mappings": [{"original_name",
 /// "new_name", "resource_type"?}]}`; a flat `{"original": "new"}` object is read too.
 pub fn parse_name_mappings(path: &str, text: &str) -> Result<Vec<NameMapping>, InventoryError> {
@@ -371,8 +388,10 @@ mod tests {
             Some("https://vault-0123456789a-b7bf97.vault.azure.net/")
         );
         assert_eq!(vault.resource_group.as_deref(), Some("rg-target"));
+        let (path, name_mappings) = targets.name_mappings.unwrap();
+        assert!(path.ends_with("name_mappings.json"));
         assert_eq!(
-            targets.name_mappings,
+            name_mappings,
             vec![NameMapping {
                 original_name: "storage00112233445f00d1".into(),
                 new_name: "storage00112233445f00d2".into(),
@@ -387,7 +406,7 @@ mod tests {
         let from_show = summary(&targets.resources);
         let from_state = summary(&read_iac_dir(&fixture("v4")).unwrap().resources);
         assert_eq!(from_show, from_state);
-        assert!(targets.name_mappings.is_empty());
+        assert!(targets.name_mappings.is_none());
         assert!(targets.state_path.ends_with("terraform.tfstate.json"));
     }
 

@@ -264,6 +264,7 @@ pub async fn run_with_plugins(
             .load(std::sync::atomic::Ordering::Relaxed),
         resources,
         unmatched: inventory.unmatched,
+        inventory_warnings: inventory.warnings,
     };
     report.compute_totals();
     report
@@ -294,6 +295,7 @@ async fn run_resource(
         target_id: pair.target.id.clone(),
         resource_type: pair.source.resource_type.clone(),
         match_rule: pair.match_rule,
+        evidence: pair.evidence.clone(),
         plugin: None,
         mode: settings.mode,
         status: ResourceStatus::Succeeded,
@@ -521,10 +523,12 @@ mod tests {
                     source: resource(t, n),
                     target: resource(t, &format!("{n}-target")),
                     match_rule: crate::inventory::MatchRule::Inventory,
+                    evidence: crate::inventory::Evidence::default(),
                 })
                 .collect(),
             unmatched: Vec::new(),
             origin: "test".into(),
+            warnings: Vec::new(),
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::azure::policies::RetryCounts;
 use crate::dataplane::{ItemOutcome, ItemStatus, Mode};
-use crate::inventory::{MatchRule, Unmatched};
+use crate::inventory::{Evidence, MatchRule, Unmatched};
 
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ItemCounts {
@@ -62,6 +62,9 @@ pub struct ResourceReport {
     pub resource_type: String,
     /// How the inventory paired source and target (`inventory`, `exact_name`, `atg_naming`, ...).
     pub match_rule: MatchRule,
+    /// What the rule found: the `name_mappings.json` entry, the planned name, the suffix...
+    #[serde(skip_serializing_if = "Evidence::is_empty")]
+    pub evidence: Evidence,
     pub plugin: Option<&'static str>,
     /// The mode this resource runs (or would run, in a dry run) in.
     pub mode: Mode,
@@ -115,6 +118,9 @@ pub struct Report {
     pub refused_writes: u64,
     pub resources: Vec<ResourceReport>,
     pub unmatched: Vec<Unmatched>,
+    /// What the inventory reader noticed but could not act on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inventory_warnings: Vec<String>,
 }
 
 impl Report {

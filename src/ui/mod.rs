@@ -146,6 +146,9 @@ impl Printer {
                     );
                 }
             }
+            if !resource.evidence.is_empty() {
+                let _ = writeln!(out, "    paired by {}", resource.evidence.describe());
+            }
             if let Some(error) = &resource.error {
                 let _ = writeln!(out, "    error: {error}");
             }
@@ -195,6 +198,16 @@ impl Printer {
                 "unmatched {} {} ({}): {}",
                 unmatched.side, unmatched.id, unmatched.resource_type, unmatched.reason
             );
+            for candidate in &unmatched.candidates {
+                let _ = writeln!(
+                    out,
+                    "    candidate {} ({}): {}",
+                    candidate.name, candidate.match_rule, candidate.rejected
+                );
+            }
+        }
+        for warning in &report.inventory_warnings {
+            let _ = writeln!(out, "{}: {warning}", self.paint("33", "warning"));
         }
         let retries = &report.retries;
         if retries.throttled + retries.server_busy + retries.transport > 0 {

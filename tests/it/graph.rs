@@ -107,6 +107,35 @@ fn graph_args(server: &FalkorDb, iac_dir: &std::path::Path) -> Vec<String> {
     ]
 }
 
+/// A dry run with a JSON report, sources of `SOURCE_SUB`, targets of `TARGET_SUB` from `targets`
+/// (`--iac-dir DIR`, or nothing for the graph's), against the stack's emulator.
+fn dry_run_args(server: &FalkorDb, stack: &Stack, targets: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = ["deploy", "--dataplane", "--neo4j-uri", &server.uri()]
+        .map(String::from)
+        .to_vec();
+    args.extend_from_slice(targets);
+    args.extend(
+        [
+            "--source-subscription",
+            SOURCE_SUB,
+            "--target-subscription",
+            TARGET_SUB,
+            "--dry-run",
+            "--output",
+            "json",
+        ]
+        .map(String::from),
+    );
+    args.extend(stack.transport_args());
+    // Storage hosts answered by the emulator too: the storage pairs then fail at once (no such
+    // account) instead of after a minute of DNS retries; their pairing is what is tested.
+    args.extend([
+        "--connect-to".into(),
+        format!("core.windows.net={}", stack.emulator.addr()),
+    ]);
+    args
+}
+
 fn env_with_password() -> Vec<(&'static str, &'static str)> {
     vec![("NEO4J_USER", USER), ("NEO4J_PASSWORD", PASSWORD)]
 }
@@ -206,21 +235,12 @@ async fn the_plan_pairs_graph_sources_with_terraform_targets() {
     )
     .unwrap();
 
-    let mut args = graph_args(&server, &iac);
-    args.extend(
-        [
-            "--source-subscription",
-            SOURCE_SUB,
-            "--target-subscription",
-            TARGET_SUB,
-            "--dry-run",
-            "--output",
-            "json",
-            "-vv",
-        ]
-        .map(String::from),
+    let mut args = dry_run_args(
+        &server,
+        &stack,
+        &["--iac-dir".into(), iac.display().to_string()],
     );
-    args.extend(stack.transport_args());
+    args.push("-vv".into());
     let mut env = env_with_password();
     env.extend([
         ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
@@ -336,22 +356,7 @@ async fn targets_can_come_from_the_same_graph() {
         .await
         .expect("seed");
     let stack = Stack::start().await;
-    let mut args: Vec<String> = [
-        "deploy",
-        "--dataplane",
-        "--neo4j-uri",
-        &server.uri(),
-        "--source-subscription",
-        SOURCE_SUB,
-        "--target-subscription",
-        TARGET_SUB,
-        "--dry-run",
-        "--output",
-        "json",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(stack.transport_args());
+    let args = dry_run_args(&server, &stack, &[]);
     let mut env = env_with_password();
     env.extend([
         ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
@@ -383,6 +388,8 @@ async fn plan_against(uri: &str, env: &[(&str, &str)]) -> (Run, Duration) {
         uri,
         "--iac-dir",
         &dir.path().display().to_string(),
+        "--source-subscription",
+        SOURCE_SUB,
         "-vv",
     ]
     .map(String::from)
@@ -410,7 +417,7 @@ async fn an_unreachable_server_fails_fast_with_exit_2() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_no_password(&run);
 
-    // A server that accepts and never answers: bounded by the 5 s connect timeout.
+    // A server that accepts and never answers: bounded by the 5 s connect timeout, tried twice.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let uri = format!("bolt://{}", silent.local_addr().unwrap());
     let hold = tokio::spawn(async move {
@@ -422,8 +429,8 @@ async fn an_unreachable_server_fails_fast_with_exit_2() {
     let (run, took) = plan_against(&uri, &env_with_password()).await;
     hold.abort();
     assert_eq!(run.code, 2, "{run}");
-    assert!(run.stderr.contains("no answer within 5 s"), "{run}");
-    assert!(took < Duration::from_secs(9), "took {took:?}");
+    assert!(run.stderr.contains("no answer within 5 s, twice"), "{run}");
+    assert!(took < Duration::from_secs(14), "took {took:?}");
 }
 
 #[tokio::test]
@@ -481,7 +488,7 @@ async fn a_graph_without_atg_labels_or_with_unusable_ids_is_refused() {
     server
         .query(
             DEFAULT_GRAPH,
-            "CREATE (:Resource:Original {id: 42, type: 'Microsoft.KeyVault/vaults', name: 'kv'})",
+            &format!("CREATE (:Resource:Original {{id: 42, type: 'Microsoft.KeyVault/vaults', name: 'kv', subscription_id: '{SOURCE_SUB}'}})"),
         )
         .await
         .expect("seed");
@@ -505,6 +512,8 @@ async fn a_bad_terraform_state_is_refused_before_the_graph_is_read() {
         "bolt://127.0.0.1:9",
         "--iac-dir",
         &dir.path().display().to_string(),
+        "--source-subscription",
+        SOURCE_SUB,
     ]
     .map(String::from)
     .to_vec();
@@ -628,4 +637,458 @@ async fn control_characters_in_a_graph_name_are_refused_before_any_request() {
         run.stderr
     );
     assert!(stack.requests().is_empty(), "{:?}", stack.requests());
+}
+
+const SERVER: &str = "Microsoft.Sql/servers";
+const DATABASE: &str = "Microsoft.Sql/servers/databases";
+
+/// A SQL database original under `server`.
+fn database(subscription: &str, server: &str, name: &str) -> AtgResource {
+    let mut resource = original(subscription, DATABASE, name, false);
+    resource.id = format!(
+        "/subscriptions/{subscription}/resourceGroups/rg-src/providers/{SERVER}/{server}/databases/{name}"
+    );
+    resource
+}
+
+/// The pairing scenario of issue 8: sources named and renamed every way ATG and users do.
+struct Scenario {
+    sources: Vec<AtgResource>,
+    /// (ARM type, parent path for a child, name) of each deployed target.
+    targets: Vec<(&'static str, Option<&'static str>, String)>,
+    name_mappings: Value,
+    prod_planned: String,
+    store_planned: String,
+    store_renamed: String,
+    orders_planned: String,
+    ledger_for_target: String,
+    ledger_for_source: String,
+}
+
+fn scenario() -> Scenario {
+    let prod_kv = original(SOURCE_SUB, KV, "prod-kv", true);
+    let store = original(SOURCE_SUB, STORAGE, "prodstore", true);
+    let orders = original(SOURCE_SUB, COSMOS, "Orders", true);
+    let ledger = original(SOURCE_SUB, COSMOS, "ledger", true);
+    let prod_twin = twin_name(&prod_kv);
+    let prod_planned = format!("{}-{}", &prod_twin[..17], &md5_hex(&prod_twin)[..6]);
+    let store_twin = twin_name(&store);
+    let store_planned = format!("{}{}", &store_twin[..18], &md5_hex(&store_twin)[..6]);
+    let store_renamed = format!("{}copy", &store_planned[..20]);
+    let cosmos_name = |twin: &str, subscription: &str| -> String {
+        format!("{twin}-{}", &md5_hex(subscription)[..8])
+            .to_lowercase()
+            .chars()
+            .take(44)
+            .collect()
+    };
+    let orders_planned = cosmos_name(&twin_name(&orders), TARGET_SUB);
+    let ledger_for_target = cosmos_name(&twin_name(&ledger), TARGET_SUB);
+    let ledger_for_source = cosmos_name(&twin_name(&ledger), SOURCE_SUB);
+    let sources = vec![
+        original(SOURCE_SUB, KV, "kv-prod-core", false),
+        original(SOURCE_SUB, STORAGE, "stapp", false),
+        prod_kv,
+        store,
+        original(SOURCE_SUB, STORAGE, "stprodmedia", false),
+        original(SOURCE_SUB, KV, "kv-lost", false),
+        original(SOURCE_SUB, KV, "app-kv", false),
+        original(SOURCE_SUB, KV, "shared-kv", true),
+        original(SOURCE_SUB, SERVER, "sql-prod", false),
+        database(SOURCE_SUB, "sql-prod", "billing"),
+        orders,
+        ledger,
+        // Another subscription of the source tenant: not read (--source-subscription).
+        original(OTHER_SUB, KV, "shared-kv", true),
+        original(OTHER_SUB, STORAGE, "stapp", false),
+    ];
+    let targets = vec![
+        (KV, None, "kv-prod-core-a1b2c3".to_owned()),
+        (STORAGE, None, "stappx7k2p9q".to_owned()),
+        (KV, None, prod_planned.clone()),
+        (STORAGE, None, store_renamed.clone()),
+        (STORAGE, None, "stprodmediacopy".to_owned()),
+        // A leftover look-alike: the suffix rule alone would take it.
+        (STORAGE, None, "stprodmedia5da01d".to_owned()),
+        (KV, None, "kv-lost-b4c5d6".to_owned()),
+        (KV, None, "app-kv-aaaaaa".to_owned()),
+        (KV, None, "app-kvbbbbbb".to_owned()),
+        (KV, None, "shared-kv".to_owned()),
+        (SERVER, None, "sql-prod-copy".to_owned()),
+        (DATABASE, Some("sql-prod-copy"), "billing".to_owned()),
+        (COSMOS, None, orders_planned.clone()),
+        (COSMOS, None, ledger_for_target.clone()),
+        (COSMOS, None, ledger_for_source.clone()),
+    ];
+    let name_mappings = json!({ "naming_suffix": "-copy", "mappings": [
+        { "original_name": "stprodmedia", "new_name": "stprodmediacopy", "resource_type": STORAGE },
+        { "original_name": store_planned, "new_name": store_renamed, "resource_type": STORAGE },
+        { "original_name": "kv-lost", "new_name": "kv-lost-copy", "resource_type": KV },
+        { "original_name": "sql-prod", "new_name": "sql-prod-copy", "resource_type": SERVER },
+        { "original_name": "ghost-kv", "new_name": "ghost-kv-copy", "resource_type": KV }
+    ]});
+    Scenario {
+        sources,
+        targets,
+        name_mappings,
+        prod_planned,
+        store_planned,
+        store_renamed,
+        orders_planned,
+        ledger_for_target,
+        ledger_for_source,
+    }
+}
+
+fn azurerm_type(arm: &str) -> &'static str {
+    match arm {
+        KV => "azurerm_key_vault",
+        STORAGE => "azurerm_storage_account",
+        COSMOS => "azurerm_cosmosdb_account",
+        SERVER => "azurerm_mssql_server",
+        _ => "azurerm_mssql_database",
+    }
+}
+
+/// Every pair, unmatched entry, candidate and warning of the scenario's dry-run plan.
+fn check_scenario_plan(run: &Run, scenario: &Scenario) {
+    assert_no_password(run);
+    let report = run.report();
+    let leaf = |id: &str| id.rsplit('/').next().unwrap_or_default().to_owned();
+    let pairs: Vec<Vec<String>> = report["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            vec![
+                leaf(&field(r, "source_id")),
+                leaf(&field(r, "target_id")),
+                field(r, "match_rule"),
+            ]
+        })
+        .collect();
+    let row = |cells: [&str; 3]| cells.map(String::from).to_vec();
+    assert_eq!(
+        sorted(pairs),
+        sorted(vec![
+            row(["kv-prod-core", "kv-prod-core-a1b2c3", "suffix"]),
+            row(["stapp", "stappx7k2p9q", "suffix"]),
+            row(["prod-kv", &scenario.prod_planned, "atg_naming"]),
+            row(["prodstore", &scenario.store_renamed, "atg_name_mapping"]),
+            row(["stprodmedia", "stprodmediacopy", "atg_name_mapping"]),
+            row(["shared-kv", "shared-kv", "exact_name"]),
+            row(["sql-prod", "sql-prod-copy", "atg_name_mapping"]),
+            row(["billing", "billing", "parent"]),
+            row(["Orders", &scenario.orders_planned, "atg_naming"]),
+        ]),
+        "{run}"
+    );
+    let evidence = |source: &str| -> Value {
+        report["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| leaf(&field(r, "source_id")) == source)
+            .map(|r| r["evidence"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        evidence("kv-prod-core"),
+        json!({ "base": "kv-prod-core", "suffix": "-a1b2c3" })
+    );
+    assert_eq!(
+        evidence("stapp"),
+        json!({ "base": "stapp", "suffix": "x7k2p9q" })
+    );
+    assert_eq!(
+        evidence("prod-kv"),
+        json!({ "planned_name": scenario.prod_planned })
+    );
+    assert_eq!(
+        evidence("stprodmedia"),
+        json!({ "name_mapping": { "original_name": "stprodmedia", "new_name": "stprodmediacopy", "keyed_by": "source_name" } })
+    );
+    assert_eq!(
+        evidence("prodstore"),
+        json!({
+            "name_mapping": { "original_name": scenario.store_planned, "new_name": scenario.store_renamed, "keyed_by": "planned_name" },
+            "planned_name": scenario.store_planned
+        })
+    );
+    assert_eq!(
+        evidence("billing")["parent"]["match_rule"],
+        "atg_name_mapping"
+    );
+    assert!(field(&evidence("billing")["parent"], "target_id").ends_with("/sql-prod-copy"));
+    assert_eq!(
+        evidence("Orders")["planned_for_subscription"],
+        TARGET_SUB,
+        "{run}"
+    );
+    assert!(field(&report["resources"][0], "source_id").contains(SOURCE_SUB));
+
+    let unmatched = report["unmatched"].as_array().expect("unmatched");
+    let entry = |side: &str, name: &str| -> &Value {
+        unmatched
+            .iter()
+            .find(|u| field(u, "side") == side && field(u, "name") == name)
+            .unwrap_or_else(|| panic!("{side} {name} is not listed unmatched: {unmatched:#?}"))
+    };
+    let candidates = |value: &Value| -> Vec<(String, String, String)> {
+        value["candidates"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|c| {
+                        (
+                            field(c, "name"),
+                            field(c, "match_rule"),
+                            field(c, "rejected"),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let triple = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(unmatched.len(), 9, "{unmatched:#?}");
+    // The look-alike: listed, with why it lost.
+    assert_eq!(
+        candidates(entry("target", "stprodmedia5da01d")),
+        vec![triple(
+            "stprodmedia",
+            "suffix",
+            "the source was paired with `stprodmediacopy` (atg_name_mapping)"
+        )]
+    );
+    // A mapping whose target is missing: the look-alike is not taken instead.
+    let lost = entry("source", "kv-lost");
+    assert!(
+        field(lost, "reason").starts_with(
+            "name_mappings.json maps it to `kv-lost-copy` (`kv-lost` -> `kv-lost-copy`), and no target of that name was read"
+        ),
+        "{lost:#}"
+    );
+    assert_eq!(
+        candidates(lost),
+        vec![triple(
+            "kv-lost-b4c5d6",
+            "suffix",
+            "its name_mappings.json entry names `kv-lost-copy`, and that entry wins"
+        )]
+    );
+    assert_eq!(candidates(entry("target", "kv-lost-b4c5d6")).len(), 1);
+    // Two candidates: ambiguous, both listed, no tie-break.
+    let app = entry("source", "app-kv");
+    assert!(field(app, "reason").starts_with("ambiguous (suffix): several targets fit"));
+    assert_eq!(
+        candidates(app),
+        vec![
+            triple(
+                "app-kv-aaaaaa",
+                "suffix",
+                "one of several targets fitting it (suffix)"
+            ),
+            triple(
+                "app-kvbbbbbb",
+                "suffix",
+                "one of several targets fitting it (suffix)"
+            ),
+        ]
+    );
+    for target in ["app-kv-aaaaaa", "app-kvbbbbbb"] {
+        assert!(field(entry("target", target), "reason").contains("one of several targets"));
+    }
+    // Cosmos: hashed from the target's and from the source's subscription, both deployed.
+    let ledger = entry("source", "ledger");
+    assert!(
+        field(ledger, "reason").starts_with("ambiguous (atg_naming)"),
+        "{ledger:#}"
+    );
+    let mut names: Vec<String> = candidates(ledger).into_iter().map(|c| c.0).collect();
+    names.sort();
+    let mut expected = vec![
+        scenario.ledger_for_target.clone(),
+        scenario.ledger_for_source.clone(),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    entry("target", &scenario.ledger_for_target);
+    entry("target", &scenario.ledger_for_source);
+    // An entry that matches no source is a warning in the report and the summary.
+    let warnings = report["inventory_warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0]
+        .as_str()
+        .unwrap_or_default()
+        .contains("entry `ghost-kv` -> `ghost-kv-copy` matches no source resource"));
+    assert!(run.stderr.contains("warning: "), "{run}");
+    assert!(
+        run.stderr.contains(
+            "    candidate stprodmedia (suffix): the source was paired with `stprodmediacopy`"
+        ),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(
+            "    paired by name_mappings.json `stprodmedia` -> `stprodmediacopy` (keyed by the source's name)"
+        ),
+        "{run}"
+    );
+    assert_ne!(run.code, 2, "{run}");
+}
+
+fn scenario_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = env_with_password();
+    env.extend([
+        ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
+        ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
+        ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
+    ]);
+    env
+}
+
+#[tokio::test]
+async fn pairing_follows_name_mappings_suffixes_and_parents_from_a_terraform_state() {
+    let server = falkordb().await;
+    let scenario = scenario();
+    server
+        .seed_atg(DEFAULT_GRAPH, &scenario.sources)
+        .await
+        .expect("seed");
+    let stack = Stack::start().await;
+    let iac = stack.path("iac");
+    std::fs::create_dir_all(&iac).unwrap();
+    let arm_paths: Vec<(&str, String, String)> = scenario
+        .targets
+        .iter()
+        .map(|(arm, parent, name)| {
+            let path = match parent {
+                Some(parent) => format!("{SERVER}/{parent}/databases"),
+                None => (*arm).to_owned(),
+            };
+            (azurerm_type(arm), path, name.clone())
+        })
+        .collect();
+    let rows: Vec<(&str, &str, &str)> = arm_paths
+        .iter()
+        .map(|(azurerm, path, name)| (*azurerm, path.as_str(), name.as_str()))
+        .collect();
+    std::fs::write(iac.join("terraform.tfstate"), state(&rows).to_string()).unwrap();
+    std::fs::write(
+        iac.join("name_mappings.json"),
+        scenario.name_mappings.to_string(),
+    )
+    .unwrap();
+    let args = dry_run_args(
+        &server,
+        &stack,
+        &["--iac-dir".into(), iac.display().to_string()],
+    );
+    let run = atg(&args, &scenario_env()).await;
+    check_scenario_plan(&run, &scenario);
+}
+
+#[tokio::test]
+async fn pairing_is_the_same_with_targets_from_the_graph_and_name_mappings_given() {
+    let server = falkordb().await;
+    let scenario = scenario();
+    let mut seeded = scenario.sources.clone();
+    for (arm, parent, name) in &scenario.targets {
+        let mut target = match parent {
+            Some(parent) => database(TARGET_SUB, parent, name),
+            None => original(TARGET_SUB, arm, name, false),
+        };
+        target.id = target.id.replace("rg-src", "rg-dst");
+        target.resource_group = "rg-dst".into();
+        seeded.push(target);
+    }
+    server.seed_atg(DEFAULT_GRAPH, &seeded).await.expect("seed");
+    let stack = Stack::start().await;
+    let mappings = stack.path("name_mappings.json");
+    std::fs::write(&mappings, scenario.name_mappings.to_string()).unwrap();
+    let args = dry_run_args(
+        &server,
+        &stack,
+        &["--name-mappings".into(), mappings.display().to_string()],
+    );
+    let run = atg(&args, &scenario_env()).await;
+    check_scenario_plan(&run, &scenario);
+}
+
+/// The graph was read (`plan_against` has no Azure credentials: the run stops after that).
+fn assert_graph_read(run: &Run) {
+    assert!(!run.stderr.contains("cannot read ATG's graph"), "{run}");
+    assert!(run.stderr.contains("read a page of the graph"), "{run}");
+}
+
+#[tokio::test]
+async fn a_dropped_first_handshake_is_retried_once_on_a_fresh_connection() {
+    let server = falkordb().await;
+    server
+        .seed_atg(DEFAULT_GRAPH, &[original(SOURCE_SUB, KV, "kv", true)])
+        .await
+        .expect("seed");
+    // As some servers do to the first connection after another client disconnects.
+    server.relay().drop_next_handshakes(1);
+    let (run, _) = plan_against(&server.uri(), &env_with_password()).await;
+    assert_graph_read(&run);
+    assert!(
+        run.stderr.contains("retrying once on a fresh connection"),
+        "{run}"
+    );
+    // Twice in a row is reported, with the hint for a Bolt-5-only server's early eof.
+    server.relay().drop_next_handshakes(2);
+    let (run, took) = plan_against(&server.uri(), &env_with_password()).await;
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("cannot connect"), "{run}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_bolt_5_only_server_gets_a_hint_saying_so() {
+    let server = falkordb().await;
+    // FalkorDB's own Bolt port, without the relay: it speaks Bolt 5 only.
+    let uri = format!("bolt://{}", server.bolt_addr());
+    let (run, took) = plan_against(&uri, &env_with_password()).await;
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("cannot connect: an IO error occurred: early eof"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(
+            "hint: the server closed the connection during the Bolt handshake: atg speaks Bolt 4.4, \
+             which Neo4j 4.4 and 5 servers accept; a server that speaks only Bolt 5 is not supported"
+        ),
+        "{run}"
+    );
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+}
+
+#[tokio::test]
+async fn the_database_is_the_servers_default_unless_named() {
+    let server = falkordb().await;
+    server
+        .seed_atg(DEFAULT_GRAPH, &[original(SOURCE_SUB, KV, "kv", true)])
+        .await
+        .expect("seed");
+    let (run, _) = plan_against(&server.uri(), &env_with_password()).await;
+    assert_graph_read(&run);
+    let seen = server.relay().databases();
+    assert!(
+        !seen.is_empty() && seen.iter().all(String::is_empty),
+        "{seen:?}"
+    );
+    let mut env = env_with_password();
+    env.push(("NEO4J_DATABASE", "tenantgraph"));
+    let before = seen.len();
+    let (run, _) = plan_against(&server.uri(), &env).await;
+    assert_graph_read(&run);
+    let seen = server.relay().databases();
+    assert!(
+        seen[before..].iter().all(|db| db == "tenantgraph") && seen.len() > before,
+        "{seen:?}"
+    );
 }

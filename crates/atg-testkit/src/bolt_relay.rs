@@ -10,13 +10,18 @@
 //! - DISCARD, which `FalkorDB` never answers, becomes a PULL whose records are dropped;
 //! - after a FAILURE it answers IGNORED itself until RESET (`FalkorDB` sends those late).
 //!
+//! Test hooks: [`BoltRelay::drop_next_handshakes`] closes the next connections right after the
+//! client's handshake (as a server whose first connection after another client's disconnect
+//! fails), and [`BoltRelay::databases`] lists the `db` every BEGIN and RUN named.
+//!
 //! It handles one request at a time per connection (neo4rs does not pipeline), which keeps the
 //! response bookkeeping trivial. Test infrastructure only; [`falkordb`] starts the server.
 
 pub mod falkordb;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -26,6 +31,8 @@ use tokio::task::JoinHandle;
 const MAGIC: [u8; 4] = [0x60, 0x60, 0xB0, 0x17];
 
 const HELLO: u8 = 0x01;
+const RUN: u8 = 0x10;
+const BEGIN: u8 = 0x11;
 const GOODBYE: u8 = 0x02;
 const RESET: u8 = 0x0F;
 const DISCARD: u8 = 0x2F;
@@ -60,10 +67,18 @@ impl std::fmt::Debug for RelayOptions {
     }
 }
 
+/// What the test hooks share with the connections.
+#[derive(Default)]
+struct Hooks {
+    drop_handshakes: AtomicUsize,
+    databases: Mutex<Vec<String>>,
+}
+
 /// A running relay; stops when dropped.
 pub struct BoltRelay {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    hooks: Arc<Hooks>,
 }
 
 impl BoltRelay {
@@ -71,16 +86,33 @@ impl BoltRelay {
         let listener = TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
         let options = Arc::new(options);
+        let hooks = Arc::new(Hooks::default());
+        let shared = hooks.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let options = options.clone();
+                let hooks = shared.clone();
                 tokio::spawn(async move {
                     // A broken connection only ends that connection.
-                    let _ = serve(client, &options).await;
+                    let _ = serve(client, &options, &hooks).await;
                 });
             }
         });
-        Ok(BoltRelay { addr, task })
+        Ok(BoltRelay { addr, task, hooks })
+    }
+
+    /// Closes the next `count` connections right after reading the client's handshake.
+    pub fn drop_next_handshakes(&self, count: usize) {
+        self.hooks.drop_handshakes.store(count, Ordering::SeqCst);
+    }
+
+    /// The `db` named by every BEGIN and RUN so far (`<none>` when a message named none).
+    pub fn databases(&self) -> Vec<String> {
+        self.hooks
+            .databases
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -123,11 +155,17 @@ fn choose_v4(proposals: &[u8; 16]) -> Option<[u8; 4]> {
     best.map(|minor| [0, 0, minor, 4])
 }
 
-async fn serve(mut client: TcpStream, options: &RelayOptions) -> IoResult<()> {
+async fn serve(mut client: TcpStream, options: &RelayOptions, hooks: &Hooks) -> IoResult<()> {
     let mut handshake = [0u8; 20];
     client.read_exact(&mut handshake).await?;
     if handshake[..4] != MAGIC {
         return Err(protocol_error("not a bolt client"));
+    }
+    let dropped = hooks
+        .drop_handshakes
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if dropped.is_ok() {
+        return Ok(());
     }
     let mut proposals = [0u8; 16];
     proposals.copy_from_slice(&handshake[4..]);
@@ -164,6 +202,22 @@ async fn serve(mut client: TcpStream, options: &RelayOptions) -> IoResult<()> {
         let Value::Struct(tag, fields) = decode_message(&message)? else {
             return Err(protocol_error("a message is not a structure"));
         };
+        if tag == BEGIN || tag == RUN {
+            let database = fields
+                .iter()
+                .rev()
+                .find_map(|field| map_get(field, "db"))
+                .map_or_else(
+                    || "<none>".to_owned(),
+                    |db| match db {
+                        Value::String(name) => name.clone(),
+                        _ => "<not a string>".to_owned(),
+                    },
+                );
+            if let Ok(mut seen) = hooks.databases.lock() {
+                seen.push(database);
+            }
+        }
         match tag {
             HELLO => {
                 let extra = fields.first().cloned().unwrap_or(Value::Map(Vec::new()));

@@ -185,6 +185,11 @@ impl FalkorDb {
         self.relay.uri()
     }
 
+    /// The relay in front of it, for its test hooks.
+    pub fn relay(&self) -> &BoltRelay {
+        &self.relay
+    }
+
     pub fn redis_addr(&self) -> SocketAddr {
         self.redis
     }

@@ -17,6 +17,13 @@ pub const TARGET_SECRET: &str = "target-client-secret-value";
 pub const SOURCE_CLIENT: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
 pub const SOURCE_SECRET: &str = "source-client-secret-value";
 
+/// The target principal, for both sides.
+pub const TARGET_ENV: [(&str, &str); 3] = [
+    ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
+    ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
+    ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
+];
+
 pub struct Stack {
     pub emulator: Emulator,
     pub dir: TempDir,
@@ -129,16 +136,7 @@ impl Stack {
 
     /// Runs `atg deploy` with the target principal in the environment (both sides use it).
     pub async fn deploy(&self, inventory: &Path, args: &[&str]) -> Run {
-        self.deploy_with_env(
-            inventory,
-            args,
-            &[
-                ("AZURE_DATAPLANE_CLIENT_ID", TARGET_CLIENT),
-                ("AZURE_DATAPLANE_CLIENT_SECRET", TARGET_SECRET),
-                ("AZURE_DATAPLANE_TENANT_ID", TARGET_TENANT),
-            ],
-        )
-        .await
+        self.deploy_with_env(inventory, args, &TARGET_ENV).await
     }
 
     pub async fn deploy_with_env(
@@ -147,6 +145,11 @@ impl Stack {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Run {
+        atg(&self.deploy_args(inventory, args), env).await
+    }
+
+    /// The arguments of `atg deploy` over `inventory` against the emulator, then `args`.
+    pub fn deploy_args(&self, inventory: &Path, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = vec![
             "deploy".into(),
             "--dataplane".into(),
@@ -155,7 +158,7 @@ impl Stack {
         ];
         all.extend(self.transport_args());
         all.extend(args.iter().map(|s| (*s).to_owned()));
-        atg(&all, env).await
+        all
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {

@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::*;
+use crate::storage::StorageStack;
 
 /// Starts `atg deploy` replicating `src-kv` into `dst-kv`, stdout and stderr piped.
 fn spawn_replication(stack: &Stack, concurrency: &str) -> tokio::process::Child {
@@ -173,5 +174,69 @@ async fn a_second_ctrl_c_stops_at_once_with_exit_130() {
     assert!(
         interrupted_again.elapsed() < Duration::from_secs(5),
         "atg waited for the slow answers"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_async_copy_is_not_waited_for_and_reported_unconfirmed() {
+    let storage = StorageStack::start().await;
+    // Azurite has no Put Page From URL: the page blob goes by async Copy Blob, which the
+    // gateway keeps `pending` for as long as atg polls.
+    storage.seed(
+        "srcacct",
+        &json!({ "containers": [{ "name": "disks", "blobs": [
+            { "name": "os.vhd", "type": "PageBlob", "size": 4096, "pages": [[0, 4096]] }
+        ]}]}),
+    );
+    storage.gateway.set_pending_copies(true);
+    let inventory = storage.inventory(json!({}));
+    let args = storage.deploy_args(
+        &inventory,
+        &["--dataplane-mode", "replication", "--output", "json"],
+    );
+    let child = atg_command(&args, &TARGET_ENV)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let polled = || {
+        storage.gateway.requests().iter().any(|request| {
+            request.method == "HEAD"
+                && request.host.starts_with("dstacct.")
+                && request.path.ends_with("/os.vhd")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !polled() {
+        assert!(Instant::now() < deadline, "atg never polled the copy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let interrupted = Instant::now();
+    interrupt(&child);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("atg stops after ctrl-c")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(10),
+        "atg kept polling the copy after the interrupt: {stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let blob = report["resources"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["kind"] == "blob" && item["name"] == "disks/os.vhd")
+        .unwrap_or_else(|| panic!("the blob is reported: {report}"));
+    assert_eq!(blob["status"], "failed", "{blob}");
+    assert!(
+        blob["error"]
+            .as_str()
+            .unwrap()
+            .contains("copy started, not confirmed"),
+        "{blob}"
     );
 }

@@ -63,6 +63,17 @@ fn interrupt(child: &tokio::process::Child) {
         .success());
 }
 
+/// One interrupt, then atg's output once it has stopped (and its stderr as text).
+async fn interrupt_and_wait(child: tokio::process::Child) -> (std::process::Output, String) {
+    interrupt(&child);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("atg stops after ctrl-c")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
 /// Names of the secrets the emulator says were written into `dst-kv` (its request log, not atg).
 fn secrets_written(stack: &Stack) -> BTreeSet<String> {
     stack
@@ -90,12 +101,7 @@ async fn the_first_ctrl_c_lets_writes_in_flight_land_and_reports_them() {
     let child = spawn_replication(&stack, "4");
     wait_for_writes(&stack, 4).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    interrupt(&child);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("atg stops after ctrl-c")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (output, stderr) = interrupt_and_wait(child).await;
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     // A request the server received takes effect whether or not its answer is read: give the
     // emulator time to finish anything atg might have walked away from.
@@ -213,12 +219,7 @@ async fn a_pending_async_copy_is_not_waited_for_and_reported_unconfirmed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let interrupted = Instant::now();
-    interrupt(&child);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("atg stops after ctrl-c")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (output, stderr) = interrupt_and_wait(child).await;
     assert!(
         interrupted.elapsed() < Duration::from_secs(10),
         "atg kept polling the copy after the interrupt: {stderr}"

@@ -21,8 +21,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
-    let printer = Printer::new(cli.quiet, cli.verbose);
+    let color = cli.color.for_stderr();
+    init_logging(cli.verbose, cli.quiet, color);
+    let printer = Printer::new(cli.quiet, cli.verbose, color);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,8 +43,9 @@ fn main() -> ExitCode {
     ExitCode::from(status.code())
 }
 
-/// `-v` debug and `-vv` trace for atg itself; `RUST_LOG`, when set, wins.
-fn init_logging(verbose: u8, quiet: bool) {
+/// `-v` debug and `-vv` trace for atg itself; `RUST_LOG`, when set, wins. Colour only as
+/// `--color` decided (never escape codes in a redirected file by default).
+fn init_logging(verbose: u8, quiet: bool, color: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -54,6 +56,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .with_target(true)
         .init();
 }

@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::azure::{Cloud, ConnectTo, Sensitive};
 use crate::dataplane::{Mode, OnConflict, OnDeleted};
+use crate::ui::ColorChoice;
 
-const EXIT_CODES: &str = "Exit codes:\n  0  every resource succeeded (items may be skipped, with reasons)\n  1  the run finished with failures, or was cancelled\n  2  the run could not start: bad flags, inventory or credentials";
+// The grace period quoted is `dataplane::CANCEL_GRACE` (a test keeps them equal).
+const EXIT_CODES: &str = "Exit codes:\n    0  every resource succeeded (items may be skipped, with reasons)\n    1  the run finished with failures, or was cancelled (first Ctrl-C: no new item starts,\n       items in flight finish within 30 s, then the report)\n    2  the run could not start: bad flags, inventory or credentials\n  130  interrupted twice (a second Ctrl-C): stopped at once, no report";
 
 /// atg fills deployed Azure resources from a source tenant: Key Vault secrets, keys and
 /// certificates first (the data plane that Terraform leaves empty).
@@ -24,6 +26,12 @@ pub struct Cli {
     /// Only errors and the final summary line on stderr; no progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Colour on stderr (messages, summary, -v logs): auto colours only a terminal, and not
+    /// when NO_COLOR is set.
+    #[allow(clippy::doc_markdown)] // --help text, where backticks would show literally
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
 }
 
 impl Cli {
@@ -251,4 +259,15 @@ pub struct PluginsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_quotes_the_real_cancellation_grace_period() {
+        let quoted = format!("within {} s", crate::dataplane::CANCEL_GRACE.as_secs());
+        assert!(EXIT_CODES.contains(&quoted), "{EXIT_CODES}");
+    }
 }

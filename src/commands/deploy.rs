@@ -137,9 +137,10 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     let signal_printer = printer;
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            signal_printer.warn(
-                "interrupted: finishing items in flight, then reporting (Ctrl-C again to stop now)",
-            );
+            signal_printer.warn(&format!(
+                "interrupted: no new item starts; items in flight may finish (at most {}s), then the report (Ctrl-C again to stop now, without a report: exit 130)",
+                crate::dataplane::CANCEL_GRACE.as_secs()
+            ));
             on_signal.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 signal_printer.error("interrupted twice: stopping without a report", &[]);

@@ -750,11 +750,10 @@ impl DataPlanePlugin for KeyVaultPlugin {
         apply_each(ctx, job, discovery.items, concurrency, |item| {
             let vaults = vaults.clone();
             async move {
-                let _permit = ctx.item_slots.acquire().await;
-                let status = tokio::select! {
-                    status = apply_item(ctx, job, &vaults, &item) => status,
-                    () = ctx.cancel.cancelled() => ItemStatus::Skipped { reason: "cancelled".into() },
-                };
+                let status = ctx
+                    .in_item_slot(Box::pin(apply_item(ctx, job, &vaults, &item)))
+                    .await
+                    .unwrap_or_else(ItemStatus::from);
                 (status, item.notes)
             }
         })

@@ -277,6 +277,70 @@ impl PluginContext {
     pub fn dry_run(&self) -> bool {
         self.target.access == WriteAccess::ReadOnly
     }
+
+    /// Runs one item's work in one of the run's item slots, as a cancellation allows: once the
+    /// run is cancelled no item starts (not even one waiting for a slot); an item already
+    /// started runs to its end, so what it wrote is reported as it is, unless it is still going
+    /// [`CANCEL_GRACE`] after the cancellation.
+    pub async fn in_item_slot<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Interrupted> {
+        run_in_slot(&self.cancel, &self.item_slots, CANCEL_GRACE, work).await
+    }
+}
+
+/// How long items already started may go on after a cancellation (the first Ctrl-C) before
+/// they are abandoned and reported unconfirmed. Documented in docs/report.md.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(30);
+
+/// Why an item's work did not run to its end: the run was cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Interrupted {
+    /// Nothing of it was sent.
+    #[error("cancelled before it started")]
+    BeforeStart,
+    /// Still going when the grace period ended: what it sent may or may not have landed.
+    #[error("cancelled while writing and not finished within the {}s grace period: the target may or may not hold it (run again to compare)", CANCEL_GRACE.as_secs())]
+    Unconfirmed,
+}
+
+impl From<Interrupted> for ItemStatus {
+    fn from(interrupted: Interrupted) -> Self {
+        match interrupted {
+            Interrupted::BeforeStart => ItemStatus::Skipped {
+                reason: interrupted.to_string(),
+            },
+            Interrupted::Unconfirmed => ItemStatus::Failed {
+                error: interrupted.to_string(),
+            },
+        }
+    }
+}
+
+/// [`PluginContext::in_item_slot`] with its grace period as a parameter.
+async fn run_in_slot<T>(
+    cancel: &CancellationToken,
+    slots: &Semaphore,
+    grace: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Interrupted> {
+    // The work never races the cancellation itself (that would drop writes already sent), only
+    // the end of the grace period that follows it.
+    let _permit = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(Interrupted::BeforeStart),
+        permit = slots.acquire() => permit,
+    };
+    let deadline = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        biased;
+        done = work => Ok(done),
+        () = deadline => Err(Interrupted::Unconfirmed),
+    }
 }
 
 /// A failure of a whole resource (as opposed to one item).
@@ -304,7 +368,9 @@ impl PluginError {
 }
 
 /// Applies planned items `concurrency` at a time, each reported once through `ctx.reporter`
-/// with its duration; an item not started before a cancellation is reported skipped.
+/// with its duration; an item not started before a cancellation is reported skipped, one
+/// started runs to its end (the work never races the cancellation: see
+/// [`PluginContext::in_item_slot`] for the bound on its writes).
 /// `apply` returns the item's status and its notes (the plan's notes, possibly extended).
 pub async fn apply_each<F, Fut>(
     ctx: &PluginContext,
@@ -326,12 +392,7 @@ pub async fn apply_each<F, Fut>(
             async move {
                 let (status, notes) = match work {
                     Some(work) => work.await,
-                    None => (
-                        ItemStatus::Skipped {
-                            reason: "cancelled before it started".into(),
-                        },
-                        item.notes,
-                    ),
+                    None => (Interrupted::BeforeStart.into(), item.notes),
                 };
                 ctx.reporter.item(
                     &job.key,
@@ -392,6 +453,74 @@ mod tests {
     #[derive(Debug, serde::Deserialize)]
     struct Plan {
         source: String,
+    }
+
+    /// Work that takes `ms` milliseconds and says so.
+    async fn slow(ms: u64) -> &'static str {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        "done"
+    }
+
+    #[tokio::test]
+    async fn an_item_started_before_a_cancellation_runs_to_its_end() {
+        let cancel = CancellationToken::new();
+        let slots = Semaphore::new(1);
+        let canceller = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            canceller.cancel();
+        });
+        let outcome = run_in_slot(&cancel, &slots, Duration::from_secs(10), slow(200)).await;
+        assert_eq!(outcome, Ok("done"));
+        assert!(cancel.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn an_item_still_going_after_the_grace_period_is_unconfirmed() {
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let slots = Semaphore::new(1);
+        let started = std::time::Instant::now();
+        // Cancelled before: the item does not even start.
+        assert_eq!(
+            run_in_slot(&cancel, &slots, Duration::from_millis(50), slow(0)).await,
+            Err(Interrupted::BeforeStart)
+        );
+        // Cancelled while running: abandoned when the grace period ends, not before.
+        let cancel = CancellationToken::new();
+        let canceller = cancel.clone();
+        tokio::spawn(async move { canceller.cancel() });
+        let outcome = run_in_slot(&cancel, &slots, Duration::from_millis(50), slow(60_000)).await;
+        assert_eq!(outcome, Err(Interrupted::Unconfirmed));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(matches!(
+            ItemStatus::from(Interrupted::Unconfirmed),
+            ItemStatus::Failed { error } if error.contains("may or may not")
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_item_waiting_for_a_slot_does_not_start_after_a_cancellation() {
+        let cancel = CancellationToken::new();
+        let slots = Semaphore::new(1);
+        let held = slots.try_acquire().unwrap();
+        let canceller = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            canceller.cancel();
+        });
+        let started = std::sync::atomic::AtomicBool::new(false);
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(5),
+            run_in_slot(&cancel, &slots, Duration::from_secs(10), async {
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
+            }),
+        )
+        .await;
+        assert_eq!(outcome, Ok(Err(Interrupted::BeforeStart)));
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
+        drop(held);
     }
 
     #[test]

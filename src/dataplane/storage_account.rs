@@ -34,11 +34,12 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::{
-    apply_each, Counted, DataPlanePlugin, Discovery, ItemKindInfo, ItemOutcome, ItemStatus, Job,
-    Mode, OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError,
-    PluginInfo, Side, SideContext,
+    apply_each, Counted, DataPlanePlugin, Discovery, Interrupted, ItemKindInfo, ItemOutcome,
+    ItemStatus, Job, Mode, OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext,
+    PluginError, PluginInfo, Side, SideContext,
 };
 use crate::azure::arm::ArmClient;
 use crate::azure::error::AzureErrorKind;
@@ -1788,13 +1789,25 @@ async fn copy_blobs(
                 BlobDecision::Identical => BlobResult::Identical,
                 BlobDecision::Skip(reason) => BlobResult::Skipped(reason),
                 BlobDecision::Fail(error) => BlobResult::Failed(error),
-                BlobDecision::Copy(destination) => {
-                    let _permit = ctx.item_slots.acquire().await;
-                    tokio::select! {
-                        result = copy_blob(&clients, container, &source, destination, &sas) => result,
-                        () = ctx.cancel.cancelled() => BlobResult::Skipped("cancelled".into()),
+                BlobDecision::Copy(destination) => match ctx
+                    .in_item_slot(copy_blob(
+                        &clients,
+                        container,
+                        &source,
+                        destination,
+                        &sas,
+                        &ctx.cancel,
+                    ))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(interrupted @ Interrupted::BeforeStart) => {
+                        BlobResult::Skipped(interrupted.to_string())
                     }
-                }
+                    Err(interrupted @ Interrupted::Unconfirmed) => {
+                        BlobResult::Failed(interrupted.to_string())
+                    }
+                },
             };
             ((name, result), started)
         });
@@ -1811,6 +1824,8 @@ fn copy_failed(operation: &str, error: &AzureError) -> BlobResult {
 
 const CHANGED: &str =
     "the target blob appeared or changed during the run; left as it is (run again to compare)";
+const COPY_NOT_CONFIRMED: &str =
+    "cancelled while the service was copying it: copy started, not confirmed (the service may still finish it; run again to compare)";
 const SOURCE_CHANGED: &str =
     "the source blob changed during the copy; nothing of it was committed (run again to copy the new version)";
 const SOURCE_CHANGED_RANGES: &str =
@@ -1822,6 +1837,7 @@ async fn copy_blob(
     source: &BlobItem,
     destination: Destination2,
     sas: &Sensitive,
+    cancel: &CancellationToken,
 ) -> BlobResult {
     let mut destination = match destination {
         Destination2::Absent => Destination::Absent,
@@ -1850,7 +1866,7 @@ async fn copy_blob(
                     );
                 }
                 Ok(CopyAnswer::Pending(_)) => {
-                    return wait_for_copy(target, container, name, source.size).await;
+                    return wait_for_copy(target, container, name, source.size, cancel).await;
                 }
                 Ok(CopyAnswer::Misrouted(_)) => {
                     return BlobResult::Failed("copy blob from url: unexpected answer".into())
@@ -1912,7 +1928,9 @@ async fn copy_blob(
         .await
     {
         Ok(CopyAnswer::Done) => BlobResult::Copied(CopyMethod::Async, source.size),
-        Ok(CopyAnswer::Pending(_)) => wait_for_copy(target, container, name, source.size).await,
+        Ok(CopyAnswer::Pending(_)) => {
+            wait_for_copy(target, container, name, source.size, cancel).await
+        }
         Ok(CopyAnswer::ConditionFailed | CopyAnswer::SourceChanged) => {
             BlobResult::Skipped(CHANGED.into())
         }
@@ -1923,18 +1941,27 @@ async fn copy_blob(
     }
 }
 
-/// Polls an async copy until it leaves `pending`.
+/// Polls an async copy until it leaves `pending`. A cancellation stops the polling after one
+/// last look: the copy is then reported as the service showed it (a pending copy goes on in
+/// the service, unconfirmed).
 async fn wait_for_copy(
     target: &StorageClient,
     container: &str,
     name: &str,
     size: u64,
+    cancel: &CancellationToken,
 ) -> BlobResult {
     let mut wait = Duration::from_millis(100);
     loop {
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = cancel.cancelled() => {}
+        }
         match target.copy_state(container, name).await {
             Ok(CopyState::Success) => return BlobResult::Copied(CopyMethod::Async, size),
+            Ok(CopyState::Pending) if cancel.is_cancelled() => {
+                return BlobResult::Failed(COPY_NOT_CONFIRMED.into())
+            }
             Ok(CopyState::Pending) => {}
             Ok(CopyState::Failed(description)) => return BlobResult::Failed(description),
             Err(error) => return copy_failed("read the copy status", &error),

@@ -3,8 +3,10 @@
 //!
 //! One failing resource never stops the others. Dry-run stops after each plugin's discovery, and
 //! its target clients are read-only besides (the write guard in the pipeline), so a dry run
-//! makes zero write requests by construction. Ctrl-C cancels: items not started are reported
-//! skipped, and the report is still produced.
+//! makes zero write requests by construction. Ctrl-C cancels: no resource or item starts after
+//! it, items already started finish (bounded by `dataplane::CANCEL_GRACE`) and are reported as
+//! what they did, items not started are reported skipped, and the report is still produced.
+//! Only discovery, which reads, is dropped at the cancellation.
 
 pub mod report;
 

@@ -15,6 +15,36 @@ use crate::dataplane::{registry, ItemStatus, Mode, PluginInfo, Side};
 use crate::inventory::{escape_controls, Inventory};
 use crate::orchestrator::report::{ItemCounts, Report, ResourceStatus};
 
+/// When stderr gets colour (`--color`): messages, the summary and `-v` logs alike.
+// Variant docs are --help text, where backticks would show literally.
+#[allow(clippy::doc_markdown)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Only when stderr is a terminal and NO_COLOR is unset (or empty).
+    #[default]
+    Auto,
+    /// Always, even into a file or a pipe.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour this process's stderr.
+    pub fn for_stderr(self) -> bool {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        self.colors(std::io::stderr().is_terminal(), no_color)
+    }
+
+    fn colors(self, terminal: bool, no_color: bool) -> bool {
+        match self {
+            ColorChoice::Auto => terminal && !no_color,
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Printer {
     pub quiet: bool,
@@ -24,9 +54,9 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(quiet: bool, verbose: u8) -> Self {
+    /// `color`: from [`ColorChoice::for_stderr`], the same answer the logs get.
+    pub fn new(quiet: bool, verbose: u8, color: bool) -> Self {
         let stderr_is_terminal = std::io::stderr().is_terminal();
-        let color = stderr_is_terminal && std::env::var_os("NO_COLOR").is_none();
         Printer {
             quiet,
             verbose,
@@ -332,5 +362,19 @@ fn short(id: &str) -> String {
     match parts.as_slice() {
         [.., _, name] => (*name).to_owned(),
         _ => id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_colours_only_a_terminal_without_no_color() {
+        assert!(ColorChoice::Auto.colors(true, false));
+        assert!(!ColorChoice::Auto.colors(false, false));
+        assert!(!ColorChoice::Auto.colors(true, true));
+        assert!(ColorChoice::Always.colors(false, true));
+        assert!(!ColorChoice::Never.colors(true, false));
     }
 }

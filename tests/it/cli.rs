@@ -143,3 +143,40 @@ async fn plugins_lists_types_modes_and_roles_from_the_registry() {
     let plugins: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(plugins[0]["resource_types"][0], "Microsoft.KeyVault/vaults");
 }
+
+#[tokio::test]
+async fn colour_only_on_a_terminal_unless_asked() {
+    let stack = Stack::start().await;
+    stack
+        .vault("src-kv")
+        .set_secret("s1", "v", None, None, true)
+        .await
+        .unwrap();
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let run = |extra: &'static [&'static str], no_color: bool| {
+        let inventory = inventory.clone();
+        let stack = &stack;
+        async move {
+            let mut args = vec!["-v", "--no-progress"];
+            args.extend_from_slice(extra);
+            let mut env = TARGET_PRINCIPAL.to_vec();
+            if no_color {
+                env.push(("NO_COLOR", "1"));
+            }
+            let run = stack.deploy_with_env(&inventory, &args, &env).await;
+            assert_eq!(run.code, 0, "{run}");
+            // -v logs are there to be coloured or not.
+            assert!(run.stderr.contains("DEBUG"), "{run}");
+            run
+        }
+    };
+    // stderr is a pipe here, as when redirected to a file.
+    let piped = run(&[], false).await;
+    assert!(!piped.stderr.contains('\x1b'), "{piped}");
+    let always = run(&["--color", "always"], false).await;
+    assert!(always.stderr.contains("\x1b["), "{always}");
+    let no_color = run(&["--color", "auto"], true).await;
+    assert!(!no_color.stderr.contains('\x1b'), "{no_color}");
+    let never = run(&["--color", "never"], false).await;
+    assert!(!never.stderr.contains('\x1b'), "{never}");
+}

@@ -155,6 +155,11 @@ impl Stack {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Run {
+        atg(&self.deploy_args(inventory, args), env).await
+    }
+
+    /// The arguments of `atg deploy` over `inventory` against the emulator, then `args`.
+    pub fn deploy_args(&self, inventory: &Path, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = vec![
             "deploy".into(),
             "--dataplane".into(),
@@ -163,7 +168,7 @@ impl Stack {
         ];
         all.extend(self.transport_args());
         all.extend(args.iter().map(|s| (*s).to_owned()));
-        atg(&all, env).await
+        all
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {

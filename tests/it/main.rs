@@ -10,6 +10,7 @@
 //! One test binary, one module per area; `common` starts what each test needs.
 
 mod arm;
+mod cancel;
 mod cli;
 mod common;
 mod graph;

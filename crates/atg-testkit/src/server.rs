@@ -351,7 +351,11 @@ async fn serve_connection(
         let shared = shared.clone();
         let linger_handle = linger_handle.clone();
         async move {
-            if let Some(response) = handle(&shared, request).await {
+            // As on Azure, a request the service received takes effect even when the client goes
+            // away before the answer: the handler runs on its own task, which hyper's drop of
+            // the connection (client disconnect) does not cancel. A panicked handler resets.
+            let handled = tokio::spawn(async move { handle(&shared, request).await }).await;
+            if let Some(response) = handled.ok().flatten() {
                 Ok(response)
             } else {
                 let _ = socket2::SockRef::from(&*linger_handle).set_linger(Some(Duration::ZERO));

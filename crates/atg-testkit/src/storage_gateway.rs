@@ -61,6 +61,8 @@ struct State {
     lost_answers: Option<(String, f64)>,
     /// Writes with this `comp` are answered with this status, never forwarded.
     failing: Option<(String, u16)>,
+    /// Async copies never finish: `x-ms-copy-status: success` is answered as `pending`.
+    pending_copies: bool,
     rng: StdRng,
     log: Vec<GatewayRequest>,
 }
@@ -131,6 +133,7 @@ impl StorageGateway {
             emulate_range_copies: false,
             lost_answers: None,
             failing: None,
+            pending_copies: false,
             rng: StdRng::seed_from_u64(seed),
             log: Vec::new(),
         }));
@@ -182,6 +185,13 @@ impl StorageGateway {
     /// Azurite, until `None`: a service that keeps failing one step of a copy.
     pub fn set_failing(&self, failing: Option<(&str, u16)>) {
         lock(&self.state).failing = failing.map(|(comp, status)| (comp.to_owned(), status));
+    }
+
+    /// While on, async copies (Copy Blob, and Get Blob Properties after it) answer
+    /// `x-ms-copy-status: pending` where Azurite says `success`: a copy the service takes long
+    /// over. Synchronous copies (`x-ms-requires-sync`) are left as they are.
+    pub fn set_pending_copies(&self, on: bool) {
+        lock(&self.state).pending_copies = on;
     }
 
     #[must_use]
@@ -456,7 +466,18 @@ async fn handle(
         return Some(plain(StatusCode::BAD_GATEWAY, "azurite did not answer"));
     };
     let status = answer.status();
-    let headers = answer.headers().clone();
+    let mut headers = answer.headers().clone();
+    if lock(state).pending_copies
+        && !parts.headers.contains_key("x-ms-requires-sync")
+        && headers
+            .get("x-ms-copy-status")
+            .is_some_and(|value| value == "success")
+    {
+        headers.insert(
+            "x-ms-copy-status",
+            hyper::header::HeaderValue::from_static("pending"),
+        );
+    }
     let bytes = answer.bytes().await.unwrap_or_default();
     entry.status = Some(status.as_u16());
     if lost {

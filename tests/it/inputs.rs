@@ -194,6 +194,8 @@ async fn a_mappings_file_that_is_not_a_regular_file_is_refused() {
         "bolt://127.0.0.1:9",
         "--neo4j-password",
         "p",
+        "--source-subscription",
+        "00000000-0000-0000-0000-000000000001",
         "--iac-dir",
         &dir.path().display().to_string(),
         "--mappings",

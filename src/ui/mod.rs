@@ -103,6 +103,12 @@ impl Printer {
 
     /// The human summary on stderr. With --quiet, one line.
     pub fn summary(&self, report: &Report) {
+        self.write_summary(&mut std::io::stderr().lock(), report);
+    }
+
+    /// The summary, every name and message in it with its control characters escaped: item
+    /// names and errors come from the services (a blob name may hold any character).
+    fn write_summary(&self, out: &mut impl Write, report: &Report) {
         let totals = &report.totals;
         let items = &totals.items;
         let headline = format!(
@@ -123,7 +129,6 @@ impl Printer {
             items.failed,
             std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
         );
-        let mut out = std::io::stderr().lock();
         if self.quiet {
             let _ = writeln!(out, "{headline}");
             return;
@@ -141,8 +146,8 @@ impl Printer {
                 writeln!(
                 out,
                 "{status} {} -> {} [{}, {}]: {} discovered, {} {}{}, {} partial, {} skipped, {} failed",
-                short(&resource.source_id),
-                short(&resource.target_id),
+                plain(&short(&resource.source_id)),
+                plain(&short(&resource.target_id)),
                 resource.plugin.unwrap_or("no plugin"),
                 resource.match_rule.as_str(),
                 c.discovered,
@@ -177,13 +182,17 @@ impl Printer {
                 }
             }
             if !resource.evidence.is_empty() {
-                let _ = writeln!(out, "    paired by {}", resource.evidence.describe());
+                let _ = writeln!(
+                    out,
+                    "    paired by {}",
+                    plain(&resource.evidence.describe())
+                );
             }
             if let Some(error) = &resource.error {
-                let _ = writeln!(out, "    error: {error}");
+                let _ = writeln!(out, "    error: {}", plain(error));
             }
             if let Some(reason) = &resource.reason {
-                let _ = writeln!(out, "    {reason}");
+                let _ = writeln!(out, "    {}", plain(reason));
             }
             // Failures always, each with its error; skip reasons grouped, so a re-run of
             // 1,000 identical secrets is one line.
@@ -193,27 +202,44 @@ impl Printer {
                     ItemStatus::Failed { error } => {
                         let _ = writeln!(
                             out,
-                            "    {} {} `{}`: {error}",
+                            "    {} {} `{}`: {}",
                             self.paint("31", "failed"),
                             item.kind,
-                            item.name
+                            plain(&item.name),
+                            plain(error)
                         );
                     }
                     ItemStatus::Partial { reason, .. } => {
-                        let _ =
-                            writeln!(out, "    partial {} `{}`: {reason}", item.kind, item.name);
+                        let _ = writeln!(
+                            out,
+                            "    partial {} `{}`: {}",
+                            item.kind,
+                            plain(&item.name),
+                            plain(reason)
+                        );
                     }
                     ItemStatus::Recovered { action } => {
-                        let _ =
-                            writeln!(out, "    recovered {} `{}`: {action}", item.kind, item.name);
+                        let _ = writeln!(
+                            out,
+                            "    recovered {} `{}`: {}",
+                            item.kind,
+                            plain(&item.name),
+                            plain(action)
+                        );
                     }
                     ItemStatus::Skipped { reason } => {
                         *reasons
-                            .entry(format!("{}: {reason}", item.kind))
+                            .entry(format!("{}: {}", item.kind, plain(reason)))
                             .or_default() += 1;
                     }
                     ItemStatus::Planned { action } if self.verbose > 0 => {
-                        let _ = writeln!(out, "    plan {} `{}`: {action:?}", item.kind, item.name);
+                        let _ = writeln!(
+                            out,
+                            "    plan {} `{}`: {}",
+                            item.kind,
+                            plain(&item.name),
+                            plain(&format!("{action:?}"))
+                        );
                     }
                     _ => {}
                 }
@@ -226,18 +252,23 @@ impl Printer {
             let _ = writeln!(
                 out,
                 "unmatched {} {} ({}): {}",
-                unmatched.side, unmatched.id, unmatched.resource_type, unmatched.reason
+                unmatched.side,
+                plain(&unmatched.id),
+                plain(&unmatched.resource_type),
+                plain(&unmatched.reason)
             );
             for candidate in &unmatched.candidates {
                 let _ = writeln!(
                     out,
                     "    candidate {} ({}): {}",
-                    candidate.name, candidate.match_rule, candidate.rejected
+                    plain(&candidate.name),
+                    candidate.match_rule,
+                    plain(&candidate.rejected)
                 );
             }
         }
         for warning in &report.inventory_warnings {
-            let _ = writeln!(out, "{}: {warning}", self.paint("33", "warning"));
+            let _ = writeln!(out, "{}: {}", self.paint("33", "warning"), plain(warning));
         }
         let retries = &report.retries;
         if retries.throttled + retries.server_busy + retries.transport > 0 {
@@ -368,6 +399,85 @@ fn short(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_never_writes_a_control_character_from_a_name_or_message() {
+        use crate::dataplane::{ItemOutcome, Mode};
+        use crate::inventory::{Evidence, MatchRule};
+        use crate::orchestrator::report::{Credentials, ResourceReport, Totals};
+        let evil = "blob\u{1b}]0;pwned\u{7}\u{9b}2J";
+        let item = |status| ItemOutcome {
+            kind: "blob",
+            name: evil.into(),
+            status,
+            notes: Vec::new(),
+            duration_ms: 1,
+        };
+        let mut report = Report {
+            report_version: 1,
+            atg_version: "0",
+            mode: Mode::Replication,
+            dry_run: false,
+            cloud: "AzureCloud".into(),
+            inventory: "test".into(),
+            started_at: String::new(),
+            duration_ms: 0,
+            cancelled: false,
+            credentials: Credentials {
+                source: None,
+                target: None,
+            },
+            totals: Totals::default(),
+            retries: crate::azure::policies::RetryCounts::default(),
+            refused_writes: 0,
+            resources: vec![ResourceReport {
+                source_id: format!("/x/{evil}"),
+                target_id: "/x/t".into(),
+                resource_type: "Microsoft.Storage/storageAccounts".into(),
+                match_rule: MatchRule::Inventory,
+                evidence: Evidence::default(),
+                plugin: Some("storage-account"),
+                mode: Mode::Replication,
+                status: ResourceStatus::Failed,
+                error: Some(format!("server said {evil}")),
+                reason: None,
+                facts: serde_json::Map::new(),
+                counts: ItemCounts::default(),
+                counts_by_kind: BTreeMap::new(),
+                items: vec![
+                    item(ItemStatus::Failed { error: evil.into() }),
+                    item(ItemStatus::Partial {
+                        action: "a".into(),
+                        reason: evil.into(),
+                    }),
+                    item(ItemStatus::Skipped {
+                        reason: evil.into(),
+                    }),
+                    item(ItemStatus::Recovered {
+                        action: evil.into(),
+                    }),
+                ],
+                duration_ms: 0,
+            }],
+            unmatched: Vec::new(),
+            inventory_warnings: vec![evil.into()],
+        };
+        report.compute_totals();
+        let mut out = Vec::new();
+        Printer {
+            quiet: false,
+            verbose: 1,
+            stderr_is_terminal: true,
+            color: false,
+        }
+        .write_summary(&mut out, &report);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.matches("blob\\u{1b}]0;pwned").count(), 10, "{text}");
+    }
 
     #[test]
     fn auto_colours_only_a_terminal_without_no_color() {

@@ -12,7 +12,10 @@
 //! only `--connect-to` and `--ca-cert` point it here.
 //!
 //! Faults (429 with `Retry-After`, 503, connection reset) are injected on a seeded fraction of
-//! requests before they are forwarded, so a faulted request never reaches Azurite.
+//! requests before they are forwarded, so a faulted request never reaches Azurite. Lost answers
+//! ([`LostAnswers`]) are the other kind: the write is forwarded and takes effect, then its answer
+//! is dropped (connection reset) or replaced by a 5xx, which is what a client's retry of a write
+//! must survive.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,20 +48,100 @@ pub struct GatewayRequest {
     pub comp: Option<String>,
     /// Whether it carried `x-ms-copy-source` (a server-side copy).
     pub copy: bool,
+    /// The operation, for writes (see [`LostAnswers::operations`]).
+    pub operation: Option<String>,
     /// `None` when a fault was injected (the request never reached Azurite).
     pub status: Option<u16>,
     pub fault: Option<FaultKind>,
-    /// Azurite carried the request out, and the gateway then dropped the connection without
-    /// the answer.
+    /// Azurite carried the request out, and the gateway then dropped its answer (reset or 5xx).
     pub lost: bool,
+}
+
+/// What the client gets instead of the answer of a write that took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostAnswer {
+    /// The connection is reset.
+    Reset,
+    /// This status (500, 503, ...) with an empty body.
+    Status(u16),
+}
+
+/// Writes that are carried out by Azurite and then lose their answer.
+#[derive(Clone, Debug)]
+pub struct LostAnswers {
+    /// Which writes: a `comp` value (`appendblock`, `blocklist`, `block`, `page`, `metadata`,
+    /// `acl`, `tags`, ...), or, for writes without one, `message` (Put Message), `batch` (an
+    /// entity group transaction), `entity`, `table` (Create Table), `container`, `queue`, `copy`
+    /// (a blob written from `x-ms-copy-source`) or `blob`; `*` for every write.
+    pub operations: Vec<String>,
+    /// Fraction of those writes, 0.0..=1.0 (seeded like the faults).
+    pub rate: f64,
+    /// Chosen uniformly for each lost answer.
+    pub answers: Vec<LostAnswer>,
+}
+
+impl LostAnswers {
+    /// `operations` lose their answer at `rate` by a connection reset.
+    #[must_use]
+    pub fn new(operations: &[&str], rate: f64) -> Self {
+        LostAnswers {
+            operations: operations.iter().map(|o| (*o).to_owned()).collect(),
+            rate,
+            answers: vec![LostAnswer::Reset],
+        }
+    }
+
+    /// The answers to choose from instead of a reset.
+    #[must_use]
+    pub fn answering(mut self, answers: &[LostAnswer]) -> Self {
+        self.answers = answers.to_vec();
+        self
+    }
+
+    fn selects(&self, operation: Option<&str>) -> bool {
+        operation
+            .is_some_and(|operation| self.operations.iter().any(|o| o == "*" || o == operation))
+    }
+}
+
+/// The operation a write is, for [`LostAnswers`]; `None` for reads.
+fn operation(
+    service: &str,
+    method: &hyper::Method,
+    uri: &hyper::Uri,
+    comp: Option<&str>,
+    copy: bool,
+) -> Option<String> {
+    if method == hyper::Method::GET || method == hyper::Method::HEAD {
+        return None;
+    }
+    if let Some(comp) = comp {
+        return Some(comp.to_owned());
+    }
+    let path = uri.path();
+    let container = uri
+        .query()
+        .unwrap_or_default()
+        .contains("restype=container");
+    let name = match service {
+        "queue" if path.ends_with("/messages") => "message",
+        "queue" => "queue",
+        "table" if path.ends_with("$batch") => "batch",
+        "table" if path.trim_end_matches('/').ends_with("/Tables") => "table",
+        "table" => "entity",
+        _ if container => "container",
+        _ if copy => "copy",
+        _ => "blob",
+    };
+    Some(name.to_owned())
 }
 
 struct State {
     faults: Option<FaultOptions>,
     /// Answer Put Page From URL and Append Block From URL (Azurite: 501) the way Azure does.
     emulate_range_copies: bool,
-    /// Requests with this `comp` are carried out and then lose their answer, at this rate.
-    lost_answers: Option<(String, f64)>,
+    /// Writes carried out that then lose their answer.
+    lost_answers: Option<LostAnswers>,
     /// Writes with this `comp` are answered with this status, never forwarded.
     failing: Option<(String, u16)>,
     rng: StdRng,
@@ -171,11 +254,10 @@ impl StorageGateway {
         lock(&self.state).emulate_range_copies = on;
     }
 
-    /// Requests with query `comp` are forwarded and carried out, then the connection is closed
-    /// before the answer, at `rate` (seeded like the faults): what a client's retry of a
-    /// non-idempotent call must survive. `None` stops it.
-    pub fn set_lost_answers(&self, lost: Option<(&str, f64)>) {
-        lock(&self.state).lost_answers = lost.map(|(comp, rate)| (comp.to_owned(), rate));
+    /// The writes [`LostAnswers`] selects are forwarded and carried out, then their answer is
+    /// lost: what a client's retry of a write must survive. `None` stops it.
+    pub fn set_lost_answers(&self, lost: Option<LostAnswers>) {
+        lock(&self.state).lost_answers = lost;
     }
 
     /// Every write (not GET/HEAD) with query `comp` is answered `status` without reaching
@@ -306,12 +388,15 @@ async fn handle(
     let comp = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "comp")
         .map(|(_, v)| v.into_owned());
+    let copy = parts.headers.contains_key("x-ms-copy-source");
+    let service = split_host(&host).map_or("", |(_, service)| service);
     let mut entry = GatewayRequest {
         method: parts.method.to_string(),
         host: host.clone(),
         path: parts.uri.path().to_owned(),
+        operation: operation(service, &parts.method, &parts.uri, comp.as_deref(), copy),
         comp,
-        copy: parts.headers.contains_key("x-ms-copy-source"),
+        copy,
         status: None,
         fault: None,
         lost: false,
@@ -345,14 +430,21 @@ async fn handle(
         let mut guard = lock(state);
         let state = &mut *guard;
         match &state.lost_answers {
-            Some((comp, rate)) if entry.comp.as_deref() == Some(comp.as_str()) => {
-                let rate = *rate;
-                state.rng.random_bool(rate.clamp(0.0, 1.0))
+            Some(lost) if lost.selects(entry.operation.as_deref()) => {
+                let answers = if lost.answers.is_empty() {
+                    vec![LostAnswer::Reset]
+                } else {
+                    lost.answers.clone()
+                };
+                state
+                    .rng
+                    .random_bool(lost.rate.clamp(0.0, 1.0))
+                    .then(|| answers[state.rng.random_range(0..answers.len())])
             }
-            _ => false,
+            _ => None,
         }
     };
-    if let Some(kind) = fault.filter(|_| !lost) {
+    if let Some(kind) = fault.filter(|_| lost.is_none()) {
         entry.fault = Some(kind);
         lock(state).log.push(entry);
         return match kind {
@@ -459,11 +551,17 @@ async fn handle(
     let headers = answer.headers().clone();
     let bytes = answer.bytes().await.unwrap_or_default();
     entry.status = Some(status.as_u16());
-    if lost {
+    if let Some(answer) = lost {
         // Carried out, but the client never hears of it.
         entry.lost = true;
         lock(state).log.push(entry);
-        return None;
+        return match answer {
+            LostAnswer::Reset => None,
+            LostAnswer::Status(status) => Some(plain(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "",
+            )),
+        };
     }
     lock(state).log.push(entry);
     let mut response = Response::new(Full::new(bytes));
@@ -511,6 +609,7 @@ async fn read_source_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::Method;
 
     #[test]
     fn production_hosts_map_to_path_style() {
@@ -523,6 +622,41 @@ mod tests {
             Some(("src", "table"))
         );
         assert_eq!(split_host("example.com"), None);
+        let write = |service, method, uri: &str, comp, copy| {
+            operation(service, &method, &uri.parse().unwrap(), comp, copy)
+        };
+        assert_eq!(
+            write("queue", Method::POST, "/q/messages", None, false).as_deref(),
+            Some("message")
+        );
+        assert_eq!(
+            write("table", Method::POST, "/$batch", None, false).as_deref(),
+            Some("batch")
+        );
+        assert_eq!(
+            write("table", Method::POST, "/Tables", None, false).as_deref(),
+            Some("table")
+        );
+        assert_eq!(
+            write("blob", Method::PUT, "/c?restype=container", None, false).as_deref(),
+            Some("container")
+        );
+        assert_eq!(
+            write("blob", Method::PUT, "/c/b", None, true).as_deref(),
+            Some("copy")
+        );
+        assert_eq!(
+            write(
+                "blob",
+                Method::PUT,
+                "/c/b?comp=metadata",
+                Some("metadata"),
+                false
+            )
+            .as_deref(),
+            Some("metadata")
+        );
+        assert_eq!(write("blob", Method::GET, "/c/b", None, false), None);
         let blob: SocketAddr = "127.0.0.1:10000".parse().unwrap();
         assert_eq!(
             path_style("https://src.blob.core.windows.net/c/a%20b?sv=1&sig=x", blob).as_deref(),

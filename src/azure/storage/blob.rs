@@ -398,6 +398,29 @@ impl StorageClient {
         marker: Option<&str>,
         page_size: u32,
     ) -> Result<Option<Page<BlobItem>>, AzureError> {
+        self.list_blobs_from(container, (None, marker), page_size)
+            .await
+    }
+
+    /// One blob as [`Self::list_blobs`] describes it; `Ok(None)` when it is absent.
+    pub async fn blob_item(
+        &self,
+        container: &str,
+        blob: &str,
+    ) -> Result<Option<BlobItem>, AzureError> {
+        // The blob itself is the first name that starts with its name.
+        let page = self
+            .list_blobs_from(container, (Some(blob), None), 1)
+            .await?;
+        Ok(page.and_then(|page| page.items.into_iter().find(|item| item.name == blob)))
+    }
+
+    async fn list_blobs_from(
+        &self,
+        container: &str,
+        (prefix, marker): (Option<&str>, Option<&str>),
+        page_size: u32,
+    ) -> Result<Option<Page<BlobItem>>, AzureError> {
         let size = page_size.clamp(1, 5000).to_string();
         let mut query = vec![
             ("restype", "container"),
@@ -405,6 +428,9 @@ impl StorageClient {
             ("include", "metadata,tags"),
             ("maxresults", size.as_str()),
         ];
+        if let Some(prefix) = prefix {
+            query.push(("prefix", prefix));
+        }
         if let Some(marker) = marker {
             query.push(("marker", marker));
         }

@@ -34,7 +34,7 @@ use azure_core::http::{Context, Method, Pipeline, PipelineSendOptions, Request, 
 
 use super::cloud::Cloud;
 use super::error::{strip_query_strings, AzureError, AzureErrorKind};
-use super::policies::WriteAccess;
+use super::policies::{SendOnce, WriteAccess};
 use super::sensitive::{redact_url, Sensitive};
 use super::transport::AzureHttp;
 
@@ -318,6 +318,31 @@ impl StorageClient {
         headers: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<StorageResponse, AzureError> {
+        self.send_in(&Context::new(), method, url, headers, body)
+            .await
+    }
+
+    /// [`Self::send`] without retries, for a request that is not idempotent: the caller looks
+    /// whether a try whose answer was lost took effect before sending it again.
+    pub async fn send_once(
+        &self,
+        method: Method,
+        url: Url,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<StorageResponse, AzureError> {
+        let context = Context::new().with_value(SendOnce);
+        self.send_in(&context, method, url, headers, body).await
+    }
+
+    async fn send_in(
+        &self,
+        context: &Context<'_>,
+        method: Method,
+        url: Url,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<StorageResponse, AzureError> {
         let target = self.url_with_sas(&url);
         let parsed = Url::parse(target.expose()).map_err(|e| {
             AzureError::new(
@@ -350,7 +375,7 @@ impl StorageClient {
         let response = self
             .pipeline
             .send(
-                &Context::new(),
+                context,
                 &mut request,
                 Some(PipelineSendOptions {
                     skip_checks: true,

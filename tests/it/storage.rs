@@ -197,15 +197,19 @@ impl StorageStack {
         }
     }
 
+    /// `atg deploy` in replication mode with the JSON report.
+    pub async fn replicate(&self, inventory: &std::path::Path) -> Run {
+        self.deploy(
+            inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await
+    }
+
     /// Runs a replication again and checks that it wrote nothing to the target.
     pub async fn rerun_writes_nothing(&self, inventory: &std::path::Path) -> Run {
         self.gateway.clear_requests();
-        let again = self
-            .deploy(
-                inventory,
-                &["--dataplane-mode", "replication", "--output", "json"],
-            )
-            .await;
+        let again = self.replicate(inventory).await;
         assert_eq!(again.code, 0, "{again}");
         let writes = self.target_writes();
         assert!(writes.is_empty(), "a re-run wrote: {writes:#?}");
@@ -1105,12 +1109,7 @@ async fn table_entities_keep_their_exact_types_and_bits_and_a_rerun_writes_none(
         ]}]}),
     );
     let inventory = storage.inventory(json!({}));
-    let run = storage
-        .deploy(
-            &inventory,
-            &["--dataplane-mode", "replication", "--output", "json"],
-        )
-        .await;
+    let run = storage.replicate(&inventory).await;
     assert_eq!(run.code, 0, "{run}");
     let source = storage.dump(SOURCE);
     let target = storage.dump(TARGET);
@@ -1147,9 +1146,10 @@ async fn table_entities_keep_their_exact_types_and_bits_and_a_rerun_writes_none(
     );
 }
 
-/// Lost answers of every kind, after the write took effect.
-fn lost_after_write(operations: &[&str], rate: f64) -> LostAnswers {
-    LostAnswers::new(operations, rate).answering(&[
+/// Lost answers of every kind, after the write took effect: the 1st, 4th, 7th ... write of
+/// each operation, so every operation loses one whatever order concurrent writes take.
+fn lost_after_write(operations: &[&str]) -> LostAnswers {
+    LostAnswers::every(operations, 3).answering(&[
         LostAnswer::Reset,
         LostAnswer::Status(500),
         LostAnswer::Status(503),
@@ -1176,14 +1176,9 @@ async fn queue_messages_land_once_when_put_message_answers_are_lost() {
     );
     storage
         .gateway
-        .set_lost_answers(Some(lost_after_write(&["message"], 0.5)));
+        .set_lost_answers(Some(lost_after_write(&["message"])));
     let inventory = storage.inventory(json!({ "queue_messages": "peek" }));
-    let run = storage
-        .deploy(
-            &inventory,
-            &["--dataplane-mode", "replication", "--output", "json"],
-        )
-        .await;
+    let run = storage.replicate(&inventory).await;
     storage.gateway.set_lost_answers(None);
     assert_eq!(run.code, 0, "{run}");
     let lost = storage.gateway.requests().iter().filter(|r| r.lost).count();
@@ -1250,14 +1245,9 @@ async fn with_answers_lost_after_writes_a_replication_converges_exactly_once() {
     storage.seed(SOURCE, &spec);
     storage
         .gateway
-        .set_lost_answers(Some(lost_after_write(&["*"], 0.3)));
+        .set_lost_answers(Some(lost_after_write(&["*"])));
     let inventory = storage.inventory(json!({ "queue_messages": "peek", "sync_copy_max_mib": 1 }));
-    let run = storage
-        .deploy(
-            &inventory,
-            &["--dataplane-mode", "replication", "--output", "json"],
-        )
-        .await;
+    let run = storage.replicate(&inventory).await;
     storage.gateway.set_lost_answers(None);
     let requests = storage.gateway.requests();
     let lost: Vec<_> = requests.iter().filter(|r| r.lost).collect();
@@ -1294,5 +1284,60 @@ async fn with_answers_lost_after_writes_a_replication_converges_exactly_once() {
     let docs = item(&report, "container", "docs");
     assert_eq!(docs["status"], "replicated", "{docs}");
 
+    storage.rerun_writes_nothing(&inventory).await;
+}
+
+#[tokio::test]
+async fn metadata_names_keep_their_case_and_a_rerun_writes_nothing() {
+    let storage = StorageStack::start().await;
+    // Page and append blobs then go range by range: atg writes their metadata itself.
+    storage.gateway.set_range_copy_emulation(true);
+    let metadata = json!({ "Author": "ada", "CamelCase": "x", "lower": "y" });
+    storage.seed(
+        SOURCE,
+        &json!({
+            "containers": [
+                { "name": "cased", "metadata": metadata, "blobs": [
+                    { "name": "copied.txt", "size": 10, "metadata": metadata },
+                    { "name": "log.txt", "type": "AppendBlob", "size": 100, "metadata": metadata },
+                    { "name": "disk.vhd", "type": "PageBlob", "size": 4096, "metadata": metadata }
+                ]},
+                { "name": "older", "metadata": metadata }
+            ],
+            "queues": [
+                { "name": "casedq", "metadata": metadata },
+                { "name": "olderq", "metadata": metadata }
+            ]
+        }),
+    );
+    // What an older atg left: the same metadata with its names lowercased.
+    let lowered = json!({ "author": "ada", "camelcase": "x", "lower": "y" });
+    storage.seed(
+        TARGET,
+        &json!({
+            "containers": [{ "name": "older", "metadata": lowered }],
+            "queues": [{ "name": "olderq", "metadata": lowered }]
+        }),
+    );
+    let inventory = storage.inventory(json!({}));
+    let run = storage.replicate(&inventory).await;
+    assert_eq!(run.code, 0, "{run}");
+    // Read back with the Python SDK: names exactly as in the source.
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    assert_eq!(source["containers"], target["containers"]);
+    assert_eq!(source["queues"], target["queues"]);
+    for container in ["cased", "older"] {
+        assert_eq!(target["containers"][container]["metadata"], metadata);
+    }
+    for blob in ["copied.txt", "log.txt", "disk.vhd"] {
+        assert_eq!(
+            target["containers"]["cased"]["blobs"][blob]["metadata"], metadata,
+            "{blob}"
+        );
+    }
+    for queue in ["casedq", "olderq"] {
+        assert_eq!(target["queues"][queue]["metadata"], metadata, "{queue}");
+    }
     storage.rerun_writes_nothing(&inventory).await;
 }

@@ -76,6 +76,9 @@ pub struct LostAnswers {
     pub operations: Vec<String>,
     /// Fraction of those writes, 0.0..=1.0 (seeded like the faults).
     pub rate: f64,
+    /// Instead of `rate`: the 1st, (n+1)th, (2n+1)th ... write of each operation, whatever
+    /// order concurrent writes arrive in (a retry counts as the next write).
+    pub every: Option<u64>,
     /// Chosen uniformly for each lost answer.
     pub answers: Vec<LostAnswer>,
 }
@@ -87,7 +90,17 @@ impl LostAnswers {
         LostAnswers {
             operations: operations.iter().map(|o| (*o).to_owned()).collect(),
             rate,
+            every: None,
             answers: vec![LostAnswer::Reset],
+        }
+    }
+
+    /// `operations` lose the answer of their 1st, (n+1)th, ... write by a connection reset.
+    #[must_use]
+    pub fn every(operations: &[&str], n: u64) -> Self {
+        LostAnswers {
+            every: Some(n.max(2)),
+            ..Self::new(operations, 0.0)
         }
     }
 
@@ -142,6 +155,8 @@ struct State {
     emulate_range_copies: bool,
     /// Writes carried out that then lose their answer.
     lost_answers: Option<LostAnswers>,
+    /// Writes seen per operation, for [`LostAnswers::every`].
+    writes: std::collections::HashMap<String, u64>,
     /// Writes with this `comp` are answered with this status, never forwarded.
     failing: Option<(String, u16)>,
     rng: StdRng,
@@ -163,6 +178,8 @@ impl Drop for StorageGateway {
 
 struct Upstream {
     client: reqwest::Client,
+    /// For [`forward_keeping_case`]: TLS to Azurite, trusting the emulator's CA.
+    tls: tokio_rustls::TlsConnector,
     blob: SocketAddr,
     queue: SocketAddr,
     table: SocketAddr,
@@ -202,8 +219,19 @@ impl StorageGateway {
             .http1_only()
             .pool_max_idle_per_host(256)
             .build()?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(
+            emulator.ca_pem().as_bytes(),
+        )?)?;
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let upstream = Arc::new(Upstream {
             client,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(client_config)),
             blob: azurite.blob,
             queue: azurite.queue,
             table: azurite.table,
@@ -213,6 +241,7 @@ impl StorageGateway {
             faults,
             emulate_range_copies: false,
             lost_answers: None,
+            writes: std::collections::HashMap::new(),
             failing: None,
             rng: StdRng::seed_from_u64(seed),
             log: Vec::new(),
@@ -257,7 +286,9 @@ impl StorageGateway {
     /// The writes [`LostAnswers`] selects are forwarded and carried out, then their answer is
     /// lost: what a client's retry of a write must survive. `None` stops it.
     pub fn set_lost_answers(&self, lost: Option<LostAnswers>) {
-        lock(&self.state).lost_answers = lost;
+        let mut state = lock(&self.state);
+        state.lost_answers = lost;
+        state.writes.clear();
     }
 
     /// Every write (not GET/HEAD) with query `comp` is answered `status` without reaching
@@ -334,6 +365,8 @@ async fn serve(
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Metadata names are case-preserving in Azure: keep the case a client sent them in.
+        .preserve_header_case(true)
         .serve_connection(TokioIo::new(tls), service)
         .await;
 }
@@ -436,10 +469,16 @@ async fn handle(
                 } else {
                     lost.answers.clone()
                 };
-                state
-                    .rng
-                    .random_bool(lost.rate.clamp(0.0, 1.0))
-                    .then(|| answers[state.rng.random_range(0..answers.len())])
+                let chosen = match lost.every {
+                    Some(n) => {
+                        let operation = entry.operation.clone().unwrap_or_default();
+                        let seen = state.writes.entry(operation).or_default();
+                        *seen += 1;
+                        *seen % n == 1
+                    }
+                    None => state.rng.random_bool(lost.rate.clamp(0.0, 1.0)),
+                };
+                chosen.then(|| answers[state.rng.random_range(0..answers.len())])
             }
             _ => None,
         }
@@ -515,11 +554,8 @@ async fn handle(
     };
     // Content-Length as the body has it now (rewritten, or read from a copy source); sent even
     // when 0, as clients send it and as Azurite's dispatcher requires it on some creates.
-    let mut forward = upstream
-        .client
-        .request(parts.method.clone(), &url)
-        .header(hyper::header::CONTENT_LENGTH, body.len())
-        .body(body);
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert(hyper::header::CONTENT_LENGTH, body.len().into());
     for (name, value) in &parts.headers {
         if name == hyper::header::HOST || name == hyper::header::CONTENT_LENGTH {
             continue;
@@ -531,25 +567,37 @@ async fn handle(
             let rewritten = value
                 .to_str()
                 .ok()
-                .and_then(|v| path_style(v, upstream.blob));
+                .and_then(|v| path_style(v, upstream.blob))
+                .and_then(|v| hyper::header::HeaderValue::from_str(&v).ok());
             if let Some(rewritten) = rewritten {
-                forward = forward.header(name, rewritten);
+                headers.append(name, rewritten);
                 continue;
             }
         }
-        forward = forward.header(name, value);
+        headers.append(name, value.clone());
     }
     if keep_host {
-        forward = forward.header(hyper::header::HOST, host.clone());
+        if let Ok(host) = hyper::header::HeaderValue::from_str(&host) {
+            headers.insert(hyper::header::HOST, host);
+        }
     }
-    let Ok(answer) = forward.send().await else {
+    // Metadata names keep their case only through a connection that writes the headers as
+    // they came (hyper, with the case its server side recorded); reqwest lowercases them.
+    let metadata = parts
+        .headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-ms-meta-"));
+    let answer = if metadata {
+        forward_keeping_case(upstream, &parts, &url, headers, body).await
+    } else {
+        forward(upstream, &parts.method, &url, headers, body).await
+    };
+    let Some((status, headers, bytes)) = answer else {
         entry.status = Some(502);
         lock(state).log.push(entry);
         return Some(plain(StatusCode::BAD_GATEWAY, "azurite did not answer"));
     };
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let bytes = answer.bytes().await.unwrap_or_default();
+
     entry.status = Some(status.as_u16());
     if let Some(answer) = lost {
         // Carried out, but the client never hears of it.
@@ -573,6 +621,71 @@ async fn handle(
         response.headers_mut().append(name, value.clone());
     }
     Some(response)
+}
+
+type Answer = (StatusCode, hyper::HeaderMap, Bytes);
+
+async fn forward(
+    upstream: &Upstream,
+    method: &hyper::Method,
+    url: &str,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+) -> Option<Answer> {
+    let answer = upstream
+        .client
+        .request(method.clone(), url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    Some((status, headers, answer.bytes().await.unwrap_or_default()))
+}
+
+/// [`forward`] on a connection of its own that writes header names in the case the client
+/// sent them (the request's extensions carry what hyper's server side recorded).
+async fn forward_keeping_case(
+    upstream: &Upstream,
+    parts: &hyper::http::request::Parts,
+    url: &str,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+) -> Option<Answer> {
+    let url = url::Url::parse(url).ok()?;
+    let authority = format!("{}:{}", url.host_str()?, url.port()?);
+    let mut target = url.path().to_owned();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(target)
+        .body(Full::new(Bytes::from(body)))
+        .ok()?;
+    *request.headers_mut() = headers;
+    if !request.headers().contains_key(hyper::header::HOST) {
+        request.headers_mut().insert(
+            hyper::header::HOST,
+            hyper::header::HeaderValue::from_str(&authority).ok()?,
+        );
+    }
+    *request.extensions_mut() = parts.extensions.clone();
+    let tcp = TcpStream::connect(&authority).await.ok()?;
+    let name = rustls::pki_types::ServerName::try_from(url.host_str()?.to_owned()).ok()?;
+    let tls = upstream.tls.connect(name, tcp).await.ok()?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    let answer = sender.send_request(request).await.ok()?;
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let bytes = answer.into_body().collect().await.ok()?.to_bytes();
+    Some((status, headers, bytes))
 }
 
 /// The bytes `x-ms-source-range` names of `x-ms-copy-source`, read from Azurite with the SAS

@@ -290,7 +290,10 @@ impl StorageClient {
             return Ok(None);
         }
         let response = response.success()?;
-        let metadata = response.metadata();
+        let metadata = self
+            .listed_metadata(("Containers", "Container"), container)
+            .await?
+            .unwrap_or_else(|| response.metadata());
         let public_access = non_empty(response.header("x-ms-blob-public-access"));
         let access_policies = self.container_acl(container).await?;
         Ok(Some(ContainerSettings {
@@ -946,7 +949,7 @@ mod tests {
         assert_eq!(blobs.len(), 2);
         assert_eq!(blobs[0].name, "dir/a.txt");
         assert_eq!(blobs[0].size, 12);
-        assert_eq!(blobs[0].metadata["owner"], "me");
+        assert_eq!(blobs[0].metadata["Owner"], "me");
         assert_eq!(blobs[0].tags["env"], "prod");
         assert_eq!(blobs[0].explicit_tier(), Some("Cool"));
         assert!(blobs[1].is_archived());

@@ -61,7 +61,10 @@ impl StorageClient {
             .header("x-ms-approximate-messages-count")
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let metadata = response.metadata();
+        let metadata = self
+            .listed_metadata(("Queues", "Queue"), queue)
+            .await?
+            .unwrap_or_else(|| response.metadata());
         let access_policies = self.queue_acl(queue).await?;
         Ok(Some((
             QueueSettings {

@@ -970,7 +970,7 @@ impl DataPlanePlugin for StorageAccountPlugin {
                         "messages are not copied (about {messages} in the source): the pair does not opt in with options.queue_messages = \"peek\""
                     ),
                     (Mode::Replication, true) => format!(
-                        "about {messages} message(s) in the source: those Peek Messages shows (at most 32) are copied"
+                        "about {messages} message(s) in the source: those Peek Messages shows (at most 32) are compared with the target's"
                     ),
                 });
                 discovery.items.push(PlannedItem {
@@ -2234,6 +2234,8 @@ async fn put_message_once(
     for attempt in 1..=TRIES {
         let error = match target.put_message(queue, text).await {
             Ok(()) => return Ok(true),
+            // A refusal (403, 400, ...) took no effect and would refuse again.
+            Err(error) if !error.is_retryable() => return Err(error),
             Err(error) => error,
         };
         if in_target >= PEEK_MAX {
@@ -2833,6 +2835,53 @@ mod tests {
         assert_eq!(block_size_for(300 * MIB, None), 8 * MIB);
         assert_eq!(block_size_for(500_000 * MIB, None), 16 * MIB);
         assert_eq!(block_size_for(3 * MIB, Some(MIB)), MIB);
+    }
+
+    #[test]
+    fn queue_status_says_what_was_copied_and_what_may_be_missing() {
+        let replicated = || ItemStatus::Replicated {
+            action: "queue created with its metadata".into(),
+        };
+        let copied = MessageCopy {
+            copied: 2,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Replicated { action } = with_messages(replicated(), &copied) else {
+            panic!("not replicated")
+        };
+        assert_eq!(
+            action,
+            "queue created with its metadata; 2 message(s) copied"
+        );
+        let same = ItemStatus::Skipped {
+            reason: "exists in the target with the same settings".into(),
+        };
+        assert!(matches!(
+            with_messages(same.clone(), &MessageCopy::default()),
+            ItemStatus::Skipped { .. }
+        ));
+        let full = MessageCopy {
+            more_in_source: true,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Partial { reason, .. } = with_messages(same, &full) else {
+            panic!("not partial")
+        };
+        assert_eq!(reason, PEEK_LIMIT);
+        let unsure = MessageCopy {
+            copied: 1,
+            not_compared: 2,
+            unconfirmed: 1,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Partial { reason, .. } = with_messages(replicated(), &unsure) else {
+            panic!("not partial")
+        };
+        assert!(
+            reason.contains("2 source message(s) not copied"),
+            "{reason}"
+        );
+        assert!(reason.contains("1 message(s) may be missing"), "{reason}");
     }
 
     #[test]

@@ -1975,20 +1975,25 @@ async fn copy_ranges(
     let mut created = target
         .create_for_ranges(container, name, source, destination)
         .await;
-    if matches!(created, Ok(Err(_))) {
-        // Refused because it exists or changed: when what is there is atg's unfinished copy (an
-        // earlier try whose answer was lost created it), it is replaced as a re-run would.
-        if let Ok(Some(unfinished)) = target.blob_item(container, name).await {
-            if let Some(etag) = unfinished
-                .etag
-                .filter(|_| unfinished.metadata.contains_key(INCOMPLETE_MARKER))
-            {
-                let replace = Destination::Unchanged(etag);
-                created = target
-                    .create_for_ranges(container, name, source, &replace)
-                    .await;
-            }
+    // Refused because it exists or changed: when what is there is atg's unfinished copy (a try
+    // whose answer was lost created it, maybe this very replacement), it is replaced as a re-run
+    // would.
+    for _ in 0..3 {
+        if !matches!(created, Ok(Err(_))) {
+            break;
         }
+        let Ok(Some(unfinished)) = target.blob_item(container, name).await else {
+            break;
+        };
+        let Some(etag) = unfinished
+            .etag
+            .filter(|_| unfinished.metadata.contains_key(INCOMPLETE_MARKER))
+        else {
+            break;
+        };
+        created = target
+            .create_for_ranges(container, name, source, &Destination::Unchanged(etag))
+            .await;
     }
     let created = match created {
         Ok(Ok(etag)) => etag,
@@ -2155,7 +2160,10 @@ fn with_messages(status: ItemStatus, copy: &MessageCopy) -> ItemStatus {
     let action = match (action, copy.copied) {
         (Some(action), 0) => action,
         (Some(action), copied) => format!("{action}; {copied} message(s) copied"),
-        (None, 0) => "queue kept; its peeked messages are already in the target".into(),
+        (None, 0) if copy.not_compared + copy.unconfirmed == 0 => {
+            "queue kept; its peeked messages are already in the target".into()
+        }
+        (None, 0) => "queue kept".into(),
         (None, copied) => format!("{copied} message(s) copied"),
     };
     if reasons.is_empty() {
@@ -2864,10 +2872,21 @@ mod tests {
             more_in_source: true,
             ..MessageCopy::default()
         };
-        let ItemStatus::Partial { reason, .. } = with_messages(same, &full) else {
+        let ItemStatus::Partial { reason, .. } = with_messages(same.clone(), &full) else {
             panic!("not partial")
         };
         assert_eq!(reason, PEEK_LIMIT);
+        let hidden = MessageCopy {
+            not_compared: 1,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Partial { action, .. } = with_messages(same, &hidden) else {
+            panic!("not partial")
+        };
+        assert_eq!(
+            action, "queue kept",
+            "not every message is known to be there"
+        );
         let unsure = MessageCopy {
             copied: 1,
             not_compared: 2,

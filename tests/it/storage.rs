@@ -1262,6 +1262,8 @@ async fn with_answers_lost_after_writes_a_replication_converges_exactly_once() {
     assert_eq!(run.code, 0, "{run}");
     let report = run.report();
     assert_eq!(report["totals"]["items"]["failed"], 0, "{run}");
+    let blobs = &resource(&report)["counts_by_kind"]["blob"];
+    assert_eq!(blobs["skipped"], 1, "only the archived blob: {report:#}");
     let source = storage.dump(SOURCE);
     let target = storage.dump(TARGET);
     let mut expected = source.clone();
@@ -1276,6 +1278,7 @@ async fn with_answers_lost_after_writes_a_replication_converges_exactly_once() {
     assert_eq!(expected["tables"], target["tables"]);
     let entities = &resource(&report)["counts_by_kind"]["entity"];
     assert_eq!(entities["replicated"], 153, "{entities}");
+
     let jobs = item(&report, "queue", "jobs");
     assert!(
         jobs["notes"].to_string().contains("messages: 5 copied"),

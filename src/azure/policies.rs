@@ -457,6 +457,12 @@ impl RetryPolicy {
     }
 }
 
+/// In a request's [`Context`]: send it once, never retried here. For a request that is not
+/// idempotent (Put Message): when its answer is lost it may have taken effect, and only its
+/// caller can look before sending it again.
+#[derive(Clone, Copy, Debug)]
+pub struct SendOnce;
+
 #[async_trait]
 impl Policy for RetryPolicy {
     async fn send(
@@ -465,6 +471,9 @@ impl Policy for RetryPolicy {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
+        if ctx.value::<SendOnce>().is_some() {
+            return next[0].send(ctx, request, &next[1..]).await;
+        }
         let host = request.url().host_str().unwrap_or_default().to_owned();
         let stats = &self.state.stats;
         let mut attempt = 0u32;

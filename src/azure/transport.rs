@@ -111,6 +111,10 @@ pub struct AzureHttp {
     pub retry_stats: Arc<RetryStats>,
     /// Writes refused by the write guard (must stay 0 unless a plugin forgot dry-run).
     pub refused_writes: Arc<AtomicU64>,
+    /// `--ca-cert` and `--connect-to`, for the few requests written on the wire by hand
+    /// (`azure::storage::wire`: metadata names whose case the HTTP client would lose).
+    pub(crate) extra_root_pem: Option<Vec<u8>>,
+    connect_to: Vec<ConnectTo>,
 }
 
 impl AzureHttp {
@@ -151,7 +155,17 @@ impl AzureHttp {
             retry: RetryPolicy::new(settings.retry.clone(), retry_stats.clone()),
             retry_stats,
             refused_writes: Arc::default(),
+            extra_root_pem: settings.extra_root_pem.clone(),
+            connect_to: settings.connect_to.clone(),
         })
+    }
+
+    /// The `--connect-to` address for `host`, if one applies.
+    pub(crate) fn connect_to(&self, host: &str) -> Option<SocketAddr> {
+        ConnectToResolver {
+            overrides: self.connect_to.clone(),
+        }
+        .lookup(host)
     }
 
     /// Client options for an `azure_core` pipeline talking to `endpoint` (a vault, a storage

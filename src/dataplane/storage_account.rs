@@ -48,7 +48,7 @@ use crate::azure::storage::blob::{
 };
 use crate::azure::storage::queue::QueueSettings;
 use crate::azure::storage::sas::{self, UserDelegationKey};
-use crate::azure::storage::table::{Entity, EntityWrite, MAX_BATCH, MAX_BATCH_BYTES};
+use crate::azure::storage::table::{BatchFailure, Entity, EntityWrite, MAX_BATCH, MAX_BATCH_BYTES};
 use crate::azure::storage::SignedIdentifier;
 use crate::azure::storage::{StorageAuth, StorageClient, StorageEndpoints, StorageService};
 use crate::azure::{AzureError, Sensitive, WriteAccess};
@@ -1110,9 +1110,17 @@ impl DataPlanePlugin for StorageAccountPlugin {
                     && !source.access_policies.is_empty()
                     && target.is_none();
                 note_unwritable_policies(ctx, &clients, needed, &mut notes).await;
-                notes.push(format!(
-                    "messages are not copied (about {messages} in the source): atg copies queue structure only"
-                ));
+                notes.push(match (job.mode, clients.copy_queue_messages) {
+                    (Mode::Template, _) => format!(
+                        "messages are not copied in template mode (about {messages} in the source)"
+                    ),
+                    (Mode::Replication, false) => format!(
+                        "messages are not copied (about {messages} in the source): the pair does not opt in with options.queue_messages = \"peek\""
+                    ),
+                    (Mode::Replication, true) => format!(
+                        "about {messages} message(s) in the source: those Peek Messages shows (at most 32) are compared with the target's"
+                    ),
+                });
                 discovery.items.push(PlannedItem {
                     kind: QUEUE,
                     name: queue.name,
@@ -1856,6 +1864,9 @@ async fn copy_blob(
                 .await
             {
                 Ok(CopyAnswer::Done) => return BlobResult::Copied(CopyMethod::Sync, source.size),
+                Ok(CopyAnswer::ConditionFailed) if landed(clients, container, source).await => {
+                    return BlobResult::Copied(CopyMethod::Sync, source.size)
+                }
                 Ok(CopyAnswer::ConditionFailed | CopyAnswer::SourceChanged) => {
                     return BlobResult::Skipped(CHANGED.into())
                 }
@@ -1931,6 +1942,9 @@ async fn copy_blob(
         Ok(CopyAnswer::Pending(_)) => {
             wait_for_copy(target, container, name, source.size, cancel).await
         }
+        Ok(CopyAnswer::ConditionFailed) if landed(clients, container, source).await => {
+            BlobResult::Copied(CopyMethod::Async, source.size)
+        }
         Ok(CopyAnswer::ConditionFailed | CopyAnswer::SourceChanged) => {
             BlobResult::Skipped(CHANGED.into())
         }
@@ -1939,6 +1953,15 @@ async fn copy_blob(
         }
         Err(error) => copy_failed("copy blob", &error),
     }
+}
+
+/// After a conditional write was refused: whether the target now holds exactly the source's
+/// blob, which is what an earlier try whose answer was lost leaves behind.
+async fn landed(clients: &Clients, container: &str, source: &BlobItem) -> bool {
+    matches!(
+        clients.target_blob.blob_item(container, &source.name).await,
+        Ok(Some(target)) if identical(source, &target)
+    )
 }
 
 /// Polls an async copy until it leaves `pending`. A cancellation stops the polling after one
@@ -2047,6 +2070,9 @@ async fn copy_in_blocks(
         .put_block_list(container, &source.name, &ids, source, destination)
         .await
     {
+        Ok(CopyAnswer::ConditionFailed) if landed(clients, container, source).await => {
+            Ok(Some(BlobResult::Copied(CopyMethod::Blocks, source.size)))
+        }
         Ok(CopyAnswer::ConditionFailed) => Ok(Some(BlobResult::Skipped(CHANGED.into()))),
         Ok(_) => Ok(Some(BlobResult::Copied(CopyMethod::Blocks, source.size))),
         Err(error) => Err(copy_failed("put block list", &error)),
@@ -2120,10 +2146,30 @@ async fn copy_ranges(
     } else {
         chunked(&[(0, source.size - 1)], RANGE_CHUNK)
     };
-    let created = match target
+    let mut created = target
         .create_for_ranges(container, name, source, destination)
-        .await
-    {
+        .await;
+    // Refused because it exists or changed: when what is there is atg's unfinished copy (a try
+    // whose answer was lost created it, maybe this very replacement), it is replaced as a re-run
+    // would.
+    for _ in 0..3 {
+        if !matches!(created, Ok(Err(_))) {
+            break;
+        }
+        let Ok(Some(unfinished)) = target.blob_item(container, name).await else {
+            break;
+        };
+        let Some(etag) = unfinished
+            .etag
+            .filter(|_| unfinished.metadata.contains_key(INCOMPLETE_MARKER))
+        else {
+            break;
+        };
+        created = target
+            .create_for_ranges(container, name, source, &Destination::Unchanged(etag))
+            .await;
+    }
+    let created = match created {
         Ok(Ok(etag)) => etag,
         Ok(Err(_)) => return finished(BlobResult::Skipped(CHANGED.into())),
         Err(error) => return finished(copy_failed("create the blob", &error)),
@@ -2201,80 +2247,194 @@ async fn apply_queue(
     notes: &mut Vec<String>,
 ) -> ItemStatus {
     let status = apply_queue_settings(ctx, job, clients, item).await;
-    if job.mode != Mode::Replication
-        || !clients.copy_queue_messages
-        || matches!(status, ItemStatus::Failed { .. })
-    {
+    if job.mode != Mode::Replication || !clients.copy_queue_messages {
+        return status;
+    }
+    if matches!(status, ItemStatus::Failed { .. }) {
+        notes.push("messages not copied: the queue could not be set up".into());
         return status;
     }
     match copy_queue_messages(clients, &item.name).await {
-        Err(error) => failed("copy queue messages", &error),
-        Ok((copied, present, more)) => {
-            notes.push(format!(
-                "messages: {copied} copied, {present} already in the target (peeked, the source is never dequeued)"
-            ));
-            let action = match (&status, copied) {
-                (ItemStatus::Replicated { action } | ItemStatus::Partial { action, .. }, _) => {
-                    format!("{action}; {copied} message(s) copied")
-                }
-                (_, 0) => return status_with_more(status, more),
-                _ => format!("{copied} message(s) copied"),
-            };
-            let reason = match (&status, more) {
-                (ItemStatus::Partial { reason, .. }, true) => {
-                    Some(format!("{reason}; {PEEK_LIMIT}"))
-                }
-                (ItemStatus::Partial { reason, .. }, false) => Some(reason.clone()),
-                (_, true) => Some(PEEK_LIMIT.to_owned()),
-                (_, false) => None,
-            };
-            match reason {
-                Some(reason) => ItemStatus::Partial { action, reason },
-                None => ItemStatus::Replicated { action },
-            }
+        Err((copy, error)) => {
+            notes.push(copy.note());
+            failed("copy queue messages", &error)
+        }
+        Ok(copy) => {
+            notes.push(copy.note());
+            with_messages(status, &copy)
         }
     }
 }
 
+/// The most messages Peek Messages shows.
+const PEEK_MAX: usize = 32;
+
 const PEEK_LIMIT: &str = "Peek Messages shows at most 32 messages: any beyond them were not copied (reading them would dequeue, which changes the source)";
 
-fn status_with_more(status: ItemStatus, more: bool) -> ItemStatus {
-    match (status, more) {
-        (ItemStatus::Skipped { .. }, true) => ItemStatus::Partial {
-            action: "queue kept; its peeked messages are already in the target".into(),
-            reason: PEEK_LIMIT.into(),
-        },
-        (status, _) => status,
+/// What copying one queue's messages did, and what it could not be sure of.
+#[derive(Debug, Default)]
+struct MessageCopy {
+    copied: u64,
+    /// Source messages the target already holds.
+    present: u64,
+    /// The source showed a full peek window: it may hold more.
+    more_in_source: bool,
+    /// Source messages not found among the (full) window of the target: they may be beyond it,
+    /// so they were not sent.
+    not_compared: u64,
+    /// Messages whose Put Message answer was lost where the target holds more than a peek
+    /// shows: not sent again, so each is there once or not at all.
+    unconfirmed: u64,
+}
+
+impl MessageCopy {
+    fn note(&self) -> String {
+        format!(
+            "messages: {} copied, {} already in the target (peeked, the source is never dequeued)",
+            self.copied, self.present
+        )
+    }
+
+    /// Why the queue's messages may not all be in the target.
+    fn risks(&self) -> Vec<String> {
+        let mut risks = Vec::new();
+        if self.more_in_source {
+            risks.push(PEEK_LIMIT.to_owned());
+        }
+        if self.not_compared > 0 {
+            risks.push(format!(
+                "{} source message(s) not copied: the target holds more messages than Peek Messages shows (32), so whether they are already there cannot be seen",
+                self.not_compared
+            ));
+        }
+        if self.unconfirmed > 0 {
+            risks.push(format!(
+                "{} message(s) may be missing: their Put Message answer was lost and, with more than 32 messages in the target, Peek Messages cannot show whether they landed (not sent again, which could duplicate them)",
+                self.unconfirmed
+            ));
+        }
+        risks
+    }
+}
+
+/// The queue's status once its messages are copied.
+fn with_messages(status: ItemStatus, copy: &MessageCopy) -> ItemStatus {
+    let mut reasons = copy.risks();
+    if copy.copied == 0 && reasons.is_empty() {
+        return status;
+    }
+    let action = match status {
+        ItemStatus::Replicated { action } => Some(action),
+        ItemStatus::Partial { action, reason } => {
+            reasons.insert(0, reason);
+            Some(action)
+        }
+        _ => None,
+    };
+    let action = match (action, copy.copied) {
+        (Some(action), 0) => action,
+        (Some(action), copied) => format!("{action}; {copied} message(s) copied"),
+        (None, 0) if copy.not_compared + copy.unconfirmed == 0 => {
+            "queue kept; its peeked messages are already in the target".into()
+        }
+        (None, 0) => "queue kept".into(),
+        (None, copied) => format!("{copied} message(s) copied"),
+    };
+    if reasons.is_empty() {
+        ItemStatus::Replicated { action }
+    } else {
+        ItemStatus::Partial {
+            action,
+            reason: reasons.join("; "),
+        }
     }
 }
 
 /// Copies the messages Peek Messages shows that the target does not already hold (compared by
-/// text, as a multiset), so a re-run copies nothing. Returns (copied, already there, more may
-/// exist beyond the peek window).
+/// text, as a multiset), so a re-run copies nothing. Put Message is not idempotent: it is sent
+/// once, and when its answer is lost the target is peeked to see whether it landed before it
+/// is sent again.
 async fn copy_queue_messages(
     clients: &Clients,
     queue: &str,
-) -> Result<(u64, u64, bool), AzureError> {
-    let source = clients.source_queue.peek_messages(queue).await?;
-    let target = clients.target_queue.peek_messages(queue).await?;
-    let mut present: HashMap<&str, usize> = HashMap::new();
+) -> Result<MessageCopy, (MessageCopy, AzureError)> {
+    let mut copy = MessageCopy::default();
+    let peeked = async {
+        let source = clients.source_queue.peek_messages(queue).await?;
+        Ok((source, clients.target_queue.peek_messages(queue).await?))
+    };
+    let (source, target) = match peeked.await {
+        Ok(both) => both,
+        Err(error) => return Err((copy, error)),
+    };
+    copy.more_in_source = source.len() >= PEEK_MAX;
+    let target_window_full = target.len() >= PEEK_MAX;
+    // The target's messages by text: those no source message has matched yet, and all of them
+    // (with atg's copies) as far as atg knows, every one in view while they are fewer than 32.
+    let mut unmatched: HashMap<&str, usize> = HashMap::new();
     for text in &target {
-        *present.entry(text.expose()).or_default() += 1;
+        *unmatched.entry(text.expose()).or_default() += 1;
     }
-    let (mut copied, mut already) = (0u64, 0u64);
+    let mut held = unmatched.clone();
+    let mut in_target = target.len();
     for text in &source {
-        match present.get_mut(text.expose()) {
-            Some(count) if *count > 0 => {
-                *count -= 1;
-                already += 1;
+        if let Some(count) = unmatched.get_mut(text.expose()).filter(|c| **c > 0) {
+            *count -= 1;
+            copy.present += 1;
+            continue;
+        }
+        if target_window_full {
+            copy.not_compared += 1;
+            continue;
+        }
+        let already = held.get(text.expose()).copied().unwrap_or_default();
+        match put_message_once(clients, queue, text, (already, in_target)).await {
+            Ok(true) => {
+                copy.copied += 1;
+                in_target += 1;
+                *held.entry(text.expose()).or_default() += 1;
             }
-            _ => {
-                clients.target_queue.put_message(queue, text).await?;
-                copied += 1;
-            }
+            Ok(false) => copy.unconfirmed += 1,
+            Err(error) => return Err((copy, error)),
         }
     }
-    Ok((copied, already, source.len() >= 32))
+    Ok(copy)
+}
+
+/// Puts one message so that it lands once: after a failed try the target is peeked, and the
+/// message is sent again only when the peek shows it did not land (the target held `already`
+/// copies of this text among `in_target` messages). `Ok(false)` when that cannot be seen: the
+/// target holds 32 messages or more, beyond what a peek shows.
+async fn put_message_once(
+    clients: &Clients,
+    queue: &str,
+    text: &Sensitive,
+    (already, in_target): (usize, usize),
+) -> Result<bool, AzureError> {
+    const TRIES: u32 = 5;
+    let target = &clients.target_queue;
+    for attempt in 1..=TRIES {
+        let error = match target.put_message(queue, text).await {
+            Ok(()) => return Ok(true),
+            // A refusal (403, 400, ...) took no effect and would refuse again.
+            Err(error) if !error.is_retryable() => return Err(error),
+            Err(error) => error,
+        };
+        if in_target >= PEEK_MAX {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+        let now = target.peek_messages(queue).await?;
+        let copies = now.iter().filter(|m| m.expose() == text.expose()).count();
+        if copies > already {
+            return Ok(true);
+        }
+        if attempt == TRIES {
+            return Err(error);
+        }
+        tracing::debug!(queue, attempt, error = %error, "put message did not land: sending it again");
+    }
+    Ok(false)
 }
 
 /// The queue itself: created or updated with the source's metadata and policies.
@@ -2523,7 +2683,7 @@ fn entity_decision(
     let Some(target) = target else {
         return Ok(Some(EntityWrite::Insert(source.clone())));
     };
-    if target.properties == source.properties {
+    if target.same_properties(source) {
         return Ok(None);
     }
     match policy {
@@ -2647,61 +2807,63 @@ async fn flush(
     }
     let writes = std::mem::take(batch);
     let _permit = ctx.item_slots.acquire().await;
-    match clients.target_table.write_batch(table, &writes).await {
-        Ok(Ok(())) => {
-            tally.copied += writes.len() as u64;
-            ctx.reporter
-                .count(resource, ENTITY, Counted::Replicated, writes.len() as u64);
-        }
-        Ok(Err(_)) | Err(_) if writes.len() > 1 => {
-            // Find the culprit(s): one transaction per entity.
-            for write in writes {
-                match clients
+    let outcome = flat(clients.target_table.write_batch(table, &writes).await);
+    if outcome.is_ok() {
+        tally.copied += writes.len() as u64;
+        ctx.reporter
+            .count(resource, ENTITY, Counted::Replicated, writes.len() as u64);
+        return;
+    }
+    // Find the culprit(s), or the writes that landed on an earlier try whose answer was lost:
+    // one transaction per entity (a lone write's answer is already known).
+    let mut known = (writes.len() == 1).then_some(outcome);
+    for write in writes {
+        let outcome = match known.take() {
+            Some(outcome) => outcome,
+            None => flat(
+                clients
                     .target_table
                     .write_batch(table, std::slice::from_ref(&write))
-                    .await
-                {
-                    Ok(Ok(())) => {
-                        tally.copied += 1;
-                        ctx.reporter.count(resource, ENTITY, Counted::Replicated, 1);
-                    }
-                    Ok(Err(failure)) => {
-                        let status = if failure.error.has_code("EntityAlreadyExists") {
-                            ItemStatus::Skipped { reason: "appeared in the target during the run; left as it is (run again to compare)".into() }
-                        } else {
-                            ItemStatus::Failed {
-                                error: format!("write entity: {}", failure.error),
-                            }
-                        };
-                        report(tally, write.entity(), status);
-                    }
-                    Err(error) => report(
-                        tally,
-                        write.entity(),
-                        ItemStatus::Failed {
-                            error: format!("write entity: {error}"),
-                        },
-                    ),
-                }
+                    .await,
+            ),
+        };
+        let status = match outcome {
+            Ok(()) => None,
+            Err(error) if error.has_code("EntityAlreadyExists") => {
+                already_there(clients, table, write.entity()).await
             }
-        }
-        Ok(Err(failure)) => {
-            let status = if failure.error.has_code("EntityAlreadyExists") {
-                ItemStatus::Skipped { reason: "appeared in the target during the run; left as it is (run again to compare)".into() }
-            } else {
-                ItemStatus::Failed {
-                    error: format!("write entity: {}", failure.error),
-                }
-            };
-            report(tally, writes[0].entity(), status);
-        }
-        Err(error) => report(
-            tally,
-            writes[0].entity(),
-            ItemStatus::Failed {
+            Err(error) => Some(ItemStatus::Failed {
                 error: format!("write entity: {error}"),
-            },
-        ),
+            }),
+        };
+        match status {
+            None => {
+                tally.copied += 1;
+                ctx.reporter.count(resource, ENTITY, Counted::Replicated, 1);
+            }
+            Some(status) => report(tally, write.entity(), status),
+        }
+    }
+}
+
+/// A transaction's answer: refused by the service or not answered at all.
+fn flat(outcome: Result<Result<(), BatchFailure>, AzureError>) -> Result<(), AzureError> {
+    outcome.and_then(|answer| answer.map_err(|failure| failure.error))
+}
+
+/// An Insert refused because the entity exists: `None` (copied) when the target holds exactly
+/// the source's entity, which is what an earlier try whose answer was lost leaves; otherwise
+/// it appeared during the run and is left as it is.
+async fn already_there(clients: &Clients, table: &str, source: &Entity) -> Option<ItemStatus> {
+    match clients.target_table.get_entity(table, source.key()).await {
+        Ok(Some(target)) if target.same_properties(source) => None,
+        Ok(_) => Some(ItemStatus::Skipped {
+            reason: "appeared in the target during the run; left as it is (run again to compare)"
+                .into(),
+        }),
+        Err(error) => Some(ItemStatus::Failed {
+            error: format!("read entity: {error}"),
+        }),
     }
 }
 
@@ -2855,6 +3017,64 @@ mod tests {
         assert_eq!(block_size_for(300 * MIB, None), 8 * MIB);
         assert_eq!(block_size_for(500_000 * MIB, None), 16 * MIB);
         assert_eq!(block_size_for(3 * MIB, Some(MIB)), MIB);
+    }
+
+    #[test]
+    fn queue_status_says_what_was_copied_and_what_may_be_missing() {
+        let replicated = || ItemStatus::Replicated {
+            action: "queue created with its metadata".into(),
+        };
+        let copied = MessageCopy {
+            copied: 2,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Replicated { action } = with_messages(replicated(), &copied) else {
+            panic!("not replicated")
+        };
+        assert_eq!(
+            action,
+            "queue created with its metadata; 2 message(s) copied"
+        );
+        let same = ItemStatus::Skipped {
+            reason: "exists in the target with the same settings".into(),
+        };
+        assert!(matches!(
+            with_messages(same.clone(), &MessageCopy::default()),
+            ItemStatus::Skipped { .. }
+        ));
+        let full = MessageCopy {
+            more_in_source: true,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Partial { reason, .. } = with_messages(same.clone(), &full) else {
+            panic!("not partial")
+        };
+        assert_eq!(reason, PEEK_LIMIT);
+        let hidden = MessageCopy {
+            not_compared: 1,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Partial { action, .. } = with_messages(same, &hidden) else {
+            panic!("not partial")
+        };
+        assert_eq!(
+            action, "queue kept",
+            "not every message is known to be there"
+        );
+        let unsure = MessageCopy {
+            copied: 1,
+            not_compared: 2,
+            unconfirmed: 1,
+            ..MessageCopy::default()
+        };
+        let ItemStatus::Partial { reason, .. } = with_messages(replicated(), &unsure) else {
+            panic!("not partial")
+        };
+        assert!(
+            reason.contains("2 source message(s) not copied"),
+            "{reason}"
+        );
+        assert!(reason.contains("1 message(s) may be missing"), "{reason}");
     }
 
     #[test]

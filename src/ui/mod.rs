@@ -108,7 +108,7 @@ impl Printer {
 
     /// The summary, every name and message in it with its control characters escaped: item
     /// names and errors come from the services (a blob name may hold any character).
-    fn write_summary(&self, out: &mut impl Write, report: &Report) {
+    fn write_summary(self, out: &mut impl Write, report: &Report) {
         let totals = &report.totals;
         let items = &totals.items;
         let headline = format!(

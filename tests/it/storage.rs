@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use atg_testkit::azurite::{Azurite, AzuriteAccount};
-use atg_testkit::storage_gateway::StorageGateway;
+use atg_testkit::storage_gateway::{LostAnswer, LostAnswers, StorageGateway};
 use atg_testkit::FaultOptions;
 use serde_json::{json, Value};
 
@@ -197,6 +197,25 @@ impl StorageStack {
         }
     }
 
+    /// `atg deploy` in replication mode with the JSON report.
+    pub async fn replicate(&self, inventory: &std::path::Path) -> Run {
+        self.deploy(
+            inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await
+    }
+
+    /// Runs a replication again and checks that it wrote nothing to the target.
+    pub async fn rerun_writes_nothing(&self, inventory: &std::path::Path) -> Run {
+        self.gateway.clear_requests();
+        let again = self.replicate(inventory).await;
+        assert_eq!(again.code, 0, "{again}");
+        let writes = self.target_writes();
+        assert!(writes.is_empty(), "a re-run wrote: {writes:#?}");
+        again
+    }
+
     /// Requests atg sent that change the target account.
     pub fn target_writes(&self) -> Vec<atg_testkit::storage_gateway::GatewayRequest> {
         self.gateway
@@ -310,7 +329,15 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
         ),
         "{docs}"
     );
-    assert_eq!(item(&report, "queue", "jobs")["status"], "replicated");
+    let jobs = item(&report, "queue", "jobs");
+    assert_eq!(jobs["status"], "replicated");
+    // Notes are true for the item and the mode: messages are not copied without the opt-in.
+    assert!(
+        jobs["notes"]
+            .to_string()
+            .contains("messages are not copied (about 2 in the source): the pair does not opt in"),
+        "{jobs}"
+    );
     assert_eq!(item(&report, "table", "people")["status"], "replicated");
     for account in [SOURCE, TARGET] {
         let key = &storage.azurite.account(account).unwrap().key;
@@ -527,7 +554,7 @@ async fn page_and_append_blobs_are_copied_range_by_range_where_the_service_has_t
     // the same bytes twice.
     storage
         .gateway
-        .set_lost_answers(Some(("appendblock", 0.34)));
+        .set_lost_answers(Some(LostAnswers::new(&["appendblock"], 0.34)));
     let inventory = storage.inventory(json!({}));
     let run = storage
         .deploy(
@@ -669,6 +696,14 @@ async fn dry_run_writes_nothing_then_template_creates_structure_only() {
         )
         .await;
     assert_eq!(template.code, 0, "{template}");
+    let report = template.report();
+    let jobs = item(&report, "queue", "jobs");
+    assert!(
+        jobs["notes"]
+            .to_string()
+            .contains("messages are not copied in template mode (about 2 in the source)"),
+        "{jobs}"
+    );
     let target = storage.dump(TARGET);
     assert_eq!(target["containers"]["docs"]["metadata"]["owner"], "team-a");
     assert_eq!(target["containers"]["docs"]["public_access"], "blob");
@@ -1012,6 +1047,11 @@ async fn queue_messages_are_copied_only_when_asked_and_never_drained() {
             jobs["notes"].to_string().contains(expected),
             "run {run_number}: {jobs}"
         );
+        // Copied, and said so: no note claims they are not.
+        assert!(
+            !jobs["notes"].to_string().contains("not copied"),
+            "run {run_number}: {jobs}"
+        );
     }
     let source = storage.dump(SOURCE);
     let target = storage.dump(TARGET);
@@ -1029,4 +1069,278 @@ async fn queue_messages_are_copied_only_when_asked_and_never_drained() {
         "the source is never drained"
     );
     assert_eq!(source["queues"]["jobs"]["peeked"], json!(["one", "two"]));
+}
+
+/// Every EDM type the official SDK writes, and the doubles that lose their type or their last
+/// bit when a copier guesses: whole numbers, the shortest round-trip texts, ±Infinity, NaN, the
+/// extremes.
+fn typed_entity(partition: &str, row: &str) -> Value {
+    json!({
+        "PartitionKey": partition, "RowKey": row,
+        "Whole": ["Double", "2500"], "Answer": ["Double", "42.0"], "Zero": ["Double", "0"],
+        "Precise": ["Double", "95.34441969555881"], "Tenth": ["Double", "0.1"],
+        "PosInf": ["Double", "inf"], "NegInf": ["Double", "-inf"], "NotANumber": ["Double", "nan"],
+        "Max": ["Double", "1.7976931348623157e308"], "Lowest": ["Double", "-1.7976931348623157e308"],
+        "MinPositive": ["Double", "2.2250738585072014e-308"], "Subnormal": ["Double", "5e-324"],
+        "Huge": ["Double", "1e21"],
+        "Int": ["Int32", 2_147_483_647], "NegInt": ["Int32", -2_147_483_648], "Small": ["Int32", 7],
+        "Long": ["Int64", "9223372036854775807"], "NegLong": ["Int64", "-9223372036854775808"],
+        "SmallLong": ["Int64", "5"],
+        "Flag": true, "When": ["DateTime", "2024-02-29T12:34:56.123456+00:00"],
+        "Id": ["Guid", "6f9619ff-8b86-d011-b42d-00c04fc964ff"], "Bytes": ["Binary", "AAECAw=="],
+        "Text": "2500.0", "Empty": ""
+    })
+}
+
+#[tokio::test]
+async fn table_entities_keep_their_exact_types_and_bits_and_a_rerun_writes_none() {
+    let storage = StorageStack::start().await;
+    storage.seed(
+        SOURCE,
+        &json!({ "tables": [{ "name": "typed", "entities": [
+            typed_entity("p1", "r1"), typed_entity("p1", "r2"), typed_entity("p2", "r1")
+        ]}]}),
+    );
+    // A target entity an older copier wrote: the whole-number double stored as an Int32.
+    storage.seed(
+        TARGET,
+        &json!({ "tables": [{ "name": "typed", "entities": [
+            { "PartitionKey": "p2", "RowKey": "r1", "Whole": ["Int32", 2500] }
+        ]}]}),
+    );
+    let inventory = storage.inventory(json!({}));
+    let run = storage.replicate(&inventory).await;
+    assert_eq!(run.code, 0, "{run}");
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    // The Python SDK reads each type back; repr() of every double is compared, so one bit off
+    // or a whole number turned Int32 shows.
+    assert_eq!(
+        source["tables"]["typed"], target["tables"]["typed"],
+        "types or values changed"
+    );
+    let first = &target["tables"]["typed"]["entities"][0];
+    assert_eq!(first["Whole"], json!(["float", "2500.0"]), "{first}");
+    assert_eq!(first["Precise"], json!(["float", "95.34441969555881"]));
+    assert_eq!(first["NotANumber"], json!(["float", "nan"]));
+    assert_eq!(first["Huge"], json!(["float", "1e+21"]));
+    assert_eq!(first["Int"], json!(["int", 2_147_483_647]));
+    assert_eq!(
+        first["Long"],
+        json!(["EdmType.INT64", 9_223_372_036_854_775_807_i64])
+    );
+    let report = run.report();
+    let typed = item(&report, "table", "typed");
+    assert!(
+        typed["notes"].to_string().contains("3 copied, 0 identical"),
+        "{typed}"
+    );
+
+    // A re-run finds every entity identical and writes none.
+    let again = storage.rerun_writes_nothing(&inventory).await;
+    let report = again.report();
+    let typed = item(&report, "table", "typed");
+    assert!(
+        typed["notes"].to_string().contains("0 copied, 3 identical"),
+        "{typed}"
+    );
+}
+
+/// Lost answers of every kind, after the write took effect: the 1st, 4th, 7th ... write of
+/// each operation, so every operation loses one whatever order concurrent writes take.
+fn lost_after_write(operations: &[&str]) -> LostAnswers {
+    LostAnswers::every(operations, 3).answering(&[
+        LostAnswer::Reset,
+        LostAnswer::Status(500),
+        LostAnswer::Status(503),
+    ])
+}
+
+#[tokio::test]
+async fn queue_messages_land_once_when_put_message_answers_are_lost() {
+    let storage = StorageStack::start().await;
+    let texts = ["a", "b", "a", "c", "d", "e", "f", "g", "a", "h"];
+    storage.seed(
+        SOURCE,
+        &json!({ "queues": [
+            { "name": "work", "messages": texts },
+            { "name": "full", "messages": ["y"] }
+        ]}),
+    );
+    // A target queue holding more than a peek shows: whether `y` is already there cannot be
+    // seen, so it is not sent, and the item says so.
+    let many: Vec<String> = (0..32).map(|i| format!("x{i}")).collect();
+    storage.seed(
+        TARGET,
+        &json!({ "queues": [{ "name": "full", "messages": many }] }),
+    );
+    storage
+        .gateway
+        .set_lost_answers(Some(lost_after_write(&["message"])));
+    let inventory = storage.inventory(json!({ "queue_messages": "peek" }));
+    let run = storage.replicate(&inventory).await;
+    storage.gateway.set_lost_answers(None);
+    assert_eq!(run.code, 0, "{run}");
+    let lost = storage.gateway.requests().iter().filter(|r| r.lost).count();
+    assert!(lost >= 2, "only {lost} answers lost");
+    let report = run.report();
+    let work = item(&report, "queue", "work");
+    assert_eq!(work["status"], "replicated", "{work}");
+    assert!(
+        work["notes"].to_string().contains("messages: 10 copied"),
+        "{work}"
+    );
+    assert!(!work["notes"].to_string().contains("not copied"), "{work}");
+    let full = item(&report, "queue", "full");
+    assert_eq!(full["status"], "partial", "{full}");
+    assert!(
+        full["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1 source message(s) not copied: the target holds more messages than Peek Messages shows"),
+        "{full}"
+    );
+    let target = storage.dump(TARGET);
+    let mut expected: Vec<&str> = texts.to_vec();
+    expected.sort_unstable();
+    assert_eq!(target["queues"]["work"]["peeked"], json!(expected));
+    assert_eq!(
+        target["queues"]["work"]["messages"], 10,
+        "a message whose answer was lost landed twice: {target}"
+    );
+    assert_eq!(target["queues"]["full"]["messages"], 32);
+
+    let again = storage.rerun_writes_nothing(&inventory).await;
+    let report = again.report();
+    assert!(
+        item(&report, "queue", "work")["notes"]
+            .to_string()
+            .contains("0 copied, 10 already in the target"),
+        "{report:#}"
+    );
+}
+
+#[tokio::test]
+async fn with_answers_lost_after_writes_a_replication_converges_exactly_once() {
+    const MIB: u64 = 1024 * 1024;
+    let storage = StorageStack::start().await;
+    storage.gateway.set_range_copy_emulation(true);
+    let mut spec = source_spec();
+    spec["containers"][0]["blobs"]
+        .as_array_mut()
+        .unwrap()
+        .extend([
+            json!({ "name": "audit.log", "type": "AppendBlob", "size": 9 * MIB, "metadata": { "kind": "audit" } }),
+            json!({ "name": "large.bin", "size": 2 * MIB + 5, "metadata": { "k": "v" } }),
+            json!({ "name": "sparse.vhd", "type": "PageBlob", "size": 6 * MIB, "pages": [[0, 4096], [MIB, 5 * MIB]] }),
+        ]);
+    spec["queues"][0]["messages"] = json!(["one", "two", "two", "three", "four"]);
+    let entities: Vec<Value> = (0..150)
+        .map(|i| json!({ "PartitionKey": "bulk", "RowKey": format!("{i:04}"), "Score": ["Double", format!("{i}.0")] }))
+        .collect();
+    spec["tables"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "bulk", "entities": entities }));
+    storage.seed(SOURCE, &spec);
+    storage
+        .gateway
+        .set_lost_answers(Some(lost_after_write(&["*"])));
+    let inventory = storage.inventory(json!({ "queue_messages": "peek", "sync_copy_max_mib": 1 }));
+    let run = storage.replicate(&inventory).await;
+    storage.gateway.set_lost_answers(None);
+    let requests = storage.gateway.requests();
+    let lost: Vec<_> = requests.iter().filter(|r| r.lost).collect();
+    let operations: std::collections::BTreeSet<_> =
+        lost.iter().filter_map(|r| r.operation.clone()).collect();
+    for operation in ["message", "batch", "appendblock", "copy", "container"] {
+        assert!(
+            operations.contains(operation),
+            "no {operation} answer was lost: {operations:?}"
+        );
+    }
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.report();
+    assert_eq!(report["totals"]["items"]["failed"], 0, "{run}");
+    let blobs = &resource(&report)["counts_by_kind"]["blob"];
+    assert_eq!(blobs["skipped"], 1, "only the archived blob: {report:#}");
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    let mut expected = source.clone();
+    expected["containers"]["docs"]["blobs"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cold.dat");
+    // Exact: bytes (append blobs appended once), metadata, tags, entities, and every queue
+    // message once.
+    assert_eq!(expected["containers"], target["containers"]);
+    assert_eq!(expected["queues"], target["queues"]);
+    assert_eq!(expected["tables"], target["tables"]);
+    let entities = &resource(&report)["counts_by_kind"]["entity"];
+    assert_eq!(entities["replicated"], 153, "{entities}");
+
+    let jobs = item(&report, "queue", "jobs");
+    assert!(
+        jobs["notes"].to_string().contains("messages: 5 copied"),
+        "{jobs}"
+    );
+    let docs = item(&report, "container", "docs");
+    assert_eq!(docs["status"], "replicated", "{docs}");
+
+    storage.rerun_writes_nothing(&inventory).await;
+}
+
+#[tokio::test]
+async fn metadata_names_keep_their_case_and_a_rerun_writes_nothing() {
+    let storage = StorageStack::start().await;
+    // Page and append blobs then go range by range: atg writes their metadata itself.
+    storage.gateway.set_range_copy_emulation(true);
+    let metadata = json!({ "Author": "ada", "CamelCase": "x", "lower": "y" });
+    storage.seed(
+        SOURCE,
+        &json!({
+            "containers": [
+                { "name": "cased", "metadata": metadata, "blobs": [
+                    { "name": "copied.txt", "size": 10, "metadata": metadata },
+                    { "name": "log.txt", "type": "AppendBlob", "size": 100, "metadata": metadata },
+                    { "name": "disk.vhd", "type": "PageBlob", "size": 4096, "metadata": metadata }
+                ]},
+                { "name": "older", "metadata": metadata }
+            ],
+            "queues": [
+                { "name": "casedq", "metadata": metadata },
+                { "name": "olderq", "metadata": metadata }
+            ]
+        }),
+    );
+    // What an older atg left: the same metadata with its names lowercased.
+    let lowered = json!({ "author": "ada", "camelcase": "x", "lower": "y" });
+    storage.seed(
+        TARGET,
+        &json!({
+            "containers": [{ "name": "older", "metadata": lowered }],
+            "queues": [{ "name": "olderq", "metadata": lowered }]
+        }),
+    );
+    let inventory = storage.inventory(json!({}));
+    let run = storage.replicate(&inventory).await;
+    assert_eq!(run.code, 0, "{run}");
+    // Read back with the Python SDK: names exactly as in the source.
+    let source = storage.dump(SOURCE);
+    let target = storage.dump(TARGET);
+    assert_eq!(source["containers"], target["containers"]);
+    assert_eq!(source["queues"], target["queues"]);
+    for container in ["cased", "older"] {
+        assert_eq!(target["containers"][container]["metadata"], metadata);
+    }
+    for blob in ["copied.txt", "log.txt", "disk.vhd"] {
+        assert_eq!(
+            target["containers"]["cased"]["blobs"][blob]["metadata"], metadata,
+            "{blob}"
+        );
+    }
+    for queue in ["casedq", "olderq"] {
+        assert_eq!(target["queues"][queue]["metadata"], metadata, "{queue}");
+    }
+    storage.rerun_writes_nothing(&inventory).await;
 }

@@ -43,6 +43,7 @@ def typed(value):
     if kind == "Int32":
         return EntityProperty(int(raw), EdmType.INT32)
     if kind == "Double":
+        # From text ("95.34441969555881", "inf", "nan", "1e21"): exact, and JSON has no NaN.
         return EntityProperty(float(raw), EdmType.DOUBLE)
     if kind == "Boolean":
         return bool(raw)
@@ -125,7 +126,8 @@ def describe(value):
     if isinstance(value, int):
         return ["int", value]
     if isinstance(value, float):
-        return ["float", value]
+        # repr is the shortest text that reads back to the same bits (and names inf and nan).
+        return ["float", repr(value)]
     if isinstance(value, datetime.datetime):
         return ["datetime", value.isoformat()]
     if isinstance(value, uuid.UUID):

@@ -12,7 +12,10 @@
 //! only `--connect-to` and `--ca-cert` point it here.
 //!
 //! Faults (429 with `Retry-After`, 503, connection reset) are injected on a seeded fraction of
-//! requests before they are forwarded, so a faulted request never reaches Azurite.
+//! requests before they are forwarded, so a faulted request never reaches Azurite. Lost answers
+//! ([`LostAnswers`]) are the other kind: the write is forwarded and takes effect, then its answer
+//! is dropped (connection reset) or replaced by a 5xx, which is what a client's retry of a write
+//! must survive.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,20 +48,115 @@ pub struct GatewayRequest {
     pub comp: Option<String>,
     /// Whether it carried `x-ms-copy-source` (a server-side copy).
     pub copy: bool,
+    /// The operation, for writes (see [`LostAnswers::operations`]).
+    pub operation: Option<String>,
     /// `None` when a fault was injected (the request never reached Azurite).
     pub status: Option<u16>,
     pub fault: Option<FaultKind>,
-    /// Azurite carried the request out, and the gateway then dropped the connection without
-    /// the answer.
+    /// Azurite carried the request out, and the gateway then dropped its answer (reset or 5xx).
     pub lost: bool,
+}
+
+/// What the client gets instead of the answer of a write that took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostAnswer {
+    /// The connection is reset.
+    Reset,
+    /// This status (500, 503, ...) with an empty body.
+    Status(u16),
+}
+
+/// Writes that are carried out by Azurite and then lose their answer.
+#[derive(Clone, Debug)]
+pub struct LostAnswers {
+    /// Which writes: a `comp` value (`appendblock`, `blocklist`, `block`, `page`, `metadata`,
+    /// `acl`, `tags`, ...), or, for writes without one, `message` (Put Message), `batch` (an
+    /// entity group transaction), `entity`, `table` (Create Table), `container`, `queue`, `copy`
+    /// (a blob written from `x-ms-copy-source`) or `blob`; `*` for every write.
+    pub operations: Vec<String>,
+    /// Fraction of those writes, 0.0..=1.0 (seeded like the faults).
+    pub rate: f64,
+    /// Instead of `rate`: the 1st, (n+1)th, (2n+1)th ... write of each operation, whatever
+    /// order concurrent writes arrive in (a retry counts as the next write).
+    pub every: Option<u64>,
+    /// Chosen uniformly for each lost answer.
+    pub answers: Vec<LostAnswer>,
+}
+
+impl LostAnswers {
+    /// `operations` lose their answer at `rate` by a connection reset.
+    #[must_use]
+    pub fn new(operations: &[&str], rate: f64) -> Self {
+        LostAnswers {
+            operations: operations.iter().map(|o| (*o).to_owned()).collect(),
+            rate,
+            every: None,
+            answers: vec![LostAnswer::Reset],
+        }
+    }
+
+    /// `operations` lose the answer of their 1st, (n+1)th, ... write by a connection reset.
+    #[must_use]
+    pub fn every(operations: &[&str], n: u64) -> Self {
+        LostAnswers {
+            every: Some(n.max(2)),
+            ..Self::new(operations, 0.0)
+        }
+    }
+
+    /// The answers to choose from instead of a reset.
+    #[must_use]
+    pub fn answering(mut self, answers: &[LostAnswer]) -> Self {
+        self.answers = answers.to_vec();
+        self
+    }
+
+    fn selects(&self, operation: Option<&str>) -> bool {
+        operation
+            .is_some_and(|operation| self.operations.iter().any(|o| o == "*" || o == operation))
+    }
+}
+
+/// The operation a write is, for [`LostAnswers`]; `None` for reads.
+fn operation(
+    service: &str,
+    method: &hyper::Method,
+    uri: &hyper::Uri,
+    comp: Option<&str>,
+    copy: bool,
+) -> Option<String> {
+    if method == hyper::Method::GET || method == hyper::Method::HEAD {
+        return None;
+    }
+    if let Some(comp) = comp {
+        return Some(comp.to_owned());
+    }
+    let path = uri.path();
+    let container = uri
+        .query()
+        .unwrap_or_default()
+        .contains("restype=container");
+    let name = match service {
+        "queue" if path.ends_with("/messages") => "message",
+        "queue" => "queue",
+        "table" if path.ends_with("$batch") => "batch",
+        "table" if path.trim_end_matches('/').ends_with("/Tables") => "table",
+        "table" => "entity",
+        _ if container => "container",
+        _ if copy => "copy",
+        _ => "blob",
+    };
+    Some(name.to_owned())
 }
 
 struct State {
     faults: Option<FaultOptions>,
     /// Answer Put Page From URL and Append Block From URL (Azurite: 501) the way Azure does.
     emulate_range_copies: bool,
-    /// Requests with this `comp` are carried out and then lose their answer, at this rate.
-    lost_answers: Option<(String, f64)>,
+    /// Writes carried out that then lose their answer.
+    lost_answers: Option<LostAnswers>,
+    /// Writes seen per operation, for [`LostAnswers::every`].
+    writes: std::collections::HashMap<String, u64>,
     /// Writes with this `comp` are answered with this status, never forwarded.
     failing: Option<(String, u16)>,
     /// Async copies never finish: `x-ms-copy-status: success` is answered as `pending`.
@@ -82,6 +180,8 @@ impl Drop for StorageGateway {
 
 struct Upstream {
     client: reqwest::Client,
+    /// For [`forward_keeping_case`]: TLS to Azurite, trusting the emulator's CA.
+    tls: tokio_rustls::TlsConnector,
     blob: SocketAddr,
     queue: SocketAddr,
     table: SocketAddr,
@@ -121,8 +221,19 @@ impl StorageGateway {
             .http1_only()
             .pool_max_idle_per_host(256)
             .build()?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(
+            emulator.ca_pem().as_bytes(),
+        )?)?;
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let upstream = Arc::new(Upstream {
             client,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(client_config)),
             blob: azurite.blob,
             queue: azurite.queue,
             table: azurite.table,
@@ -132,6 +243,7 @@ impl StorageGateway {
             faults,
             emulate_range_copies: false,
             lost_answers: None,
+            writes: std::collections::HashMap::new(),
             failing: None,
             pending_copies: false,
             rng: StdRng::seed_from_u64(seed),
@@ -174,11 +286,12 @@ impl StorageGateway {
         lock(&self.state).emulate_range_copies = on;
     }
 
-    /// Requests with query `comp` are forwarded and carried out, then the connection is closed
-    /// before the answer, at `rate` (seeded like the faults): what a client's retry of a
-    /// non-idempotent call must survive. `None` stops it.
-    pub fn set_lost_answers(&self, lost: Option<(&str, f64)>) {
-        lock(&self.state).lost_answers = lost.map(|(comp, rate)| (comp.to_owned(), rate));
+    /// The writes [`LostAnswers`] selects are forwarded and carried out, then their answer is
+    /// lost: what a client's retry of a write must survive. `None` stops it.
+    pub fn set_lost_answers(&self, lost: Option<LostAnswers>) {
+        let mut state = lock(&self.state);
+        state.lost_answers = lost;
+        state.writes.clear();
     }
 
     /// Every write (not GET/HEAD) with query `comp` is answered `status` without reaching
@@ -262,6 +375,8 @@ async fn serve(
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Metadata names are case-preserving in Azure: keep the case a client sent them in.
+        .preserve_header_case(true)
         .serve_connection(TokioIo::new(tls), service)
         .await;
 }
@@ -316,12 +431,15 @@ async fn handle(
     let comp = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "comp")
         .map(|(_, v)| v.into_owned());
+    let copy = parts.headers.contains_key("x-ms-copy-source");
+    let service = split_host(&host).map_or("", |(_, service)| service);
     let mut entry = GatewayRequest {
         method: parts.method.to_string(),
         host: host.clone(),
         path: parts.uri.path().to_owned(),
+        operation: operation(service, &parts.method, &parts.uri, comp.as_deref(), copy),
         comp,
-        copy: parts.headers.contains_key("x-ms-copy-source"),
+        copy,
         status: None,
         fault: None,
         lost: false,
@@ -355,14 +473,27 @@ async fn handle(
         let mut guard = lock(state);
         let state = &mut *guard;
         match &state.lost_answers {
-            Some((comp, rate)) if entry.comp.as_deref() == Some(comp.as_str()) => {
-                let rate = *rate;
-                state.rng.random_bool(rate.clamp(0.0, 1.0))
+            Some(lost) if lost.selects(entry.operation.as_deref()) => {
+                let answers = if lost.answers.is_empty() {
+                    vec![LostAnswer::Reset]
+                } else {
+                    lost.answers.clone()
+                };
+                let chosen = match lost.every {
+                    Some(n) => {
+                        let operation = entry.operation.clone().unwrap_or_default();
+                        let seen = state.writes.entry(operation).or_default();
+                        *seen += 1;
+                        *seen % n == 1
+                    }
+                    None => state.rng.random_bool(lost.rate.clamp(0.0, 1.0)),
+                };
+                chosen.then(|| answers[state.rng.random_range(0..answers.len())])
             }
-            _ => false,
+            _ => None,
         }
     };
-    if let Some(kind) = fault.filter(|_| !lost) {
+    if let Some(kind) = fault.filter(|_| lost.is_none()) {
         entry.fault = Some(kind);
         lock(state).log.push(entry);
         return match kind {
@@ -433,11 +564,8 @@ async fn handle(
     };
     // Content-Length as the body has it now (rewritten, or read from a copy source); sent even
     // when 0, as clients send it and as Azurite's dispatcher requires it on some creates.
-    let mut forward = upstream
-        .client
-        .request(parts.method.clone(), &url)
-        .header(hyper::header::CONTENT_LENGTH, body.len())
-        .body(body);
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert(hyper::header::CONTENT_LENGTH, body.len().into());
     for (name, value) in &parts.headers {
         if name == hyper::header::HOST || name == hyper::header::CONTENT_LENGTH {
             continue;
@@ -449,24 +577,37 @@ async fn handle(
             let rewritten = value
                 .to_str()
                 .ok()
-                .and_then(|v| path_style(v, upstream.blob));
+                .and_then(|v| path_style(v, upstream.blob))
+                .and_then(|v| hyper::header::HeaderValue::from_str(&v).ok());
             if let Some(rewritten) = rewritten {
-                forward = forward.header(name, rewritten);
+                headers.append(name, rewritten);
                 continue;
             }
         }
-        forward = forward.header(name, value);
+        headers.append(name, value.clone());
     }
     if keep_host {
-        forward = forward.header(hyper::header::HOST, host.clone());
+        if let Ok(host) = hyper::header::HeaderValue::from_str(&host) {
+            headers.insert(hyper::header::HOST, host);
+        }
     }
-    let Ok(answer) = forward.send().await else {
+    // Metadata names keep their case only through a connection that writes the headers as
+    // they came (hyper, with the case its server side recorded); reqwest lowercases them.
+    let metadata = parts
+        .headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-ms-meta-"));
+    let answer = if metadata {
+        forward_keeping_case(upstream, &parts, &url, headers, body).await
+    } else {
+        forward(upstream, &parts.method, &url, headers, body).await
+    };
+    let Some((status, headers, bytes)) = answer else {
         entry.status = Some(502);
         lock(state).log.push(entry);
         return Some(plain(StatusCode::BAD_GATEWAY, "azurite did not answer"));
     };
-    let status = answer.status();
-    let mut headers = answer.headers().clone();
+    let mut headers = headers;
     if lock(state).pending_copies
         && !parts.headers.contains_key("x-ms-requires-sync")
         && headers
@@ -478,13 +619,18 @@ async fn handle(
             hyper::header::HeaderValue::from_static("pending"),
         );
     }
-    let bytes = answer.bytes().await.unwrap_or_default();
     entry.status = Some(status.as_u16());
-    if lost {
+    if let Some(answer) = lost {
         // Carried out, but the client never hears of it.
         entry.lost = true;
         lock(state).log.push(entry);
-        return None;
+        return match answer {
+            LostAnswer::Reset => None,
+            LostAnswer::Status(status) => Some(plain(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "",
+            )),
+        };
     }
     lock(state).log.push(entry);
     let mut response = Response::new(Full::new(bytes));
@@ -496,6 +642,71 @@ async fn handle(
         response.headers_mut().append(name, value.clone());
     }
     Some(response)
+}
+
+type Answer = (StatusCode, hyper::HeaderMap, Bytes);
+
+async fn forward(
+    upstream: &Upstream,
+    method: &hyper::Method,
+    url: &str,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+) -> Option<Answer> {
+    let answer = upstream
+        .client
+        .request(method.clone(), url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    Some((status, headers, answer.bytes().await.unwrap_or_default()))
+}
+
+/// [`forward`] on a connection of its own that writes header names in the case the client
+/// sent them (the request's extensions carry what hyper's server side recorded).
+async fn forward_keeping_case(
+    upstream: &Upstream,
+    parts: &hyper::http::request::Parts,
+    url: &str,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+) -> Option<Answer> {
+    let url = url::Url::parse(url).ok()?;
+    let authority = format!("{}:{}", url.host_str()?, url.port()?);
+    let mut target = url.path().to_owned();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(target)
+        .body(Full::new(Bytes::from(body)))
+        .ok()?;
+    *request.headers_mut() = headers;
+    if !request.headers().contains_key(hyper::header::HOST) {
+        request.headers_mut().insert(
+            hyper::header::HOST,
+            hyper::header::HeaderValue::from_str(&authority).ok()?,
+        );
+    }
+    *request.extensions_mut() = parts.extensions.clone();
+    let tcp = TcpStream::connect(&authority).await.ok()?;
+    let name = rustls::pki_types::ServerName::try_from(url.host_str()?.to_owned()).ok()?;
+    let tls = upstream.tls.connect(name, tcp).await.ok()?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    let answer = sender.send_request(request).await.ok()?;
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let bytes = answer.into_body().collect().await.ok()?.to_bytes();
+    Some((status, headers, bytes))
 }
 
 /// The bytes `x-ms-source-range` names of `x-ms-copy-source`, read from Azurite with the SAS
@@ -532,6 +743,7 @@ async fn read_source_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::Method;
 
     #[test]
     fn production_hosts_map_to_path_style() {
@@ -544,6 +756,41 @@ mod tests {
             Some(("src", "table"))
         );
         assert_eq!(split_host("example.com"), None);
+        let write = |service, method, uri: &str, comp, copy| {
+            operation(service, &method, &uri.parse().unwrap(), comp, copy)
+        };
+        assert_eq!(
+            write("queue", Method::POST, "/q/messages", None, false).as_deref(),
+            Some("message")
+        );
+        assert_eq!(
+            write("table", Method::POST, "/$batch", None, false).as_deref(),
+            Some("batch")
+        );
+        assert_eq!(
+            write("table", Method::POST, "/Tables", None, false).as_deref(),
+            Some("table")
+        );
+        assert_eq!(
+            write("blob", Method::PUT, "/c?restype=container", None, false).as_deref(),
+            Some("container")
+        );
+        assert_eq!(
+            write("blob", Method::PUT, "/c/b", None, true).as_deref(),
+            Some("copy")
+        );
+        assert_eq!(
+            write(
+                "blob",
+                Method::PUT,
+                "/c/b?comp=metadata",
+                Some("metadata"),
+                false
+            )
+            .as_deref(),
+            Some("metadata")
+        );
+        assert_eq!(write("blob", Method::GET, "/c/b", None, false), None);
         let blob: SocketAddr = "127.0.0.1:10000".parse().unwrap();
         assert_eq!(
             path_style("https://src.blob.core.windows.net/c/a%20b?sv=1&sig=x", blob).as_deref(),

@@ -290,7 +290,10 @@ impl StorageClient {
             return Ok(None);
         }
         let response = response.success()?;
-        let metadata = response.metadata();
+        let metadata = self
+            .listed_metadata(("Containers", "Container"), container)
+            .await?
+            .unwrap_or_else(|| response.metadata());
         let public_access = non_empty(response.header("x-ms-blob-public-access"));
         let access_policies = self.container_acl(container).await?;
         Ok(Some(ContainerSettings {
@@ -398,6 +401,29 @@ impl StorageClient {
         marker: Option<&str>,
         page_size: u32,
     ) -> Result<Option<Page<BlobItem>>, AzureError> {
+        self.list_blobs_from(container, (None, marker), page_size)
+            .await
+    }
+
+    /// One blob as [`Self::list_blobs`] describes it; `Ok(None)` when it is absent.
+    pub async fn blob_item(
+        &self,
+        container: &str,
+        blob: &str,
+    ) -> Result<Option<BlobItem>, AzureError> {
+        // The blob itself is the first name that starts with its name.
+        let page = self
+            .list_blobs_from(container, (Some(blob), None), 1)
+            .await?;
+        Ok(page.and_then(|page| page.items.into_iter().find(|item| item.name == blob)))
+    }
+
+    async fn list_blobs_from(
+        &self,
+        container: &str,
+        (prefix, marker): (Option<&str>, Option<&str>),
+        page_size: u32,
+    ) -> Result<Option<Page<BlobItem>>, AzureError> {
         let size = page_size.clamp(1, 5000).to_string();
         let mut query = vec![
             ("restype", "container"),
@@ -405,6 +431,9 @@ impl StorageClient {
             ("include", "metadata,tags"),
             ("maxresults", size.as_str()),
         ];
+        if let Some(prefix) = prefix {
+            query.push(("prefix", prefix));
+        }
         if let Some(marker) = marker {
             query.push(("marker", marker));
         }
@@ -920,7 +949,7 @@ mod tests {
         assert_eq!(blobs.len(), 2);
         assert_eq!(blobs[0].name, "dir/a.txt");
         assert_eq!(blobs[0].size, 12);
-        assert_eq!(blobs[0].metadata["owner"], "me");
+        assert_eq!(blobs[0].metadata["Owner"], "me");
         assert_eq!(blobs[0].tags["env"], "prod");
         assert_eq!(blobs[0].explicit_tier(), Some("Cool"));
         assert!(blobs[1].is_archived());

@@ -19,6 +19,7 @@ pub mod queue;
 pub mod sas;
 pub mod shared_key;
 pub mod table;
+mod wire;
 mod xml;
 
 pub use xml::SignedIdentifier;
@@ -34,7 +35,7 @@ use azure_core::http::{Context, Method, Pipeline, PipelineSendOptions, Request, 
 
 use super::cloud::Cloud;
 use super::error::{sanitize_server_text, AzureError, AzureErrorKind};
-use super::policies::WriteAccess;
+use super::policies::{SendOnce, WriteAccess};
 use super::sensitive::{redact_url, Sensitive};
 use super::transport::AzureHttp;
 
@@ -171,7 +172,8 @@ impl StorageResponse {
             .get_optional_str(&HeaderName::from_static(name))
     }
 
-    /// The `x-ms-meta-*` headers as a metadata map (names lowercased, as the service stores them).
+    /// The `x-ms-meta-*` headers as a metadata map, names lowercased: the HTTP client loses
+    /// their case, which [`StorageClient::listed_metadata`] keeps.
     pub fn metadata(&self) -> std::collections::BTreeMap<String, String> {
         self.headers
             .iter()
@@ -260,10 +262,14 @@ impl StorageClient {
                 None,
             ),
         };
+        let mut options = http.client_options(endpoints.of(service), access);
+        options.transport = Some(azure_core::http::Transport::new(
+            wire::StorageTransport::new(http),
+        ));
         let pipeline = Pipeline::new(
             Some("atg"),
             Some(env!("CARGO_PKG_VERSION")),
-            http.client_options(endpoints.of(service), access),
+            options,
             Vec::new(),
             per_retry,
             None,
@@ -314,6 +320,31 @@ impl StorageClient {
         headers: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<StorageResponse, AzureError> {
+        self.send_in(&Context::new(), method, url, headers, body)
+            .await
+    }
+
+    /// [`Self::send`] without retries, for a request that is not idempotent: the caller looks
+    /// whether a try whose answer was lost took effect before sending it again.
+    pub async fn send_once(
+        &self,
+        method: Method,
+        url: Url,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<StorageResponse, AzureError> {
+        let context = Context::new().with_value(SendOnce);
+        self.send_in(&context, method, url, headers, body).await
+    }
+
+    async fn send_in(
+        &self,
+        context: &Context<'_>,
+        method: Method,
+        url: Url,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<StorageResponse, AzureError> {
         let target = self.url_with_sas(&url);
         let parsed = Url::parse(target.expose()).map_err(|e| {
             AzureError::new(
@@ -346,7 +377,7 @@ impl StorageClient {
         let response = self
             .pipeline
             .send(
-                &Context::new(),
+                context,
                 &mut request,
                 Some(PipelineSendOptions {
                     skip_checks: true,
@@ -374,11 +405,40 @@ impl StorageClient {
         (list, item): (&str, &str),
         parse: impl Fn(roxmltree::Node<'_, '_>) -> Option<T>,
     ) -> Result<blob::Page<T>, AzureError> {
+        self.list_service_from((None, marker), (list, item), parse)
+            .await
+    }
+
+    /// The metadata of one container or queue as the listing shows it: names in their case,
+    /// which response headers lose (the HTTP client lowercases them). `None` when not listed.
+    pub(super) async fn listed_metadata(
+        &self,
+        (list, item): (&str, &str),
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, AzureError> {
+        // The item itself is the first name that starts with its name.
+        let page = self
+            .list_service_from((Some(name), None), (list, item), |node| {
+                (xml::name_of(node)? == name).then(|| xml::metadata(node))
+            })
+            .await?;
+        Ok(page.items.into_iter().next())
+    }
+
+    async fn list_service_from<T>(
+        &self,
+        (prefix, marker): (Option<&str>, Option<&str>),
+        (list, item): (&str, &str),
+        parse: impl Fn(roxmltree::Node<'_, '_>) -> Option<T>,
+    ) -> Result<blob::Page<T>, AzureError> {
         let mut query = vec![
             ("comp", "list"),
             ("include", "metadata"),
-            ("maxresults", "5000"),
+            ("maxresults", if prefix.is_some() { "1" } else { "5000" }),
         ];
+        if let Some(prefix) = prefix {
+            query.push(("prefix", prefix));
+        }
         if let Some(marker) = marker {
             query.push(("marker", marker));
         }
@@ -436,12 +496,22 @@ pub fn blob_segments<'a>(container: &'a str, blob: &'a str) -> Vec<&'a str> {
     std::iter::once(container).chain(blob.split('/')).collect()
 }
 
-/// `x-ms-meta-*` request headers for a metadata map.
+/// `x-ms-meta-*` request headers for a metadata map. Header names travel in lower case, so
+/// names with upper-case letters are also listed as they are in [`wire::METADATA_NAMES`], which
+/// makes the transport write them by hand with their case (the service keeps it).
 pub(super) fn metadata_headers(metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    metadata
+    let mut headers: Vec<(String, String)> = metadata
         .iter()
         .map(|(key, value)| (format!("x-ms-meta-{key}"), value.clone()))
-        .collect()
+        .collect();
+    if metadata
+        .keys()
+        .any(|key| key.chars().any(char::is_uppercase))
+    {
+        let names: Vec<&str> = metadata.keys().map(String::as_str).collect();
+        headers.push((wire::METADATA_NAMES.to_owned(), names.join(",")));
+    }
+    headers
 }
 
 /// The `(&str, String)` header list `StorageClient::send` takes.

@@ -61,7 +61,10 @@ impl StorageClient {
             .header("x-ms-approximate-messages-count")
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let metadata = response.metadata();
+        let metadata = self
+            .listed_metadata(("Queues", "Queue"), queue)
+            .await?
+            .unwrap_or_else(|| response.metadata());
         let access_policies = self.queue_acl(queue).await?;
         Ok(Some((
             QueueSettings {
@@ -191,13 +194,15 @@ impl StorageClient {
             .collect())
     }
 
-    /// Puts a message with this text at the back of the queue (Put Message).
+    /// Puts a message with this text at the back of the queue (Put Message), sent once: a
+    /// retry after a lost answer could put it twice, so the caller looks (peeks) before
+    /// sending it again.
     pub async fn put_message(&self, queue: &str, text: &Sensitive) -> Result<(), AzureError> {
         let body = format!(
             "<QueueMessage><MessageText>{}</MessageText></QueueMessage>",
             xml::escape(text.expose())
         );
-        self.send(
+        self.send_once(
             Method::Post,
             self.url(&[queue, "messages"], &[]),
             &[("content-type", "application/xml".to_owned())],

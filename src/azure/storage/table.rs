@@ -8,7 +8,7 @@ use azure_core::http::Method;
 use serde_json::{Map, Value};
 
 use super::xml::{self, SignedIdentifier};
-use super::StorageClient;
+use super::{StorageClient, StorageResponse};
 use crate::azure::error::{AzureError, AzureErrorKind};
 
 /// Most operations in one entity group transaction.
@@ -18,6 +18,8 @@ pub const MAX_BATCH_BYTES: usize = 3 * 1024 * 1024;
 
 const FULL_METADATA: &str = "application/json;odata=fullmetadata";
 const NO_METADATA: &str = "application/json;odata=nometadata";
+const ODATA_TYPE: &str = "@odata.type";
+const EDM_DOUBLE: &str = "Edm.Double";
 
 /// `{"odata.error":{"code":..,"message":{"value":..}}}`.
 #[allow(clippy::type_complexity)]
@@ -54,16 +56,7 @@ impl Entity {
         value.retain(|key, _| {
             !key.starts_with("odata.") && key != "Timestamp" && key != "Timestamp@odata.type"
         });
-        // String is the default type; drop explicit String annotations so both sides compare
-        // the same whatever metadata level the service chose.
-        let strings: Vec<String> = value
-            .iter()
-            .filter(|(key, v)| key.ends_with("@odata.type") && v.as_str() == Some("Edm.String"))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in strings {
-            value.remove(&key);
-        }
+        exact_types(&mut value);
         Some(Entity {
             partition_key,
             row_key,
@@ -72,9 +65,68 @@ impl Entity {
         })
     }
 
+    /// Whether both hold the same properties with the same types and values, doubles bit for
+    /// bit (`0.0` and `-0.0` differ).
+    pub fn same_properties(&self, other: &Entity) -> bool {
+        self.properties.len() == other.properties.len()
+            && self.properties.iter().all(|(key, value)| {
+                other
+                    .properties
+                    .get(key)
+                    .is_some_and(|theirs| same_value(value, theirs))
+            })
+    }
+
     /// Order of entities in a table: partition key, then row key.
     pub fn key(&self) -> (&str, &str) {
         (&self.partition_key, &self.row_key)
+    }
+}
+
+fn same_value(ours: &Value, theirs: &Value) -> bool {
+    match (ours, theirs) {
+        (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
+            a.is_f64() == b.is_f64() && a.as_f64().map(f64::to_bits) == b.as_f64().map(f64::to_bits)
+        }
+        _ => ours == theirs,
+    }
+}
+
+/// Gives every property its exact EDM type, as the official SDKs write it: `Edm.Double` is
+/// always annotated (a whole-number double such as `2500.0` would otherwise be stored as an
+/// Int32), Int64, `DateTime`, Guid and Binary keep their annotations, and String, Boolean and
+/// Int32 go without (explicit `Edm.String` annotations are dropped, so both sides compare the
+/// same whatever metadata level the service chose).
+///
+/// With full metadata the service leaves Double unannotated and writes it with a decimal point
+/// or an exponent (`2500.0`), which `serde_json` keeps apart from an integer (`2500`, an Int32):
+/// that text form is what tells them apart. `serde_json`'s `float_roundtrip` feature (set in
+/// Cargo.toml) parses every double to the exact nearest value, and its shortest round-trip
+/// output writes it back to the same bits. A double the service annotated but wrote without a
+/// decimal point becomes a float again, so it is written `2500.0`.
+fn exact_types(properties: &mut Map<String, Value>) {
+    let names: Vec<String> = properties
+        .keys()
+        .filter(|key| !key.ends_with(ODATA_TYPE))
+        .cloned()
+        .collect();
+    for name in names {
+        let annotation = format!("{name}{ODATA_TYPE}");
+        let declared = properties.get(&annotation).and_then(Value::as_str);
+        match (declared, properties.get(&name)) {
+            (Some("Edm.String"), _) => {
+                properties.remove(&annotation);
+            }
+            (Some(EDM_DOUBLE), Some(Value::Number(number))) => {
+                if let Some(float) = number.as_f64().and_then(serde_json::Number::from_f64) {
+                    properties.insert(name, Value::Number(float));
+                }
+            }
+            (None, Some(Value::Number(number))) if number.is_f64() => {
+                properties.insert(annotation, Value::String(EDM_DOUBLE.into()));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -111,6 +163,15 @@ pub struct BatchFailure {
 
 fn key_literal(key: &str) -> String {
     key.replace('\'', "''")
+}
+
+/// `table(PartitionKey='..',RowKey='..')`, the path segment of one entity.
+fn entity_segment(table: &str, partition_key: &str, row_key: &str) -> String {
+    format!(
+        "{table}(PartitionKey='{}',RowKey='{}')",
+        key_literal(partition_key),
+        key_literal(row_key)
+    )
 }
 
 impl StorageClient {
@@ -255,24 +316,12 @@ impl StorageClient {
                 query.push(("NextRowKey", row.as_str()));
             }
         }
-        let response = self
-            .send(
-                Method::Get,
-                self.url(&[&format!("{table}()")], &query),
-                &[("accept", FULL_METADATA.to_owned())],
-                None,
-            )
-            .await?;
-        if response.status == 404 {
+        let Some((response, body)) = self
+            .get_full_metadata::<Value>(&format!("{table}()"), &query, "entities")
+            .await?
+        else {
             return Ok(None);
-        }
-        let response = response.success()?;
-        let body: Value = serde_json::from_slice(&response.body).map_err(|e| {
-            AzureError::new(
-                AzureErrorKind::Other,
-                format!("could not read entities: {e}"),
-            )
-        })?;
+        };
         let entities = match body.get("value") {
             Some(Value::Array(values)) => values
                 .iter()
@@ -291,6 +340,45 @@ impl StorageClient {
             entities,
             next: partition.map(|p| (p, row.unwrap_or_default())),
         }))
+    }
+
+    /// One entity, as [`Self::query_entities`] reads it; `Ok(None)` when it is absent.
+    pub async fn get_entity(
+        &self,
+        table: &str,
+        (partition_key, row_key): (&str, &str),
+    ) -> Result<Option<Entity>, AzureError> {
+        let segment = entity_segment(table, partition_key, row_key);
+        Ok(self
+            .get_full_metadata::<Map<String, Value>>(&segment, &[], "the entity")
+            .await?
+            .and_then(|(_, value)| Entity::from_json(value)))
+    }
+
+    /// A GET of entities with their types (full metadata): `Ok(None)` when absent (404), else
+    /// the answer and its JSON body.
+    async fn get_full_metadata<T: serde::de::DeserializeOwned>(
+        &self,
+        segment: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<Option<(StorageResponse, T)>, AzureError> {
+        let response = self
+            .send(
+                Method::Get,
+                self.url(&[segment], query),
+                &[("accept", FULL_METADATA.to_owned())],
+                None,
+            )
+            .await?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        let response = response.success()?;
+        let body = serde_json::from_slice(&response.body).map_err(|e| {
+            AzureError::new(AzureErrorKind::Other, format!("could not read {what}: {e}"))
+        })?;
+        Ok(Some((response, body)))
     }
 
     /// One entity group transaction on one partition. `Ok(Err(..))` when the service refused
@@ -316,11 +404,7 @@ impl StorageClient {
             let (method, url) = match write {
                 EntityWrite::Insert(_) => ("POST", table_url.to_string()),
                 EntityWrite::Replace(_) => {
-                    let segment = format!(
-                        "{table}(PartitionKey='{}',RowKey='{}')",
-                        key_literal(&entity.partition_key),
-                        key_literal(&entity.row_key)
-                    );
+                    let segment = entity_segment(table, &entity.partition_key, &entity.row_key);
                     ("PUT", self.url(&[&segment], &[]).to_string())
                 }
             };
@@ -409,6 +493,66 @@ mod tests {
         assert!(!entity.properties.contains_key("Timestamp"));
         assert!(!entity.properties.contains_key("Name@odata.type"));
         assert_eq!(entity.timestamp.as_deref(), Some("2024-01-01T00:00:00Z"));
+    }
+
+    fn entity(json: &str) -> Entity {
+        Entity::from_json(serde_json::from_str(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn whole_number_doubles_are_written_as_doubles_and_integers_as_int32() {
+        // Full metadata leaves Double unannotated: only the text form tells 2500.0 from 2500.
+        let read = entity(
+            r#"{"PartitionKey":"p","RowKey":"r","Price":2500.0,"Count":2500,"Flag":true,
+                "Annotated@odata.type":"Edm.Double","Annotated":42,
+                "Inf@odata.type":"Edm.Double","Inf":"Infinity"}"#,
+        );
+        let p = &read.properties;
+        assert_eq!(p["Price@odata.type"], EDM_DOUBLE);
+        assert!(!p.contains_key("Count@odata.type"));
+        assert!(!p.contains_key("Flag@odata.type"));
+        assert_eq!(p["Inf"], "Infinity");
+        let written = Value::Object(read.properties.clone()).to_string();
+        assert!(written.contains(r#""Price":2500.0"#), "{written}");
+        assert!(written.contains(r#""Annotated":42.0"#), "{written}");
+        assert!(written.contains(r#""Count":2500"#), "{written}");
+    }
+
+    #[test]
+    fn doubles_read_and_write_back_to_the_same_bits() {
+        for text in [
+            "95.34441969555881",
+            "0.1",
+            "1.7976931348623157e308",
+            "-1.7976931348623157e308",
+            "2.2250738585072014e-308",
+            "5e-324",
+            "1e21",
+            "0.30000000000000004",
+        ] {
+            let read = entity(&format!(
+                r#"{{"PartitionKey":"p","RowKey":"r","D":{text}}}"#
+            ));
+            let expected: f64 = text.parse().unwrap();
+            let got = read.properties["D"].as_f64().unwrap();
+            assert_eq!(got.to_bits(), expected.to_bits(), "{text} read as {got:e}");
+            let written = Value::Object(read.properties.clone()).to_string();
+            let again = entity(&format!(
+                r#"{{"PartitionKey":"p","RowKey":"r",{}"#,
+                &written[1..]
+            ));
+            assert!(again.same_properties(&read), "{text} written as {written}");
+        }
+    }
+
+    #[test]
+    fn properties_compare_by_type_and_bits() {
+        let a = entity(r#"{"PartitionKey":"p","RowKey":"r","D":0.0}"#);
+        let b = entity(r#"{"PartitionKey":"p","RowKey":"r","D":-0.0}"#);
+        let c = entity(r#"{"PartitionKey":"p","RowKey":"r","D":0}"#);
+        assert!(a.same_properties(&a.clone()));
+        assert!(!a.same_properties(&b));
+        assert!(!a.same_properties(&c), "a double is not an Int32");
     }
 
     #[test]

@@ -43,8 +43,8 @@ pub(super) fn name_of(node: Node<'_, '_>) -> Option<String> {
     }
 }
 
-/// `<Metadata><key>value</key>...</Metadata>` as a map with lowercase keys (metadata names are
-/// case-insensitive in storage).
+/// `<Metadata><key>value</key>...</Metadata>` as a map, names in the case the service keeps
+/// (and shows): a copy must carry `Author`, not `author`.
 pub(super) fn metadata(node: Node<'_, '_>) -> BTreeMap<String, String> {
     child(node, "Metadata")
         .map(|m| {
@@ -52,7 +52,7 @@ pub(super) fn metadata(node: Node<'_, '_>) -> BTreeMap<String, String> {
                 .filter(Node::is_element)
                 .map(|e| {
                     (
-                        e.tag_name().name().to_ascii_lowercase(),
+                        e.tag_name().name().to_owned(),
                         e.text().unwrap_or_default().to_owned(),
                     )
                 })

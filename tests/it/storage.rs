@@ -655,6 +655,11 @@ async fn page_and_append_blobs_are_copied_range_by_range_where_the_service_has_t
         storage.dump(SOURCE)["containers"],
         storage.dump(TARGET)["containers"]
     );
+    // The two unfinished copies were in the target: they are counted overwritten, not created.
+    let again_report = again.report();
+    let blobs = &resource(&again_report)["counts_by_kind"]["blob"];
+    assert_eq!(blobs["overwritten"], 2, "{blobs}");
+    assert_eq!(blobs["created"], 0, "{blobs}");
 }
 
 #[tokio::test]

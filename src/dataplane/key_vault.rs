@@ -531,13 +531,14 @@ async fn plan_secret_values(
     }
 }
 
-/// The plan for a key both vaults hold: what differs between the two current versions, or
-/// `skip` where template mode would not replace key material.
+const TEMPLATE_KEEPS_KEY_MATERIAL: &str =
+    "exists in the target with a different type or size: template mode never replaces key material";
+
+/// The plan for a key both vaults hold: what differs between the two current versions.
 async fn plan_existing_key(
     source: &VaultClients,
     target: &VaultClients,
     name: &str,
-    mode: Mode,
 ) -> Result<PlannedAction, PluginError> {
     let read = |client, side| async move {
         get_key(client, name)
@@ -558,11 +559,6 @@ async fn plan_existing_key(
     };
     let mut differs = Vec::new();
     if !source_shape.same_kind(&target_shape) {
-        if mode == Mode::Template {
-            return Ok(PlannedAction::Skip {
-                reason: "exists in the target with a different type or size: template mode never replaces key material".into(),
-            });
-        }
         differs.push(Difference::KeyType);
     }
     if source_shape.operations != target_shape.operations {
@@ -811,19 +807,28 @@ impl DataPlanePlugin for KeyVaultPlugin {
                     reason: "certificate-backed key: copied with its certificate".into(),
                 }
             } else if target_key_names.contains(&name.to_ascii_lowercase()) {
-                let planned = plan_existing_key(&source, &target, &name, job.mode).await?;
-                with_conflict_policy(job.on_conflict, KEY, planned)
+                let planned = plan_existing_key(&source, &target, &name).await?;
+                match with_conflict_policy(job.on_conflict, KEY, planned) {
+                    // As apply: past --on-conflict, template mode never makes key material.
+                    PlannedAction::Overwrite { differs }
+                        if job.mode == Mode::Template && differs.contains(&Difference::KeyType) =>
+                    {
+                        PlannedAction::Skip {
+                            reason: TEMPLATE_KEEPS_KEY_MATERIAL.into(),
+                        }
+                    }
+                    planned => planned,
+                }
             } else {
                 deleted.plan(KEY, &name, job.on_deleted)
             };
             let mut notes = Vec::new();
-            if matches!(
-                action,
-                PlannedAction::Create
-                    | PlannedAction::Overwrite { .. }
-                    | PlannedAction::Recover
-                    | PlannedAction::Purge
-            ) {
+            let new_material = match &action {
+                PlannedAction::Create | PlannedAction::Recover | PlannedAction::Purge => true,
+                PlannedAction::Overwrite { differs } => differs.contains(&Difference::KeyType),
+                _ => false,
+            };
+            if new_material {
                 notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
             }
             discovery.items.push(PlannedItem {
@@ -1664,7 +1669,7 @@ async fn copy_key(
                 }
                 if job.mode == Mode::Template {
                     return ItemStatus::Skipped {
-                        reason: "exists in the target with a different type or size: template mode never replaces key material".into(),
+                        reason: TEMPLATE_KEEPS_KEY_MATERIAL.into(),
                     };
                 }
                 over_existing = true;

@@ -757,6 +757,18 @@ async fn template_never_replaces_key_material_or_certificates_in_the_target() {
     let key_before = target.get_key("rsa-key").await.unwrap().unwrap();
     let cert_before = target.get_certificate("self-cert").await.unwrap().unwrap();
     let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    // The plan says the key is kept, as the run then does (with --on-conflict fail it would
+    // fail: the policy comes first, as when applied).
+    for (policy, planned) in [("overwrite", "skip"), ("fail", "fail")] {
+        let plan = stack
+            .deploy(
+                &inventory,
+                &json_run("template", &["--on-conflict", policy], true),
+            )
+            .await;
+        let key = item(&plan.report(), "rsa-key").clone();
+        assert_eq!(key["planned"], planned, "{policy}: {key}");
+    }
     let run = stack
         .deploy(
             &inventory,

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             let _ = error.print();
             if code != 0 && asks_for_json(std::env::args_os()) {
                 let message = error.kind().as_str().unwrap_or("invalid arguments");
-                let hints = vec!["run `atg deploy --help` for the flags".to_owned()];
+                let hints = vec!["run `atg --help` for the commands and their flags".to_owned()];
                 let document = atg::orchestrator::report::ErrorReport::new(message, &hints, code);
                 let _ = Printer::new(true, 0, false).json(&document);
             }

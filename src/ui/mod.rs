@@ -372,20 +372,17 @@ fn counts_line(c: &ItemCounts, dry_run: bool) -> String {
 
 /// A plan in words: `overwrite (differs: value, tags)`, `skip: reason`.
 fn describe_plan(plan: &PlannedAction) -> String {
-    let name = |plan: &PlannedAction| {
-        serde_json::to_value(plan)
-            .ok()
-            .and_then(|v| v.get("planned").and_then(|p| p.as_str()).map(str::to_owned))
-            .unwrap_or_default()
-    };
     match plan {
+        PlannedAction::Create => "create".into(),
         PlannedAction::Overwrite { differs } => {
             format!("overwrite (differs: {})", Difference::describe(differs))
         }
-        PlannedAction::Skip { reason } | PlannedAction::Fail { reason } => {
-            format!("{}: {reason}", name(plan))
-        }
-        other => name(other),
+        PlannedAction::Identical => "identical".into(),
+        PlannedAction::Compare => "compare".into(),
+        PlannedAction::Skip { reason } => format!("skip: {reason}"),
+        PlannedAction::Recover => "recover".into(),
+        PlannedAction::Purge => "purge".into(),
+        PlannedAction::Fail { reason } => format!("fail: {reason}"),
     }
 }
 
@@ -479,6 +476,22 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(text.matches("blob\\u{1b}]0;pwned").count(), 10, "{text}");
+    }
+
+    #[test]
+    fn a_plan_in_words_names_what_differs_and_why() {
+        let overwrite = PlannedAction::Overwrite {
+            differs: vec![Difference::Value, Difference::ContentType],
+        };
+        assert_eq!(
+            describe_plan(&overwrite),
+            "overwrite (differs: value, content type)"
+        );
+        let skip = PlannedAction::Skip {
+            reason: "policy".into(),
+        };
+        assert_eq!(describe_plan(&skip), "skip: policy");
+        assert_eq!(describe_plan(&PlannedAction::Identical), "identical");
     }
 
     #[test]

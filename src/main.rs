@@ -18,6 +18,12 @@ fn main() -> ExitCode {
                 0
             };
             let _ = error.print();
+            if code != 0 && asks_for_json(std::env::args_os()) {
+                let message = error.kind().as_str().unwrap_or("invalid arguments");
+                let hints = vec!["run `atg --help` for the commands and their flags".to_owned()];
+                let document = atg::orchestrator::report::ErrorReport::new(message, &hints, code);
+                let _ = Printer::new(true, 0, false).json(&document);
+            }
             return ExitCode::from(code);
         }
     };
@@ -41,6 +47,16 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(status.code())
+}
+
+/// Whether the arguments that failed to parse still ask for `--output json` (then the error is a
+/// JSON document on stdout too).
+fn asks_for_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<std::ffi::OsString> = args.collect();
+    args.iter().enumerate().any(|(index, arg)| {
+        arg == "--output=json"
+            || (arg == "--output" && args.get(index + 1).is_some_and(|next| next == "json"))
+    })
 }
 
 /// `-v` debug and `-vv` trace for atg itself; `RUST_LOG`, when set, wins. Colour only as

@@ -189,6 +189,8 @@ pub struct DeploySettings {
     pub output: OutputFormat,
     pub report_path: Option<PathBuf>,
     pub progress: bool,
+    /// `--detailed-exitcode` (only with --dry-run): exit 3 when changes are pending.
+    pub detailed_exitcode: bool,
     /// Things worth saying about the flags that do not stop the run.
     pub warnings: Vec<String>,
 }
@@ -298,6 +300,12 @@ impl DeploySettings {
         terminal: bool,
     ) -> Result<Self, SettingsError> {
         let mut warnings = Vec::new();
+        if args.detailed_exitcode && !args.dry_run {
+            return Err(settings_error(
+                "--detailed-exitcode needs --dry-run",
+                Some("add --dry-run: its exit code then says whether the plan would change anything (0 no, 3 yes)"),
+            ));
+        }
         let resources = resource_source(args, &mut warnings)?;
         if let Some(path) = &args.report {
             check_report_path(path)?;
@@ -372,6 +380,7 @@ impl DeploySettings {
             output: args.output,
             report_path: args.report.clone(),
             progress: !args.no_progress,
+            detailed_exitcode: args.detailed_exitcode,
             warnings,
         })
     }

@@ -9,7 +9,7 @@ use crate::dataplane::{Mode, OnConflict, OnDeleted};
 use crate::ui::ColorChoice;
 
 // The grace period quoted is `dataplane::CANCEL_GRACE` (a test keeps them equal).
-const EXIT_CODES: &str = "Exit codes:\n    0  every resource succeeded (items may be skipped, with reasons)\n    1  the run finished with failures, or was cancelled (first Ctrl-C: no new item starts,\n       items in flight finish within 30 s, then the report)\n    2  the run could not start: bad flags, inventory or credentials\n  130  interrupted twice (a second Ctrl-C): stopped at once, no report";
+const EXIT_CODES: &str = "Exit codes:\n    0  every resource succeeded (items may be skipped, with reasons)\n    1  the run finished with failures, or was cancelled (first Ctrl-C: no new item starts,\n       items in flight finish within 30 s, then the report)\n    2  the run could not start: bad flags, inventory or credentials (with --output json,\n       also a JSON document on stdout)\n    3  --dry-run --detailed-exitcode: changes are pending (an item planned create, overwrite,\n       compare, recover or purge; 0 then means nothing would change)\n  130  interrupted twice (a second Ctrl-C): stopped at once, no report";
 
 /// atg fills deployed Azure resources from a source tenant: Key Vault secrets, keys and
 /// certificates first (the data plane that Terraform leaves empty).
@@ -166,6 +166,11 @@ pub struct DeployArgs {
     /// (like curl --connect-to). Repeatable.
     #[arg(long, value_name = "SUFFIX=IP:PORT", value_parser = clap::value_parser!(ConnectTo), env = "ATG_CONNECT_TO", value_delimiter = ',')]
     pub connect_to: Vec<ConnectTo>,
+
+    /// With --dry-run: exit 0 when nothing would change, 3 when changes are pending, 1 when an
+    /// item would fail or a resource failed.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// Resources from ATG's graph (instead of --inventory): sources are the graph's original

@@ -17,14 +17,37 @@ use crate::settings::{DeploySettings, ModeChoice, ResourceSource};
 use crate::ui::progress::Progress;
 use crate::ui::Printer;
 
+/// An error that stops the run before it starts (exit 2): on stderr, and with `--output json`
+/// also as a JSON document on stdout, so a pipeline that reads stdout learns why.
+fn could_not_run(
+    printer: Printer,
+    output: OutputFormat,
+    message: &str,
+    hints: &[String],
+) -> ExitStatus {
+    printer.error(message, hints);
+    if output == OutputFormat::Json {
+        let _ = printer.json(&crate::orchestrator::report::ErrorReport::new(
+            message,
+            hints,
+            ExitStatus::Error.code(),
+        ));
+    }
+    ExitStatus::Error
+}
+
 pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let mut settings =
         match DeploySettings::from_args(args, CredentialEnvironment::from_process(), terminal) {
             Ok(settings) => settings,
             Err(error) => {
-                printer.error(&error.message, &error.hint.into_iter().collect::<Vec<_>>());
-                return ExitStatus::Error;
+                return could_not_run(
+                    printer,
+                    args.output,
+                    &error.message,
+                    &error.hint.into_iter().collect::<Vec<_>>(),
+                );
             }
         };
     for warning in &settings.warnings {
@@ -37,8 +60,7 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     let http = match AzureHttp::new(&settings.http) {
         Ok(http) => http,
         Err(error) => {
-            printer.error(&error.to_string(), &[]);
-            return ExitStatus::Error;
+            return could_not_run(printer, args.output, &error.to_string(), &[]);
         }
     };
 
@@ -61,11 +83,12 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     let inventory = match checked {
         Ok(inventory) => inventory,
         Err(error) => {
-            printer.error(
+            return could_not_run(
+                printer,
+                args.output,
                 &error.to_string(),
                 &error.hint().into_iter().collect::<Vec<_>>(),
             );
-            return ExitStatus::Error;
         }
     };
     let nothing_to_do = inventory.pairs.is_empty();
@@ -92,12 +115,15 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         ModeChoice::Ask => match printer.ask_mode(&inventory) {
             Ok(Some(mode)) => settings.run.mode = mode,
             Ok(None) => {
-                printer.error("cancelled: no mode chosen", &[]);
-                return ExitStatus::Error;
+                return could_not_run(printer, args.output, "cancelled: no mode chosen", &[]);
             }
             Err(error) => {
-                printer.error(&format!("cannot read the answer: {error}"), &[]);
-                return ExitStatus::Error;
+                return could_not_run(
+                    printer,
+                    args.output,
+                    &format!("cannot read the answer: {error}"),
+                    &[],
+                );
             }
         },
     }
@@ -127,8 +153,12 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     for (side, credential) in sides {
         if let Err(error) = credential.get_token(&[scope.as_str()], None).await {
             let error = AzureError::from(error);
-            printer.error(&format!("{side} credentials: {}", error.message), &[]);
-            return ExitStatus::Error;
+            return could_not_run(
+                printer,
+                args.output,
+                &format!("{side} credentials: {}", error.message),
+                &[],
+            );
         }
     }
 
@@ -189,9 +219,15 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         }
     }
     printer.summary(&report);
-    if report.succeeded() && !report_lost {
-        ExitStatus::Success
-    } else {
+    if !report.succeeded() || report_lost {
         ExitStatus::Failure
+    } else if !settings.detailed_exitcode {
+        ExitStatus::Success
+    } else if report.failures_planned() {
+        ExitStatus::Failure
+    } else if report.changes_pending() {
+        ExitStatus::ChangesPending
+    } else {
+        ExitStatus::Success
     }
 }

@@ -12,6 +12,8 @@ pub enum ExitStatus {
     Failure,
     /// The run could not start: bad flags, inventory or credentials.
     Error,
+    /// `--dry-run --detailed-exitcode`: the plan would change a target.
+    ChangesPending,
 }
 
 impl ExitStatus {
@@ -20,6 +22,7 @@ impl ExitStatus {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::Error => 2,
+            ExitStatus::ChangesPending => 3,
         }
     }
 }

@@ -53,9 +53,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    apply_each, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Mode, OnConflict,
-    OnDeleted, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo,
-    Side,
+    apply_each, DataPlanePlugin, Difference, Discovery, ItemKindInfo, ItemStatus, Job, Mode,
+    OnConflict, OnDeleted, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError,
+    PluginInfo, Side,
 };
 use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::Resource;
@@ -208,6 +208,23 @@ impl SecretMeta {
             .expires
             .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
         attributes
+    }
+
+    /// What of the metadata differs from `other` (what apply would write).
+    fn differences(&self, other: &SecretMeta) -> Vec<Difference> {
+        let mut differs = Vec::new();
+        if self.content_type != other.content_type {
+            differs.push(Difference::ContentType);
+        }
+        if self.tags != other.tags {
+            differs.push(Difference::Tags);
+        }
+        if (self.enabled, self.not_before, self.expires)
+            != (other.enabled, other.not_before, other.expires)
+        {
+            differs.push(Difference::Attributes);
+        }
+        differs
     }
 
     fn tags(&self) -> Option<HashMap<String, String>> {
@@ -437,8 +454,148 @@ impl DeletedNames {
         match policy {
             OnDeleted::Recover => PlannedAction::Recover,
             OnDeleted::Purge => PlannedAction::Purge,
-            OnDeleted::Fail => PlannedAction::Fail(deleted_refused(kind)),
+            OnDeleted::Fail => PlannedAction::Fail {
+                reason: deleted_refused(kind),
+            },
         }
+    }
+}
+
+/// Replication: compares the values of the secrets both vaults hold (in memory, never printed
+/// or kept), so a plan says `overwrite` with `value` among what differs, or `identical`. A
+/// value that cannot be read leaves the item `compare` with a note saying why.
+async fn plan_secret_values(
+    ctx: &PluginContext,
+    source: &VaultClients,
+    target: &VaultClients,
+    items: &mut [PlannedItem],
+) {
+    let to_read: Vec<(usize, String, SecretDetail)> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| {
+            matches!(
+                item.action,
+                PlannedAction::Identical | PlannedAction::Overwrite { .. }
+            )
+        })
+        .filter_map(|(index, item)| Some((index, item.name.clone(), item.plan().ok()?)))
+        .collect();
+    let slots = ctx.item_slots.clone();
+    let compared: Vec<(usize, Result<bool, AzureError>)> =
+        futures::stream::iter(to_read.into_iter().map(|(index, name, detail)| {
+            let slots = slots.clone();
+            async move {
+                let _permit = slots.acquire().await;
+                // A disabled source secret's value cannot be read: apply compares metadata only.
+                if !detail.source.enabled {
+                    return (index, Ok(true));
+                }
+                let same = async {
+                    let source_value = read_value(&source.secrets, &name).await?;
+                    let target_value = read_value(&target.secrets, &name).await?;
+                    let value = |secret: Option<Secret>| {
+                        secret
+                            .and_then(|s| s.value)
+                            .map(crate::azure::Sensitive::new)
+                    };
+                    Ok(match (value(source_value), value(target_value)) {
+                        (Some(a), Some(b)) => a == b,
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    })
+                };
+                (index, same.await)
+            }
+        }))
+        .buffer_unordered(ctx.item_slots.available_permits().max(1))
+        .collect()
+        .await;
+    for (index, same) in compared {
+        let item = &mut items[index];
+        let mut differs = match &item.action {
+            PlannedAction::Overwrite { differs } => differs.clone(),
+            _ => Vec::new(),
+        };
+        match same {
+            Ok(true) => {}
+            Ok(false) => differs.push(Difference::Value),
+            Err(error) => {
+                item.action = PlannedAction::Compare;
+                item.notes
+                    .push(format!("value not compared in the plan: {error}"));
+                continue;
+            }
+        }
+        item.action = PlannedAction::compared(differs);
+    }
+}
+
+const TEMPLATE_KEEPS_KEY_MATERIAL: &str =
+    "exists in the target with a different type or size: template mode never replaces key material";
+
+/// The plan for a key both vaults hold: what differs between the two current versions.
+async fn plan_existing_key(
+    source: &VaultClients,
+    target: &VaultClients,
+    name: &str,
+) -> Result<PlannedAction, PluginError> {
+    let read = |client, side| async move {
+        get_key(client, name)
+            .await
+            .map_err(|error| PluginError::azure(format!("read {side} key"), error))
+    };
+    let source_shape = read(&source.keys, "source")
+        .await?
+        .as_ref()
+        .and_then(KeyShape::of);
+    let target_shape = read(&target.keys, "target")
+        .await?
+        .as_ref()
+        .and_then(KeyShape::of);
+    let (Some(source_shape), Some(target_shape)) = (source_shape, target_shape) else {
+        // Gone since the listing, or without a public key: decided when applied.
+        return Ok(PlannedAction::Compare);
+    };
+    let mut differs = Vec::new();
+    if !source_shape.same_kind(&target_shape) {
+        differs.push(Difference::KeyType);
+    }
+    if source_shape.operations != target_shape.operations {
+        differs.push(Difference::Operations);
+    }
+    if source_shape.tags != target_shape.tags {
+        differs.push(Difference::Tags);
+    }
+    if (
+        source_shape.enabled,
+        source_shape.not_before,
+        source_shape.expires,
+    ) != (
+        target_shape.enabled,
+        target_shape.not_before,
+        target_shape.expires,
+    ) {
+        differs.push(Difference::Attributes);
+    }
+    Ok(PlannedAction::compared(differs))
+}
+
+/// An `overwrite` as `--on-conflict` will carry it out: written, skipped or failed (the same
+/// words apply uses), with what differs.
+fn with_conflict_policy(policy: OnConflict, what: &str, planned: PlannedAction) -> PlannedAction {
+    let PlannedAction::Overwrite { differs } = &planned else {
+        return planned;
+    };
+    let differs = Difference::describe(differs);
+    match conflict(policy, what) {
+        Some(ItemStatus::Failed { error }) => PlannedAction::Fail {
+            reason: format!("{error}: {differs}"),
+        },
+        Some(ItemStatus::Skipped { reason }) => PlannedAction::Skip {
+            reason: format!("{reason}: {differs}"),
+        },
+        _ => planned,
     }
 }
 
@@ -456,9 +613,11 @@ fn name_taken(policy: OnConflict, name: &str, taken: &str) -> PlannedAction {
         "the target has {taken} named `{name}` that is not certificate-backed: a certificate of that name would replace it with its own; rename or delete it in the target, then run again"
     );
     match policy {
-        OnConflict::Skip => PlannedAction::Skip(format!("{reason} (--on-conflict skip)")),
+        OnConflict::Skip => PlannedAction::Skip {
+            reason: format!("{reason} (--on-conflict skip)"),
+        },
         OnConflict::Fail | OnConflict::Overwrite | OnConflict::IfSourceNewer => {
-            PlannedAction::Fail(reason)
+            PlannedAction::Fail { reason }
         }
     }
 }
@@ -551,9 +710,12 @@ impl DataPlanePlugin for KeyVaultPlugin {
             let meta = SecretMeta::of_properties(properties);
             let target_meta = target_by_name.get(&name.to_ascii_lowercase()).cloned();
             let action = if properties.managed == Some(true) {
-                PlannedAction::Skip("certificate-backed secret: copied with its certificate".into())
-            } else if target_meta.is_some() {
-                PlannedAction::Compare
+                PlannedAction::Skip {
+                    reason: "certificate-backed secret: copied with its certificate".into(),
+                }
+            } else if let Some(target_meta) = &target_meta {
+                // Metadata from the listings; the value (replication) is compared below.
+                PlannedAction::compared(meta.differences(target_meta))
             } else {
                 deleted.plan(SECRET, &name, job.on_deleted)
             };
@@ -576,7 +738,10 @@ impl DataPlanePlugin for KeyVaultPlugin {
             .iter()
             .enumerate()
             .filter(|(_, item)| {
-                !matches!(item.action, PlannedAction::Skip(_) | PlannedAction::Fail(_))
+                !matches!(
+                    item.action,
+                    PlannedAction::Skip { .. } | PlannedAction::Fail { .. }
+                )
             })
             .map(|(index, item)| (index, item.name.clone()))
             .collect();
@@ -597,6 +762,12 @@ impl DataPlanePlugin for KeyVaultPlugin {
             .buffer_unordered(ctx.item_slots.available_permits().max(1))
             .collect()
             .await;
+        if job.mode == Mode::Replication {
+            plan_secret_values(ctx, &source, &target, &mut secret_items).await;
+        }
+        for item in &mut secret_items {
+            item.action = with_conflict_policy(job.on_conflict, SECRET, item.action.clone());
+        }
         for (index, versions) in counted {
             let versions = versions?;
             if versions > 1 {
@@ -632,20 +803,32 @@ impl DataPlanePlugin for KeyVaultPlugin {
                 )));
             };
             let action = if key.managed == Some(true) {
-                PlannedAction::Skip("certificate-backed key: copied with its certificate".into())
+                PlannedAction::Skip {
+                    reason: "certificate-backed key: copied with its certificate".into(),
+                }
             } else if target_key_names.contains(&name.to_ascii_lowercase()) {
-                PlannedAction::Compare
+                let planned = plan_existing_key(&source, &target, &name).await?;
+                match with_conflict_policy(job.on_conflict, KEY, planned) {
+                    // As apply: past --on-conflict, template mode never makes key material.
+                    PlannedAction::Overwrite { differs }
+                        if job.mode == Mode::Template && differs.contains(&Difference::KeyType) =>
+                    {
+                        PlannedAction::Skip {
+                            reason: TEMPLATE_KEEPS_KEY_MATERIAL.into(),
+                        }
+                    }
+                    planned => planned,
+                }
             } else {
                 deleted.plan(KEY, &name, job.on_deleted)
             };
             let mut notes = Vec::new();
-            if matches!(
-                action,
-                PlannedAction::Create
-                    | PlannedAction::Compare
-                    | PlannedAction::Recover
-                    | PlannedAction::Purge
-            ) {
+            let new_material = match &action {
+                PlannedAction::Create | PlannedAction::Recover | PlannedAction::Purge => true,
+                PlannedAction::Overwrite { differs } => differs.contains(&Difference::KeyType),
+                _ => false,
+            };
+            if new_material {
                 notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
             }
             discovery.items.push(PlannedItem {
@@ -774,21 +957,29 @@ async fn apply_item(
     item: &PlannedItem,
 ) -> ItemStatus {
     match &item.action {
-        PlannedAction::Skip(reason) => {
+        PlannedAction::Skip { reason } => {
             return ItemStatus::Skipped {
                 reason: reason.clone(),
             }
         }
-        PlannedAction::Fail(error) => {
+        PlannedAction::Fail { reason } => {
             return ItemStatus::Failed {
-                error: error.clone(),
+                error: reason.clone(),
             }
         }
         PlannedAction::Create
+        | PlannedAction::Overwrite { .. }
+        | PlannedAction::Identical
         | PlannedAction::Compare
         | PlannedAction::Recover
         | PlannedAction::Purge => {}
     }
+    // The item flows below report a write as `created`; whether it went over an item the
+    // target held is what discovery found.
+    let existed = matches!(
+        item.action,
+        PlannedAction::Overwrite { .. } | PlannedAction::Identical | PlannedAction::Compare
+    );
     let trail = DeletedTrail::default();
     let status = match item.kind {
         SECRET => match item.plan::<SecretDetail>() {
@@ -808,7 +999,10 @@ async fn apply_item(
             error: format!("internal: unknown item kind `{other}`"),
         },
     };
-    trail.outcome(status)
+    match trail.outcome(status) {
+        ItemStatus::Created { action } => ItemStatus::written(existed, action),
+        other => other,
+    }
 }
 
 /// What `--on-deleted` did to an item's name in the target on the way, so the item's one
@@ -826,9 +1020,14 @@ impl DeletedTrail {
                 ItemStatus::Skipped { reason } => ItemStatus::Recovered {
                     action: format!("recovered, then left as it was: {reason}"),
                 },
-                ItemStatus::Replicated { action } => ItemStatus::Recovered {
-                    action: format!("recovered, then overwritten: {action}"),
+                ItemStatus::Identical => ItemStatus::Recovered {
+                    action: "recovered, then left as it was: identical in the target".into(),
                 },
+                ItemStatus::Created { action } | ItemStatus::Overwritten { action } => {
+                    ItemStatus::Recovered {
+                        action: format!("recovered, then overwritten: {action}"),
+                    }
+                }
                 ItemStatus::Partial { action, reason } => ItemStatus::Partial {
                     action: format!("recovered, then {action}"),
                     reason,
@@ -840,7 +1039,7 @@ impl DeletedTrail {
             }
         } else if self.purged.load(Ordering::Relaxed) {
             match status {
-                ItemStatus::Replicated { action } => ItemStatus::Replicated {
+                ItemStatus::Created { action } => ItemStatus::Created {
                     action: format!("the deleted item purged, then {action}"),
                 },
                 ItemStatus::Partial { action, reason } => ItemStatus::Partial {
@@ -1098,7 +1297,7 @@ async fn template_secret(
 ) -> ItemStatus {
     let mut target = detail.target;
     let mut unconfirmed = false;
-    let written = || ItemStatus::Replicated {
+    let written = || ItemStatus::Created {
         action: "placeholder value".into(),
     };
     for _ in 0..WRITE_ROUNDS {
@@ -1107,16 +1306,14 @@ async fn template_secret(
                 if unconfirmed {
                     return written();
                 }
-                return ItemStatus::Skipped {
-                    reason: "exists in the target with the same metadata".into(),
-                };
+                return ItemStatus::Identical;
             }
             if let Some(status) = conflict(job.on_conflict, "secret") {
                 return status;
             }
             // Update the metadata only: template mode never replaces a value with a placeholder.
             return match update_secret_metadata(vaults, name, &detail.source).await {
-                Ok(()) => ItemStatus::Replicated {
+                Ok(()) => ItemStatus::Created {
                     action: "metadata updated; existing value kept".into(),
                 },
                 Err(error) => failed("update secret metadata", &error),
@@ -1209,7 +1406,7 @@ async fn replicate_secret(
     let mut unconfirmed = false;
     let written = || {
         if value.is_some() {
-            ItemStatus::Replicated {
+            ItemStatus::Created {
                 action: "value copied".into(),
             }
         } else {
@@ -1241,9 +1438,7 @@ async fn replicate_secret(
                     if unconfirmed {
                         return written();
                     }
-                    return ItemStatus::Skipped {
-                        reason: "identical in the target".into(),
-                    };
+                    return ItemStatus::Identical;
                 }
                 if let Some(status) = conflict(job.on_conflict, "secret") {
                     return status;
@@ -1453,13 +1648,11 @@ async fn copy_key(
                 let existing_shape = KeyShape::of(&existing);
                 if existing_shape.as_ref() == Some(&shape) {
                     if unconfirmed {
-                        return ItemStatus::Replicated {
+                        return ItemStatus::Created {
                             action: "new key material with the source key's shape".into(),
                         };
                     }
-                    return ItemStatus::Skipped {
-                        reason: "exists in the target with the same type, size, operations and attributes (key material is never copied)".into(),
-                    };
+                    return ItemStatus::Identical;
                 }
                 if let Some(status) = conflict(job.on_conflict, "key") {
                     return status;
@@ -1468,7 +1661,7 @@ async fn copy_key(
                 // target's key material (data may already be protected with it).
                 if existing_shape.is_some_and(|e| e.same_kind(&shape)) {
                     return match update_key_properties(vaults, name, &source).await {
-                        Ok(()) => ItemStatus::Replicated {
+                        Ok(()) => ItemStatus::Created {
                             action: "properties updated; the target's key material kept".into(),
                         },
                         Err(error) => failed("update key properties", &error),
@@ -1476,7 +1669,7 @@ async fn copy_key(
                 }
                 if job.mode == Mode::Template {
                     return ItemStatus::Skipped {
-                        reason: "exists in the target with a different type or size: template mode never replaces key material".into(),
+                        reason: TEMPLATE_KEEPS_KEY_MATERIAL.into(),
                     };
                 }
                 over_existing = true;
@@ -1487,7 +1680,7 @@ async fn copy_key(
         let write = || create_key(vaults, name, &source);
         match write_handling_deleted(ctx, job, KEY, name, vaults, trail, write).await {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => {
-                return ItemStatus::Replicated {
+                return ItemStatus::Created {
                     action: if over_existing {
                         "new key version with the source key's shape over a different key (its previous version kept)".into()
                     } else {
@@ -1640,7 +1833,7 @@ async fn copy_certificate(
     };
     let written = || {
         if import {
-            ItemStatus::Replicated {
+            ItemStatus::Created {
                 action: "imported with its private key".into(),
             }
         } else if job.mode == Mode::Replication {
@@ -1651,7 +1844,7 @@ async fn copy_certificate(
                         .into(),
             }
         } else {
-            ItemStatus::Replicated {
+            ItemStatus::Created {
                 action: created.into(),
             }
         }
@@ -1671,13 +1864,7 @@ async fn copy_certificate(
                     if unconfirmed {
                         return written();
                     }
-                    return ItemStatus::Skipped {
-                        reason: if import {
-                            "identical certificate in the target".into()
-                        } else {
-                            "exists in the target with the same policy".into()
-                        },
-                    };
+                    return ItemStatus::Identical;
                 }
                 if let Some(status) = conflict(job.on_conflict, "certificate") {
                     return status;
@@ -1852,15 +2039,13 @@ mod tests {
         recovered.recovered.store(true, Ordering::Relaxed);
         let outcome = |status| recovered.outcome(status);
         assert_eq!(
-            outcome(ItemStatus::Skipped {
-                reason: "identical in the target".into()
-            }),
+            outcome(ItemStatus::Identical),
             ItemStatus::Recovered {
                 action: "recovered, then left as it was: identical in the target".into()
             }
         );
         assert_eq!(
-            outcome(ItemStatus::Replicated {
+            outcome(ItemStatus::Created {
                 action: "value copied".into()
             }),
             ItemStatus::Recovered {
@@ -1877,10 +2062,10 @@ mod tests {
             ItemStatus::Failed { error } if error == "recovered, then failed: write secret: 500"
         ));
         let untouched = DeletedTrail::default();
-        let skipped = ItemStatus::Skipped {
-            reason: "identical in the target".into(),
-        };
-        assert_eq!(untouched.outcome(skipped.clone()), skipped);
+        assert_eq!(
+            untouched.outcome(ItemStatus::Identical),
+            ItemStatus::Identical
+        );
     }
 
     #[test]

@@ -136,23 +136,91 @@ pub struct Job {
     pub on_deleted: OnDeleted,
 }
 
-/// What the plan says will happen to an item.
+/// What differs between an item of the source and the target's item of that name. Names what,
+/// never the values (a value is compared in memory and never printed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Difference {
+    /// The secret's value (replication only; template mode never reads values).
+    Value,
+    ContentType,
+    Tags,
+    /// Enabled, not-before, expiry.
+    Attributes,
+    /// A key's type, size, curve or exportability: new key material would be made.
+    KeyType,
+    /// A key's permitted operations.
+    Operations,
+}
+
+impl Difference {
+    /// What differs, in words: `value, content type, tags`.
+    pub fn describe(differs: &[Difference]) -> String {
+        differs
+            .iter()
+            .map(|difference| match difference {
+                Difference::Value => "value",
+                Difference::ContentType => "content type",
+                Difference::Tags => "tags",
+                Difference::Attributes => "attributes",
+                Difference::KeyType => "key type",
+                Difference::Operations => "operations",
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What the plan says will happen to an item. One fixed shape per variant, tagged `planned`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", tag = "planned")]
 pub enum PlannedAction {
     /// Absent in the target: will be written.
     Create,
-    /// Present in the target: compared when applied; written only if it differs (per --on-conflict).
+    /// Present in the target and different: will be written per --on-conflict (`differs` says
+    /// what differs).
+    Overwrite { differs: Vec<Difference> },
+    /// Present in the target and the same: nothing will be written.
+    Identical,
+    /// Present in the target and not decided before applying (Storage containers, queues and
+    /// tables, whose blobs and entities are compared when applied): written only if it differs.
     Compare,
     /// Will not be written, for the reason given.
-    Skip(String),
+    Skip { reason: String },
     /// Soft-deleted in the target: will be recovered (`--on-deleted recover`), then compared.
     Recover,
     /// Soft-deleted in the target: will be purged (`--on-deleted purge`), then written.
     Purge,
     /// Will be reported failed without a write, for the reason given (`--on-deleted fail`, a
     /// name taken by an item of another kind).
-    Fail(String),
+    Fail { reason: String },
+}
+
+impl PlannedAction {
+    /// Whether applying the plan would (or may) change the target.
+    pub fn changes(&self) -> bool {
+        match self {
+            PlannedAction::Create
+            | PlannedAction::Overwrite { .. }
+            | PlannedAction::Compare
+            | PlannedAction::Recover
+            | PlannedAction::Purge => true,
+            PlannedAction::Identical | PlannedAction::Skip { .. } | PlannedAction::Fail { .. } => {
+                false
+            }
+        }
+    }
+
+    /// The plan for an item the target holds: identical, or overwritten with what differs.
+    pub fn compared(mut differs: Vec<Difference>) -> Self {
+        if differs.is_empty() {
+            PlannedAction::Identical
+        } else {
+            differs.sort();
+            differs.dedup();
+            PlannedAction::Overwrite { differs }
+        }
+    }
 }
 
 /// One item as discovered and planned. Holds names and metadata, never values.
@@ -188,12 +256,17 @@ pub struct Discovery {
     pub facts: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The outcome of one item.
+/// The outcome of one item. One fixed shape per variant, tagged `outcome`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "status")]
+#[serde(rename_all = "lowercase", tag = "outcome")]
 pub enum ItemStatus {
-    /// Written to the target (`action` says how: value copied, placeholder, new key material).
-    Replicated {
+    /// Absent in the target and written (`action` says how: value copied, placeholder, new key
+    /// material).
+    Created {
+        action: String,
+    },
+    /// Present in the target, different, and written over (`action` says how).
+    Overwritten {
         action: String,
     },
     /// Written, but something of it could not be copied (`reason` says what).
@@ -202,21 +275,37 @@ pub enum ItemStatus {
         reason: String,
     },
     /// Soft-deleted in the target and recovered (`action` says what followed: left as it was,
-    /// or overwritten). One outcome per item: a recovered item is not also `replicated`.
+    /// or overwritten). One outcome per item: a recovered item is not also `overwritten`.
     Recovered {
         action: String,
     },
-    /// Not written, for a reason that is not an error (identical already, policy, unsupported).
+    /// Present in the target and the same: nothing written.
+    Identical,
+    /// Not written, for a reason that is not an error (policy, unsupported, cancelled).
     Skipped {
         reason: String,
     },
     /// Dry-run: what would happen.
     Planned {
-        action: PlannedAction,
+        #[serde(flatten)]
+        plan: PlannedAction,
     },
     Failed {
         error: String,
     },
+}
+
+impl ItemStatus {
+    /// An item written by `action`: `created` when the target did not hold it, `overwritten`
+    /// when it did.
+    pub fn written(existed: bool, action: impl Into<String>) -> Self {
+        let action = action.into();
+        if existed {
+            ItemStatus::Overwritten { action }
+        } else {
+            ItemStatus::Created { action }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -233,7 +322,10 @@ pub struct ItemOutcome {
 /// An unremarkable outcome, counted but not listed (see [`Reporter::count`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
-    Replicated,
+    /// Absent in the target and written.
+    Created,
+    /// Present in the target, different, and written over.
+    Overwritten,
     /// Already identical in the target.
     Identical,
 }

@@ -1378,16 +1378,11 @@ async fn ensure_container(
                         true,
                     );
                 }
-                let mut status = ItemStatus::Skipped {
-                    reason: "exists in the target with the same settings".into(),
-                };
                 if !partial.is_empty() {
+                    // Identical as far as the target allows; the notes say what it does not.
                     notes.extend(partial);
-                    status = ItemStatus::Skipped {
-                        reason: "exists in the target with the same settings (as far as the target allows)".into(),
-                    };
                 }
-                return (status, true);
+                return (ItemStatus::Identical, true);
             }
             if let Some(status) = settings_conflict(job.on_conflict, "container") {
                 return (status, true);
@@ -1428,7 +1423,7 @@ async fn ensure_container(
         partial.insert(0, gap);
     }
     if partial.is_empty() {
-        (ItemStatus::Replicated { action }, true)
+        (ItemStatus::written(plan.target.is_some(), action), true)
     } else {
         (
             ItemStatus::Partial {
@@ -1721,11 +1716,22 @@ async fn copy_blobs(
     let limit = ctx.item_slots.available_permits().max(1);
     let mut merge = BlobMerge::new(&clients.source_blob, &clients.target_blob, container);
     let mut running = FuturesUnordered::new();
-    let record = |tally: &mut Tally, (name, result): (String, BlobResult), started: Instant| {
+    let record = |tally: &mut Tally,
+                  (name, existed, result): (String, bool, BlobResult),
+                  started: Instant| {
         let status = match result {
             BlobResult::Copied(method, bytes) => {
                 tally.copied += 1;
-                ctx.reporter.count(resource, BLOB, Counted::Replicated, 1);
+                ctx.reporter.count(
+                    resource,
+                    BLOB,
+                    if existed {
+                        Counted::Overwritten
+                    } else {
+                        Counted::Created
+                    },
+                    1,
+                );
                 tally.bytes += bytes;
                 match method {
                     CopyMethod::Sync => tally.sync += 1,
@@ -1788,6 +1794,7 @@ async fn copy_blobs(
             }
         };
         let decision = decide(&source, target.as_ref(), job.on_conflict);
+        let existed = target.is_some();
         let clients = clients.clone();
         let sas = sas.clone();
         running.push(async move {
@@ -1817,7 +1824,7 @@ async fn copy_blobs(
                     }
                 },
             };
-            ((name, result), started)
+            ((name, existed, result), started)
         });
     }
     while let Some((outcome, started)) = running.next().await {
@@ -2323,8 +2330,10 @@ fn with_messages(status: ItemStatus, copy: &MessageCopy) -> ItemStatus {
     if copy.copied == 0 && reasons.is_empty() {
         return status;
     }
+    // Messages copied into a queue that was there already overwrite it.
+    let existed = !matches!(status, ItemStatus::Created { .. });
     let action = match status {
-        ItemStatus::Replicated { action } => Some(action),
+        ItemStatus::Created { action } | ItemStatus::Overwritten { action } => Some(action),
         ItemStatus::Partial { action, reason } => {
             reasons.insert(0, reason);
             Some(action)
@@ -2341,7 +2350,7 @@ fn with_messages(status: ItemStatus, copy: &MessageCopy) -> ItemStatus {
         (None, copied) => format!("{copied} message(s) copied"),
     };
     if reasons.is_empty() {
-        ItemStatus::Replicated { action }
+        ItemStatus::written(existed, action)
     } else {
         ItemStatus::Partial {
             action,
@@ -2481,9 +2490,7 @@ async fn apply_queue_settings(
         Some(existing) => {
             if existing.metadata == source.metadata && !set_policies {
                 return if partial.is_empty() {
-                    ItemStatus::Skipped {
-                        reason: "exists in the target with the same settings".into(),
-                    }
+                    ItemStatus::Identical
                 } else {
                     ItemStatus::Partial {
                         action: "queue kept".into(),
@@ -2514,9 +2521,7 @@ async fn apply_queue_settings(
         }
     }
     if partial.is_empty() {
-        ItemStatus::Replicated {
-            action: action.into(),
-        }
+        ItemStatus::written(plan.target.is_some(), action)
     } else {
         ItemStatus::Partial {
             action: action.into(),
@@ -2592,13 +2597,9 @@ async fn apply_table(
             reason: "stored access policies not copied: the target's could not be read, and setting them replaces them all".into(),
         }
     } else if action.is_empty() {
-        ItemStatus::Skipped {
-            reason: "exists in the target with the same settings".into(),
-        }
+        ItemStatus::Identical
     } else {
-        ItemStatus::Replicated {
-            action: action.into(),
-        }
+        ItemStatus::written(plan.target_exists, action)
     };
     if set_policies {
         let set = set_with_key(ctx, &clients.target_keyed, |k| {
@@ -2810,8 +2811,18 @@ async fn flush(
     let outcome = flat(clients.target_table.write_batch(table, &writes).await);
     if outcome.is_ok() {
         tally.copied += writes.len() as u64;
+        let replaced = writes
+            .iter()
+            .filter(|write| matches!(write, EntityWrite::Replace(_)))
+            .count() as u64;
         ctx.reporter
-            .count(resource, ENTITY, Counted::Replicated, writes.len() as u64);
+            .count(resource, ENTITY, Counted::Overwritten, replaced);
+        ctx.reporter.count(
+            resource,
+            ENTITY,
+            Counted::Created,
+            writes.len() as u64 - replaced,
+        );
         return;
     }
     // Find the culprit(s), or the writes that landed on an earlier try whose answer was lost:
@@ -2839,7 +2850,12 @@ async fn flush(
         match status {
             None => {
                 tally.copied += 1;
-                ctx.reporter.count(resource, ENTITY, Counted::Replicated, 1);
+                let counted = if matches!(write, EntityWrite::Replace(_)) {
+                    Counted::Overwritten
+                } else {
+                    Counted::Created
+                };
+                ctx.reporter.count(resource, ENTITY, counted, 1);
             }
             Some(status) => report(tally, write.entity(), status),
         }
@@ -3021,26 +3037,32 @@ mod tests {
 
     #[test]
     fn queue_status_says_what_was_copied_and_what_may_be_missing() {
-        let replicated = || ItemStatus::Replicated {
+        let replicated = || ItemStatus::Created {
             action: "queue created with its metadata".into(),
         };
         let copied = MessageCopy {
             copied: 2,
             ..MessageCopy::default()
         };
-        let ItemStatus::Replicated { action } = with_messages(replicated(), &copied) else {
-            panic!("not replicated")
+        let ItemStatus::Created { action } = with_messages(replicated(), &copied) else {
+            panic!("not created")
         };
         assert_eq!(
             action,
             "queue created with its metadata; 2 message(s) copied"
         );
-        let same = ItemStatus::Skipped {
-            reason: "exists in the target with the same settings".into(),
-        };
+        let same = ItemStatus::Identical;
         assert!(matches!(
             with_messages(same.clone(), &MessageCopy::default()),
-            ItemStatus::Skipped { .. }
+            ItemStatus::Identical
+        ));
+        let more = MessageCopy {
+            copied: 1,
+            ..MessageCopy::default()
+        };
+        assert!(matches!(
+            with_messages(same.clone(), &more),
+            ItemStatus::Overwritten { .. }
         ));
         let full = MessageCopy {
             more_in_source: true,

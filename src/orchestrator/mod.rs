@@ -94,8 +94,9 @@ impl Reporter for Collector {
                 .entry(kind)
                 .or_default();
             match status {
-                Counted::Replicated => counts.replicated += count,
-                Counted::Identical => counts.skipped += count,
+                Counted::Created => counts.add_written(false, count),
+                Counted::Overwritten => counts.add_written(true, count),
+                Counted::Identical => counts.identical += count,
             }
         }
     }
@@ -245,7 +246,7 @@ pub async fn run_with_plugins(
         .await;
 
     let mut report = Report {
-        report_version: 1,
+        report_version: report::REPORT_VERSION,
         atg_version: env!("CARGO_PKG_VERSION"),
         mode: settings.mode,
         dry_run: settings.dry_run,
@@ -363,9 +364,7 @@ async fn run_resource(
                     ItemOutcome {
                         kind: item.kind,
                         name: item.name,
-                        status: ItemStatus::Planned {
-                            action: item.action,
-                        },
+                        status: ItemStatus::Planned { plan: item.action },
                         notes: item.notes,
                         duration_ms: 0,
                     },
@@ -476,7 +475,9 @@ mod tests {
             discovery: Discovery,
         ) -> Result<(), PluginError> {
             self.applied.fetch_add(1, Ordering::SeqCst);
-            ctx.reporter.count(&job.key, "part", Counted::Replicated, 2);
+            ctx.reporter.count(&job.key, "part", Counted::Created, 1);
+            ctx.reporter
+                .count(&job.key, "part", Counted::Overwritten, 1);
             ctx.reporter.count(&job.key, "part", Counted::Identical, 1);
             for item in discovery.items {
                 ctx.reporter.item(
@@ -484,7 +485,7 @@ mod tests {
                     ItemOutcome {
                         kind: item.kind,
                         name: item.name,
-                        status: ItemStatus::Replicated {
+                        status: ItemStatus::Created {
                             action: "fake".into(),
                         },
                         notes: Vec::new(),
@@ -605,9 +606,13 @@ mod tests {
         .await;
         assert_eq!(report.totals.failed, 1);
         assert_eq!(report.totals.succeeded, 1);
-        // Two listed items and two counted parts replicated, one counted part identical.
+        // Two listed items and one counted part created, one overwritten, one identical;
+        // `replicated` is their sum.
+        assert_eq!(report.totals.items.created, 3);
+        assert_eq!(report.totals.items.overwritten, 1);
         assert_eq!(report.totals.items.replicated, 4);
-        assert_eq!(report.totals.items.skipped, 1);
+        assert_eq!(report.totals.items.identical, 1);
+        assert_eq!(report.totals.items.skipped, 0);
         let fine = report
             .resources
             .iter()

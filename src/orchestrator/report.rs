@@ -4,38 +4,64 @@
 use serde::Serialize;
 
 use crate::azure::policies::RetryCounts;
-use crate::dataplane::{ItemOutcome, ItemStatus, Mode};
+use crate::dataplane::{ItemOutcome, ItemStatus, Mode, PlannedAction};
 use crate::inventory::{Evidence, MatchRule, Unmatched};
+
+/// The version of the report's shape; docs/report.md says what changed in each.
+pub const REPORT_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ItemCounts {
     pub discovered: u64,
+    /// Absent in the target and written.
+    pub created: u64,
+    /// Present in the target, different, and written over.
+    pub overwritten: u64,
+    /// `created` + `overwritten` (the version 1 figure, kept for continuity).
     pub replicated: u64,
     pub partial: u64,
     /// Soft-deleted in the target and recovered (then left or overwritten).
     pub recovered: u64,
+    /// Present in the target and the same.
+    pub identical: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Dry-run: items planned, whatever the plan.
     pub planned: u64,
 }
 
 impl ItemCounts {
     pub fn add(&mut self, status: &ItemStatus) {
         match status {
-            ItemStatus::Replicated { .. } => self.replicated += 1,
+            ItemStatus::Created { .. } => self.add_written(false, 1),
+            ItemStatus::Overwritten { .. } => self.add_written(true, 1),
             ItemStatus::Partial { .. } => self.partial += 1,
             ItemStatus::Recovered { .. } => self.recovered += 1,
+            ItemStatus::Identical => self.identical += 1,
             ItemStatus::Skipped { .. } => self.skipped += 1,
             ItemStatus::Planned { .. } => self.planned += 1,
             ItemStatus::Failed { .. } => self.failed += 1,
         }
     }
 
+    /// `count` items written: over an item the target held (`existed`) or not.
+    pub fn add_written(&mut self, existed: bool, count: u64) {
+        if existed {
+            self.overwritten += count;
+        } else {
+            self.created += count;
+        }
+        self.replicated += count;
+    }
+
     pub fn merge(&mut self, other: &ItemCounts) {
         self.discovered += other.discovered;
+        self.created += other.created;
+        self.overwritten += other.overwritten;
         self.replicated += other.replicated;
         self.partial += other.partial;
         self.recovered += other.recovered;
+        self.identical += other.identical;
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.planned += other.planned;
@@ -139,6 +165,31 @@ impl Report {
         self.totals = totals;
     }
 
+    /// Dry-run: whether applying the plan would (or may) change a target: an item planned
+    /// `create`, `overwrite`, `compare`, `recover` or `purge` (`--detailed-exitcode` exits 3).
+    pub fn changes_pending(&self) -> bool {
+        self.resources.iter().any(|resource| {
+            resource
+                .items
+                .iter()
+                .any(|item| matches!(&item.status, ItemStatus::Planned { plan } if plan.changes()))
+        })
+    }
+
+    /// Dry-run: whether an item is planned `fail` (the run would fail it).
+    pub fn failures_planned(&self) -> bool {
+        self.resources.iter().any(|resource| {
+            resource.items.iter().any(|item| {
+                matches!(
+                    &item.status,
+                    ItemStatus::Planned {
+                        plan: PlannedAction::Fail { .. }
+                    }
+                )
+            })
+        })
+    }
+
     /// Whether everything that was asked for was done (exit code 0).
     pub fn succeeded(&self) -> bool {
         !self.cancelled
@@ -149,5 +200,33 @@ impl Report {
                     ResourceStatus::Succeeded | ResourceStatus::Unsupported
                 )
             })
+    }
+}
+
+/// What `--output json` prints when the run could not start (exit 2): the message and hints the
+/// user sees on stderr, which never hold a secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorReport {
+    pub report_version: u32,
+    pub error: ErrorBody,
+    pub exit_code: u8,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorBody {
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
+impl ErrorReport {
+    pub fn new(message: &str, hints: &[String], exit_code: u8) -> Self {
+        ErrorReport {
+            report_version: REPORT_VERSION,
+            error: ErrorBody {
+                message: message.to_owned(),
+                hints: hints.to_vec(),
+            },
+            exit_code,
+        }
     }
 }

@@ -11,7 +11,7 @@ pub mod progress;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::dataplane::{registry, ItemStatus, Mode, PluginInfo, Side};
+use crate::dataplane::{registry, Difference, ItemStatus, Mode, PlannedAction, PluginInfo, Side};
 use crate::inventory::{escape_controls, Inventory};
 use crate::orchestrator::report::{ItemCounts, Report, ResourceStatus};
 
@@ -112,21 +112,19 @@ impl Printer {
         let totals = &report.totals;
         let items = &totals.items;
         let headline = format!(
-            "{}{}: {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} discovered, {} {}{}, {} partial, {} skipped, {} failed in {:.1}s",
+            "{}{}: {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} in {:.1}s",
             if report.dry_run { "dry run: " } else { "" },
             report.mode,
             totals.resources,
             totals.succeeded,
             totals.failed,
             totals.unsupported,
-            if totals.cancelled > 0 { format!(", {} cancelled", totals.cancelled) } else { String::new() },
-            items.discovered,
-            if report.dry_run { items.planned } else { items.replicated },
-            if report.dry_run { "planned" } else { "replicated" },
-            recovered(items),
-            items.partial,
-            items.skipped,
-            items.failed,
+            if totals.cancelled > 0 {
+                format!(", {} cancelled", totals.cancelled)
+            } else {
+                String::new()
+            },
+            counts_line(items, report.dry_run),
             std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
         );
         if self.quiet {
@@ -142,43 +140,18 @@ impl Printer {
                 ResourceStatus::Cancelled => self.paint("33", "cancelled"),
             };
             let c = &resource.counts;
-            let _ =
-                writeln!(
+            let _ = writeln!(
                 out,
-                "{status} {} -> {} [{}, {}]: {} discovered, {} {}{}, {} partial, {} skipped, {} failed",
+                "{status} {} -> {} [{}, {}]: {}",
                 plain(&short(&resource.source_id)),
                 plain(&short(&resource.target_id)),
                 resource.plugin.unwrap_or("no plugin"),
                 resource.match_rule.as_str(),
-                c.discovered,
-                if report.dry_run { c.planned } else { c.replicated },
-                if report.dry_run { "planned" } else { "replicated" },
-                recovered(c),
-                c.partial,
-                c.skipped,
-                c.failed
+                counts_line(c, report.dry_run)
             );
             if resource.counts_by_kind.len() > 1 {
                 for (kind, c) in &resource.counts_by_kind {
-                    let _ = writeln!(
-                        out,
-                        "    {kind}: {} discovered, {} {}{}, {} partial, {} skipped, {} failed",
-                        c.discovered,
-                        if report.dry_run {
-                            c.planned
-                        } else {
-                            c.replicated
-                        },
-                        if report.dry_run {
-                            "planned"
-                        } else {
-                            "replicated"
-                        },
-                        recovered(c),
-                        c.partial,
-                        c.skipped,
-                        c.failed
-                    );
+                    let _ = writeln!(out, "    {kind}: {}", counts_line(c, report.dry_run));
                 }
             }
             if !resource.evidence.is_empty() {
@@ -232,13 +205,13 @@ impl Printer {
                             .entry(format!("{}: {}", item.kind, plain(reason)))
                             .or_default() += 1;
                     }
-                    ItemStatus::Planned { action } if self.verbose > 0 => {
+                    ItemStatus::Planned { plan } if self.verbose > 0 => {
                         let _ = writeln!(
                             out,
                             "    plan {} `{}`: {}",
                             item.kind,
                             plain(&item.name),
-                            plain(&format!("{action:?}"))
+                            plain(&describe_plan(plan))
                         );
                     }
                     _ => {}
@@ -377,13 +350,39 @@ fn read_line() -> std::io::Result<String> {
     Ok(line)
 }
 
-/// `, N recovered` when items were recovered from soft-delete; nothing otherwise, so the usual
-/// summary keeps its shape.
-fn recovered(counts: &ItemCounts) -> String {
-    if counts.recovered > 0 {
-        format!(", {} recovered", counts.recovered)
+/// One line of item counts: written (`created`, `overwritten`) or, in a dry run, `planned`;
+/// `, N recovered` only when items were recovered from soft-delete, so the usual line keeps
+/// its shape.
+fn counts_line(c: &ItemCounts, dry_run: bool) -> String {
+    let written = if dry_run {
+        format!("{} planned", c.planned)
+    } else {
+        format!("{} created, {} overwritten", c.created, c.overwritten)
+    };
+    let recovered = if c.recovered > 0 {
+        format!(", {} recovered", c.recovered)
     } else {
         String::new()
+    };
+    format!(
+        "{} discovered, {written}{recovered}, {} partial, {} identical, {} skipped, {} failed",
+        c.discovered, c.partial, c.identical, c.skipped, c.failed
+    )
+}
+
+/// A plan in words: `overwrite (differs: value, tags)`, `skip: reason`.
+fn describe_plan(plan: &PlannedAction) -> String {
+    match plan {
+        PlannedAction::Create => "create".into(),
+        PlannedAction::Overwrite { differs } => {
+            format!("overwrite (differs: {})", Difference::describe(differs))
+        }
+        PlannedAction::Identical => "identical".into(),
+        PlannedAction::Compare => "compare".into(),
+        PlannedAction::Skip { reason } => format!("skip: {reason}"),
+        PlannedAction::Recover => "recover".into(),
+        PlannedAction::Purge => "purge".into(),
+        PlannedAction::Fail { reason } => format!("fail: {reason}"),
     }
 }
 
@@ -414,7 +413,7 @@ mod tests {
             duration_ms: 1,
         };
         let mut report = Report {
-            report_version: 1,
+            report_version: crate::orchestrator::report::REPORT_VERSION,
             atg_version: "0",
             mode: Mode::Replication,
             dry_run: false,
@@ -477,6 +476,22 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(text.matches("blob\\u{1b}]0;pwned").count(), 10, "{text}");
+    }
+
+    #[test]
+    fn a_plan_in_words_names_what_differs_and_why() {
+        let overwrite = PlannedAction::Overwrite {
+            differs: vec![Difference::Value, Difference::ContentType],
+        };
+        assert_eq!(
+            describe_plan(&overwrite),
+            "overwrite (differs: value, content type)"
+        );
+        let skip = PlannedAction::Skip {
+            reason: "policy".into(),
+        };
+        assert_eq!(describe_plan(&skip), "skip: policy");
+        assert_eq!(describe_plan(&PlannedAction::Identical), "identical");
     }
 
     #[test]

@@ -115,8 +115,8 @@ async fn the_first_ctrl_c_lets_writes_in_flight_land_and_reports_them() {
     let mut replicated = BTreeSet::new();
     for item in items {
         let name = item["name"].as_str().unwrap().to_owned();
-        match item["status"].as_str().unwrap() {
-            "replicated" => {
+        match item["outcome"].as_str().unwrap() {
+            "created" => {
                 replicated.insert(name);
             }
             "skipped" => {
@@ -232,7 +232,7 @@ async fn a_pending_async_copy_is_not_waited_for_and_reported_unconfirmed() {
         .iter()
         .find(|item| item["kind"] == "blob" && item["name"] == "disks/os.vhd")
         .unwrap_or_else(|| panic!("the blob is reported: {report}"));
-    assert_eq!(blob["status"], "failed", "{blob}");
+    assert_eq!(blob["outcome"], "failed", "{blob}");
     assert!(
         blob["error"]
             .as_str()

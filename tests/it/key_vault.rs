@@ -113,7 +113,7 @@ async fn replication_copies_values_and_metadata() {
         .unwrap();
     assert_eq!(disabled["attributes"]["enabled"], json!(false));
     let item = items.iter().find(|i| i["name"] == "disabled").unwrap();
-    assert_eq!(item["status"], "partial", "{item}");
+    assert_eq!(item["outcome"], "partial", "{item}");
 
     // Keys: same shape, new material.
     for (name, public_part) in [("rsa-key", "n"), ("ec-key", "x")] {
@@ -362,7 +362,7 @@ async fn injected_faults_are_retried_and_every_item_lands_once() {
 }
 
 /// `--dataplane-mode MODE --output json`, then `extra`, then `--dry-run` when asked.
-fn json_run<'a>(mode: &'a str, extra: &[&'a str], dry_run: bool) -> Vec<&'a str> {
+pub(crate) fn json_run<'a>(mode: &'a str, extra: &[&'a str], dry_run: bool) -> Vec<&'a str> {
     let mut args = vec!["--dataplane-mode", mode, "--output", "json"];
     args.extend_from_slice(extra);
     if dry_run {
@@ -372,7 +372,7 @@ fn json_run<'a>(mode: &'a str, extra: &[&'a str], dry_run: bool) -> Vec<&'a str>
 }
 
 /// The report's item `name` of the first resource.
-fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["resources"][0]["items"]
         .as_array()
         .unwrap()
@@ -420,15 +420,19 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
         assert!(stack.vault_writes().is_empty(), "{policy}: dry run wrote");
         let planned = plan.report();
         for name in ["s1", "k1"] {
-            let action = &item(&planned, name)["action"];
+            let planned_item = item(&planned, name);
+            assert_eq!(planned_item["outcome"], "planned", "{name}: {planned_item}");
             match policy {
-                "fail" => assert!(
-                    action["fail"]
-                        .as_str()
-                        .is_some_and(|r| r.contains("--on-deleted fail")),
-                    "{name}: {action}"
-                ),
-                _ => assert_eq!(action, policy, "{name}: {planned}"),
+                "fail" => {
+                    assert_eq!(planned_item["planned"], "fail", "{name}: {planned_item}");
+                    assert!(
+                        planned_item["reason"]
+                            .as_str()
+                            .is_some_and(|r| r.contains("--on-deleted fail")),
+                        "{name}: {planned_item}"
+                    );
+                }
+                _ => assert_eq!(planned_item["planned"], policy, "{name}: {planned}"),
             }
         }
 
@@ -447,7 +451,7 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
                     "{policy}"
                 );
                 // One outcome per item: recovered, saying what followed.
-                assert_eq!(s1["status"], "recovered", "{s1}");
+                assert_eq!(s1["outcome"], "recovered", "{s1}");
                 assert!(
                     s1["action"]
                         .as_str()
@@ -455,7 +459,7 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
                         .starts_with("recovered, then overwritten"),
                     "{s1}"
                 );
-                assert_eq!(k1["status"], "recovered", "{k1}");
+                assert_eq!(k1["outcome"], "recovered", "{k1}");
                 assert!(
                     k1["action"]
                         .as_str()
@@ -480,7 +484,8 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
                     "{policy}"
                 );
                 for item in [s1, k1] {
-                    assert_eq!(item["status"], "replicated", "{item}");
+                    // The name was deleted: the write after the purge creates it.
+                    assert_eq!(item["outcome"], "created", "{item}");
                     assert!(
                         item["action"].as_str().unwrap().contains("purged"),
                         "{item}"
@@ -492,7 +497,7 @@ async fn soft_deleted_names_are_recovered_purged_or_refused_as_asked() {
                 assert!(now.is_none(), "fail must not touch the deleted secret");
                 assert!(target.get_key("k1").await.unwrap().is_none());
                 for item in [s1, k1] {
-                    assert_eq!(item["status"], "failed", "{item}");
+                    assert_eq!(item["outcome"], "failed", "{item}");
                 }
             }
         }
@@ -752,6 +757,18 @@ async fn template_never_replaces_key_material_or_certificates_in_the_target() {
     let key_before = target.get_key("rsa-key").await.unwrap().unwrap();
     let cert_before = target.get_certificate("self-cert").await.unwrap().unwrap();
     let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    // The plan says the key is kept, as the run then does (with --on-conflict fail it would
+    // fail: the policy comes first, as when applied).
+    for (policy, planned) in [("overwrite", "skip"), ("fail", "fail")] {
+        let plan = stack
+            .deploy(
+                &inventory,
+                &json_run("template", &["--on-conflict", policy], true),
+            )
+            .await;
+        let key = item(&plan.report(), "rsa-key").clone();
+        assert_eq!(key["planned"], planned, "{policy}: {key}");
+    }
     let run = stack
         .deploy(
             &inventory,
@@ -771,7 +788,7 @@ async fn template_never_replaces_key_material_or_certificates_in_the_target() {
     let items = report["resources"][0]["items"].as_array().unwrap();
     for name in ["rsa-key", "self-cert"] {
         let item = items.iter().find(|i| i["name"] == name).unwrap();
-        assert_eq!(item["status"], "skipped", "{item}");
+        assert_eq!(item["outcome"], "skipped", "{item}");
     }
 }
 
@@ -807,7 +824,7 @@ async fn a_disabled_source_secret_never_puts_a_placeholder_over_a_real_value() {
         "the disabled state was copied"
     );
     let item = &run.report()["resources"][0]["items"][0];
-    assert_eq!(item["status"], "partial", "{item}");
+    assert_eq!(item["outcome"], "partial", "{item}");
 }
 
 #[tokio::test]
@@ -887,9 +904,9 @@ async fn a_certificate_never_takes_over_a_plain_secret_or_key_of_its_name() {
             "{mode} {policy}: {run}"
         );
         for (name, what) in [("taken-secret", "a secret"), ("taken-key", "a key")] {
-            let planned = &item(&plan, name)["action"];
+            let planned = item(&plan, name);
             let outcome = item(&report, name);
-            assert_eq!(outcome["status"], expected, "{mode} {policy}: {outcome}");
+            assert_eq!(outcome["outcome"], expected, "{mode} {policy}: {outcome}");
             let reason = outcome["error"]
                 .as_str()
                 .or(outcome["reason"].as_str())
@@ -899,12 +916,9 @@ async fn a_certificate_never_takes_over_a_plain_secret_or_key_of_its_name() {
                     && reason.contains("rename or delete it"),
                 "{mode} {policy}: {reason}"
             );
-            let planned_reason = if expected == "failed" {
-                &planned["fail"]
-            } else {
-                &planned["skip"]
-            };
-            assert_eq!(planned_reason.as_str(), Some(reason), "{planned}");
+            let planned_as = if expected == "failed" { "fail" } else { "skip" };
+            assert_eq!(planned["planned"], planned_as, "{planned}");
+            assert_eq!(planned["reason"].as_str(), Some(reason), "{planned}");
         }
         // The target's own secret and key are untouched; no certificate took their names.
         let versions = target.secret_versions("taken-secret").await.unwrap();
@@ -979,7 +993,7 @@ async fn template_creates_an_imported_certificate_self_signed_from_its_policy() 
     );
     let report = run.report();
     let outcome = item(&report, "imported");
-    assert_eq!(outcome["status"], "replicated", "{outcome}");
+    assert_eq!(outcome["outcome"], "created", "{outcome}");
     assert!(
         outcome["action"]
             .as_str()
@@ -1032,7 +1046,7 @@ async fn a_forbidden_listing_of_deleted_items_still_plans_and_recovers() {
         .await;
     assert_eq!(plan.code, 0, "{plan}");
     let planned = plan.report();
-    assert_eq!(item(&planned, "s1")["action"], "create", "{planned}");
+    assert_eq!(item(&planned, "s1")["planned"], "create", "{planned}");
     let fact = planned["resources"][0]["facts"]["target_deleted_items"]
         .as_str()
         .unwrap_or_default();
@@ -1045,7 +1059,7 @@ async fn a_forbidden_listing_of_deleted_items_still_plans_and_recovers() {
         .await;
     assert_eq!(run.code, 0, "{run}");
     let outcome = item(&run.report(), "s1").clone();
-    assert_eq!(outcome["status"], "recovered", "{outcome}");
+    assert_eq!(outcome["outcome"], "recovered", "{outcome}");
     assert!(
         outcome["action"]
             .as_str()

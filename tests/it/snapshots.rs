@@ -2,6 +2,8 @@
 //! to them shows up in review. Durations are filtered out. Update with `cargo insta review` (or
 //! `INSTA_UPDATE=always cargo test --test it snapshots`).
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use crate::common::*;
@@ -66,6 +68,142 @@ async fn a_replication_summary() {
             format!(
                 "exit {}\n--- stdout\n{}--- stderr\n{}",
                 run.code, run.stdout, run.stderr
+            )
+        );
+    });
+}
+
+/// The report's schema: one report holding every outcome and every plan, and the exit-2 error
+/// document, serialised as `--output json` writes them. Any change of shape shows here.
+#[test]
+fn report_schema() {
+    use atg::dataplane::{Difference, ItemOutcome, ItemStatus, Mode, PlannedAction};
+    use atg::inventory::{Evidence, MatchRule};
+    use atg::orchestrator::report::{
+        Credentials, ErrorReport, ItemCounts, Report, ResourceReport, ResourceStatus, Totals,
+        REPORT_VERSION,
+    };
+    let outcome = |name: &str, status| ItemOutcome {
+        kind: "secret",
+        name: name.into(),
+        status,
+        notes: vec!["a note".into()],
+        duration_ms: 1,
+    };
+    let action = || "value copied".to_owned();
+    let items = vec![
+        outcome("created", ItemStatus::Created { action: action() }),
+        outcome("overwritten", ItemStatus::Overwritten { action: action() }),
+        outcome(
+            "partial",
+            ItemStatus::Partial {
+                action: action(),
+                reason: "why".into(),
+            },
+        ),
+        outcome(
+            "recovered",
+            ItemStatus::Recovered {
+                action: "recovered, then overwritten: value copied".into(),
+            },
+        ),
+        outcome("identical", ItemStatus::Identical),
+        outcome(
+            "skipped",
+            ItemStatus::Skipped {
+                reason: "why".into(),
+            },
+        ),
+        outcome(
+            "failed",
+            ItemStatus::Failed {
+                error: "what".into(),
+            },
+        ),
+    ];
+    let plans = vec![
+        PlannedAction::Create,
+        PlannedAction::Overwrite {
+            differs: vec![
+                Difference::Value,
+                Difference::ContentType,
+                Difference::Tags,
+                Difference::Attributes,
+                Difference::KeyType,
+                Difference::Operations,
+            ],
+        },
+        PlannedAction::Identical,
+        PlannedAction::Compare,
+        PlannedAction::Skip {
+            reason: "why".into(),
+        },
+        PlannedAction::Recover,
+        PlannedAction::Purge,
+        PlannedAction::Fail {
+            reason: "why".into(),
+        },
+    ];
+    let resource = |items: Vec<ItemOutcome>| {
+        let mut counts = ItemCounts::default();
+        for item in &items {
+            counts.add(&item.status);
+        }
+        ResourceReport {
+            source_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/src"
+                .into(),
+            target_id: "/subscriptions/t/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/dst"
+                .into(),
+            resource_type: "Microsoft.KeyVault/vaults".into(),
+            match_rule: MatchRule::Inventory,
+            evidence: Evidence::default(),
+            plugin: Some("key-vault"),
+            mode: Mode::Replication,
+            status: ResourceStatus::Succeeded,
+            error: None,
+            reason: None,
+            facts: serde_json::Map::new(),
+            counts,
+            counts_by_kind: BTreeMap::from([("secret".to_owned(), counts)]),
+            items,
+            duration_ms: 1,
+        }
+    };
+    let planned = plans
+        .into_iter()
+        .enumerate()
+        .map(|(index, plan)| outcome(&format!("plan-{index}"), ItemStatus::Planned { plan }))
+        .collect();
+    let mut report = Report {
+        report_version: REPORT_VERSION,
+        atg_version: "[version]",
+        mode: Mode::Replication,
+        dry_run: false,
+        cloud: "AzureCloud".into(),
+        inventory: "inventory.json".into(),
+        started_at: "[time]".into(),
+        duration_ms: 1,
+        cancelled: false,
+        credentials: Credentials {
+            source: Some("environment"),
+            target: Some("environment"),
+        },
+        totals: Totals::default(),
+        retries: atg::azure::policies::RetryCounts::default(),
+        refused_writes: 0,
+        resources: vec![resource(items), resource(planned)],
+        unmatched: Vec::new(),
+        inventory_warnings: Vec::new(),
+    };
+    report.compute_totals();
+    let error = ErrorReport::new("what went wrong", &["what to do".to_owned()], 2);
+    settings().bind(|| {
+        insta::assert_snapshot!(
+            "report_schema",
+            format!(
+                "{}\n--- exit 2 with --output json\n{}",
+                serde_json::to_string_pretty(&report).unwrap(),
+                serde_json::to_string_pretty(&error).unwrap()
             )
         );
     });

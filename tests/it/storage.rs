@@ -310,7 +310,7 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     );
     // Only the archived blob is not copied, and it says what to do.
     let cold = item(&report, "blob", "docs/cold.dat");
-    assert_eq!(cold["status"], "skipped", "{cold}");
+    assert_eq!(cold["outcome"], "skipped", "{cold}");
     assert!(
         cold["reason"].as_str().unwrap().contains("rehydrate"),
         "{cold}"
@@ -320,7 +320,7 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     assert_replicated(&storage.dump(SOURCE), &storage.dump(TARGET));
     // Stored access policies were read and written with the account keys (Shared Key).
     let docs = item(&report, "container", "docs");
-    assert_eq!(docs["status"], "replicated", "{docs}");
+    assert_eq!(docs["outcome"], "created", "{docs}");
     // Azurite answers Put Page / Append Block From URL with 501: the page and append blobs went
     // by async Copy Blob over the empty blobs created for the ranges (compared above).
     assert!(
@@ -330,7 +330,7 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
         "{docs}"
     );
     let jobs = item(&report, "queue", "jobs");
-    assert_eq!(jobs["status"], "replicated");
+    assert_eq!(jobs["outcome"], "created");
     // Notes are true for the item and the mode: messages are not copied without the opt-in.
     assert!(
         jobs["notes"]
@@ -338,7 +338,7 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
             .contains("messages are not copied (about 2 in the source): the pair does not opt in"),
         "{jobs}"
     );
-    assert_eq!(item(&report, "table", "people")["status"], "replicated");
+    assert_eq!(item(&report, "table", "people")["outcome"], "created");
     for account in [SOURCE, TARGET] {
         let key = &storage.azurite.account(account).unwrap().key;
         assert!(
@@ -362,10 +362,12 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
         "{blobs}"
     );
     assert_eq!(
-        blobs["replicated"].as_u64().unwrap() + blobs["skipped"].as_u64().unwrap(),
+        blobs["created"].as_u64().unwrap() + blobs["skipped"].as_u64().unwrap(),
         discovered,
         "{blobs}"
     );
+    assert_eq!(blobs["replicated"], blobs["created"], "{blobs}");
+    assert_eq!(blobs["overwritten"], 0, "{blobs}");
     assert_eq!(blobs["skipped"], 1, "only the archived blob: {blobs}");
     assert!(!run.stdout.contains(SENTINEL_KEY_MARKER) && !run.stderr.contains(SENTINEL_KEY_MARKER));
 
@@ -384,8 +386,14 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     let blobs = &resource(&again_report)["counts_by_kind"]["blob"];
     assert_eq!(blobs["replicated"], 0, "{blobs}");
     assert_eq!(
-        blobs["skipped"], blobs["discovered"],
+        blobs["identical"].as_u64().unwrap() + blobs["skipped"].as_u64().unwrap(),
+        blobs["discovered"].as_u64().unwrap(),
         "identical or archived: {blobs}"
+    );
+    assert_eq!(blobs["skipped"], 1, "only the archived blob: {blobs}");
+    assert_eq!(
+        item(&again_report, "container", "docs")["outcome"],
+        "identical"
     );
     let docs = item(&again_report, "container", "docs");
     assert!(
@@ -403,7 +411,7 @@ fn assert_policies_partial(report: &Value, says_why: impl Fn(&Value) -> bool) {
         ("table", "people"),
     ] {
         let entry = item(report, kind, name);
-        assert_eq!(entry["status"], "partial", "{entry}");
+        assert_eq!(entry["outcome"], "partial", "{entry}");
         assert!(says_why(entry), "{entry}");
     }
 }
@@ -469,8 +477,8 @@ async fn stored_access_policies_without_the_target_key_are_reported_then_copied_
     assert_eq!(run.code, 0, "{run}");
     let report = run.report();
     assert_eq!(
-        item(&report, "container", "docs")["status"],
-        "replicated",
+        item(&report, "container", "docs")["outcome"],
+        "overwritten",
         "{run}"
     );
     let source = storage.dump(SOURCE);
@@ -647,6 +655,11 @@ async fn page_and_append_blobs_are_copied_range_by_range_where_the_service_has_t
         storage.dump(SOURCE)["containers"],
         storage.dump(TARGET)["containers"]
     );
+    // The two unfinished copies were in the target: they are counted overwritten, not created.
+    let again_report = again.report();
+    let blobs = &resource(&again_report)["counts_by_kind"]["blob"];
+    assert_eq!(blobs["overwritten"], 2, "{blobs}");
+    assert_eq!(blobs["created"], 0, "{blobs}");
 }
 
 #[tokio::test]
@@ -678,7 +691,8 @@ async fn dry_run_writes_nothing_then_template_creates_structure_only() {
     assert_eq!(resource(&report)["facts"]["archived_blobs"], 1);
     assert_eq!(resource(&report)["facts"]["entities"], 3);
     let docs = item(&report, "container", "docs");
-    assert_eq!(docs["status"], "planned");
+    assert_eq!(docs["outcome"], "planned");
+    assert_eq!(docs["planned"], "create", "{docs}");
     assert!(
         docs["notes"][0].as_str().unwrap().starts_with("7 blob(s)"),
         "{docs}"
@@ -1185,14 +1199,14 @@ async fn queue_messages_land_once_when_put_message_answers_are_lost() {
     assert!(lost >= 2, "only {lost} answers lost");
     let report = run.report();
     let work = item(&report, "queue", "work");
-    assert_eq!(work["status"], "replicated", "{work}");
+    assert_eq!(work["outcome"], "created", "{work}");
     assert!(
         work["notes"].to_string().contains("messages: 10 copied"),
         "{work}"
     );
     assert!(!work["notes"].to_string().contains("not copied"), "{work}");
     let full = item(&report, "queue", "full");
-    assert_eq!(full["status"], "partial", "{full}");
+    assert_eq!(full["outcome"], "partial", "{full}");
     assert!(
         full["reason"]
             .as_str()
@@ -1278,6 +1292,7 @@ async fn with_answers_lost_after_writes_a_replication_converges_exactly_once() {
     assert_eq!(expected["tables"], target["tables"]);
     let entities = &resource(&report)["counts_by_kind"]["entity"];
     assert_eq!(entities["replicated"], 153, "{entities}");
+    assert_eq!(entities["created"], 153, "{entities}");
 
     let jobs = item(&report, "queue", "jobs");
     assert!(
@@ -1285,7 +1300,7 @@ async fn with_answers_lost_after_writes_a_replication_converges_exactly_once() {
         "{jobs}"
     );
     let docs = item(&report, "container", "docs");
-    assert_eq!(docs["status"], "replicated", "{docs}");
+    assert_eq!(docs["outcome"], "created", "{docs}");
 
     storage.rerun_writes_nothing(&inventory).await;
 }

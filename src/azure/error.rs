@@ -243,13 +243,19 @@ fn describe_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Names whose value is a secret wherever they appear as `name=value` or `name: value`
 /// (compared case-insensitively, at a word start).
+/// HTTP authorization schemes whose credential follows a space (`SharedKey acct:signature`).
+const AUTH_SCHEMES: &[&str] = &["bearer ", "sharedkeylite ", "sharedkey ", "basic "];
+
 const SECRET_NAMES: &[&str] = &[
+    "authorization",
     "sig",
     "accountkey",
     "sharedaccesskey",
     "sharedaccesssignature",
     "client_secret",
+    "clientsecret",
     "client_assertion",
+    "device_code",
     "access_token",
     "refresh_token",
     "password",
@@ -303,8 +309,11 @@ fn starts_with_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 /// Where the secret value starts when a secret name (or `Bearer `) starts at `i`.
 fn secret_value_start(bytes: &[u8], i: usize) -> Option<usize> {
     let rest = &bytes[i..];
-    if starts_with_ignore_case(rest, b"bearer ") {
-        let mut start = i + "bearer ".len();
+    if let Some(scheme) = AUTH_SCHEMES
+        .iter()
+        .find(|scheme| starts_with_ignore_case(rest, scheme.as_bytes()))
+    {
+        let mut start = i + scheme.len();
         while bytes.get(start) == Some(&b' ') {
             start += 1;
         }
@@ -327,7 +336,11 @@ fn secret_value_start(bytes: &[u8], i: usize) -> Option<usize> {
     }
     j += 1;
     skip(&mut j, b"\"' ");
-    Some(j)
+    // `Authorization: Bearer …`: the scheme's own rule takes the credential after it.
+    let scheme_follows = AUTH_SCHEMES
+        .iter()
+        .any(|scheme| starts_with_ignore_case(&bytes[j..], scheme.as_bytes()));
+    (!scheme_follows).then_some(j)
 }
 
 /// The end of a value starting at `start`: the next delimiter of URLs, connection strings,
@@ -436,6 +449,32 @@ mod tests {
         assert_eq!(
             sanitize_server_text("Bearer token expired; signature mismatch"),
             "Bearer token expired; signature mismatch"
+        );
+    }
+
+    #[test]
+    fn every_authorization_scheme_and_camel_case_secret_is_redacted() {
+        let text = concat!(
+            "header was Authorization: SharedKey acct:S1gnatureAAAA==; ",
+            "then authorization=Basic dXNlcjpwYXNzd29yZA==; ",
+            "then Authorization: 0paqueCredential42; ",
+            "then Authorization: Bearer AbC.dEf-123; ",
+            r#"{"clientSecret": "cs-value-9"}; device_code=DC-CODE-7"#,
+        );
+        let shown = sanitize_server_text(text);
+        for secret in [
+            "S1gnature",
+            "dXNlcjpwYXNzd29yZA",
+            "0paqueCredential42",
+            "AbC.dEf",
+            "cs-value-9",
+            "DC-CODE-7",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(
+            shown.starts_with("header was Authorization: SharedKey <redacted>"),
+            "{shown}"
         );
     }
 

@@ -324,11 +324,13 @@ pub fn retry_after(headers: &Headers) -> Option<Duration> {
 /// Where a request that got no answer will not get one by waiting: the cause, said for a person.
 /// An untrusted or mismatched certificate and a name that does not resolve stay so for the run;
 /// a refused connection or a missing route does too when it is the sign-in host (a vault may be
-/// restarting, the sign-in host does not come back in seconds).
+/// restarting, the sign-in host does not come back in seconds). A temporary resolver failure
+/// is lasting from the second attempt on.
 pub fn lasting_connect_failure(
     error: &(dyn std::error::Error + 'static),
     host: &str,
     sign_in: bool,
+    first_attempt: bool,
 ) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
@@ -355,7 +357,12 @@ pub fn lasting_connect_failure(
             }
         }
         let text = current.to_string();
-        if text.contains("dns error") || text.contains("failed to lookup address") {
+        // EAI_AGAIN ("Temporary failure in name resolution") may be a resolver hiccup: it
+        // counts as lasting only when it comes again on the retry.
+        let temporary = text.contains("Temporary failure") || text.contains("try again");
+        if (text.contains("dns error") || text.contains("failed to lookup address"))
+            && !(temporary && first_attempt)
+        {
             return Some(format!(
                 "the host name `{host}` could not be resolved\nhint: check the name, this machine's DNS, or --connect-to"
             ));
@@ -495,7 +502,9 @@ impl Policy for RetryPolicy {
             let decision = match &result {
                 Ok(response) => classify(Ok(u16::from(response.status()))),
                 Err(error) => {
-                    if let Some(cause) = lasting_connect_failure(error, &host, self.sign_in) {
+                    if let Some(cause) =
+                        lasting_connect_failure(error, &host, self.sign_in, attempt == 0)
+                    {
                         return Err(azure_core::Error::with_message(
                             ErrorKind::Connection,
                             cause,
@@ -697,7 +706,7 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         ));
         let error = azure_core::Error::with_error(ErrorKind::Io, untrusted, "send");
-        let cause = lasting_connect_failure(&error, "v.vault.azure.net", false).unwrap();
+        let cause = lasting_connect_failure(&error, "v.vault.azure.net", false, false).unwrap();
         assert!(
             cause.contains("`v.vault.azure.net` is not trusted: unknown issuer")
                 && cause.contains("hint: pass the CA that issued it with --ca-cert"),
@@ -711,18 +720,18 @@ mod tests {
             )
         };
         assert!(
-            lasting_connect_failure(&refused(), "login.microsoftonline.com", true)
+            lasting_connect_failure(&refused(), "login.microsoftonline.com", true, false)
                 .is_some_and(|c| c.contains("refused the connection"))
         );
         // A vault that refuses may be restarting: retried.
-        assert!(lasting_connect_failure(&refused(), "v.vault.azure.net", false).is_none());
+        assert!(lasting_connect_failure(&refused(), "v.vault.azure.net", false, false).is_none());
         let no_route = azure_core::Error::with_error(
             ErrorKind::Io,
             std::io::Error::from(std::io::ErrorKind::NetworkUnreachable),
             "send",
         );
         assert!(
-            lasting_connect_failure(&no_route, "login.microsoftonline.com", true)
+            lasting_connect_failure(&no_route, "login.microsoftonline.com", true, false)
                 .is_some_and(|c| c.contains("cannot be reached"))
         );
         let dns = azure_core::Error::with_message(
@@ -730,15 +739,21 @@ mod tests {
             "client error (Connect): dns error: failed to lookup address information",
         );
         assert!(
-            lasting_connect_failure(&dns, "nowhere.vault.azure.net", false)
+            lasting_connect_failure(&dns, "nowhere.vault.azure.net", false, false)
                 .is_some_and(|c| c.contains("could not be resolved"))
         );
+        let hiccup = azure_core::Error::with_message(
+            ErrorKind::Io,
+            "dns error: failed to lookup address information: Temporary failure in name resolution",
+        );
+        assert!(lasting_connect_failure(&hiccup, "v.vault.azure.net", false, true).is_none());
+        assert!(lasting_connect_failure(&hiccup, "v.vault.azure.net", false, false).is_some());
         let reset = azure_core::Error::with_error(
             ErrorKind::Io,
             std::io::Error::from(std::io::ErrorKind::ConnectionReset),
             "send",
         );
-        assert!(lasting_connect_failure(&reset, "v.vault.azure.net", true).is_none());
+        assert!(lasting_connect_failure(&reset, "v.vault.azure.net", true, false).is_none());
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl Cli {
                 ("neo4j_uri", "--neo4j-uri"),
                 ("neo4j_user", "--neo4j-user"),
                 ("neo4j_password", "--neo4j-password"),
+                ("neo4j_database", "--neo4j-database"),
             ]
             .into_iter()
             .filter(|(id, _)| {

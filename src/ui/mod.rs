@@ -143,8 +143,8 @@ impl Printer {
             let _ = writeln!(
                 out,
                 "{status} {} -> {} [{}, {}]: {}",
-                plain(&short(&resource.source_id)),
-                plain(&short(&resource.target_id)),
+                escape_controls(&short(&resource.source_id)),
+                escape_controls(&short(&resource.target_id)),
                 resource.plugin.unwrap_or("no plugin"),
                 resource.match_rule.as_str(),
                 counts_line(c, report.dry_run)
@@ -178,7 +178,7 @@ impl Printer {
                             "    {} {} `{}`: {}",
                             self.paint("31", "failed"),
                             item.kind,
-                            plain(&item.name),
+                            escape_controls(&item.name),
                             plain(error)
                         );
                     }
@@ -187,7 +187,7 @@ impl Printer {
                             out,
                             "    partial {} `{}`: {}",
                             item.kind,
-                            plain(&item.name),
+                            escape_controls(&item.name),
                             plain(reason)
                         );
                     }
@@ -196,7 +196,7 @@ impl Printer {
                             out,
                             "    recovered {} `{}`: {}",
                             item.kind,
-                            plain(&item.name),
+                            escape_controls(&item.name),
                             plain(action)
                         );
                     }
@@ -210,7 +210,7 @@ impl Printer {
                             out,
                             "    plan {} `{}`: {}",
                             item.kind,
-                            plain(&item.name),
+                            escape_controls(&item.name),
                             plain(&describe_plan(plan))
                         );
                     }
@@ -226,15 +226,15 @@ impl Printer {
                 out,
                 "unmatched {} {} ({}): {}",
                 unmatched.side,
-                plain(&unmatched.id),
-                plain(&unmatched.resource_type),
+                escape_controls(&unmatched.id),
+                escape_controls(&unmatched.resource_type),
                 plain(&unmatched.reason)
             );
             for candidate in &unmatched.candidates {
                 let _ = writeln!(
                     out,
                     "    candidate {} ({}): {}",
-                    plain(&candidate.name),
+                    escape_controls(&candidate.name),
                     candidate.match_rule,
                     plain(&candidate.rejected)
                 );
@@ -404,7 +404,7 @@ mod tests {
         use crate::dataplane::{ItemOutcome, Mode};
         use crate::inventory::{Evidence, MatchRule};
         use crate::orchestrator::report::{Credentials, ResourceReport, Totals};
-        let evil = "blob\u{1b}]0;pwned\u{7}\u{9b}2J";
+        let evil = "blob\u{1b}]0;pwned\u{7}\u{9b}2J\nerror: fake";
         let item = |status| ItemOutcome {
             kind: "blob",
             name: evil.into(),
@@ -476,6 +476,13 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(text.matches("blob\\u{1b}]0;pwned").count(), 10, "{text}");
+        // A name is one line whatever it holds: its newline is escaped too.
+        assert_eq!(
+            text.matches("`blob\\u{1b}]0;pwned\\u{7}\\u{9b}2J\\u{a}error: fake`")
+                .count(),
+            3,
+            "{text}"
+        );
     }
 
     #[test]

@@ -364,6 +364,13 @@ async fn the_graph_next_to_an_inventory_is_two_sources() {
         &["two sources of resources: --inventory and --neo4j-uri"],
     )
     .await;
+    refused(
+        &stack,
+        &inventory,
+        &["--neo4j-database", "tenant"],
+        &["two sources of resources: --inventory and --neo4j-database"],
+    )
+    .await;
     // NEO4J_URI in the environment (set for ATG, say) is not a second source: a warning.
     let empty = stack.write_json("empty.json", &json!({ "resources": [] }));
     let run = stack

@@ -38,6 +38,8 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Deploy(args) => commands::deploy::run(args, printer).await,
             Command::Plugins(args) => commands::plugins::run(args, printer),
+            Command::Completions(args) => commands::docs::completions(args, printer),
+            Command::Man => commands::docs::man(printer),
         }
     });
     ExitCode::from(status.code())

@@ -389,7 +389,7 @@ mod tests {
             .command
         {
             crate::cli::Command::Deploy(args) => *args,
-            crate::cli::Command::Plugins(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 

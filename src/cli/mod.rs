@@ -73,6 +73,17 @@ pub enum Command {
     Deploy(Box<DeployArgs>),
     /// List the supported resource types, their modes, item kinds and required permissions.
     Plugins(PluginsArgs),
+    /// Print a shell completion script to stdout, e.g. `atg completions bash > /etc/bash_completion.d/atg`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, e.g. `atg man > atg.1`.
+    Man,
+}
+
+#[derive(Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -11,6 +11,7 @@ use crate::dataplane::Mode;
 use crate::inventory::graph::{GraphInventory, TargetSource};
 use crate::inventory::matching::MatchOptions;
 use crate::inventory::neo4j::GraphSettings;
+use crate::orchestrator::filter::PairFilters;
 use crate::orchestrator::RunSettings;
 
 /// How the mode is decided.
@@ -189,6 +190,7 @@ pub struct DeploySettings {
     pub output: OutputFormat,
     pub report_path: Option<PathBuf>,
     pub progress: bool,
+    pub filters: PairFilters,
     /// Things worth saying about the flags that do not stop the run.
     pub warnings: Vec<String>,
 }
@@ -299,6 +301,12 @@ impl DeploySettings {
     ) -> Result<Self, SettingsError> {
         let mut warnings = Vec::new();
         let resources = resource_source(args, &mut warnings)?;
+        let filters = PairFilters {
+            include_types: args.include_type.clone(),
+            exclude_types: args.exclude_type.clone(),
+            resources: args.resource.clone(),
+        };
+        warnings.extend(filters.warnings());
         if let Some(path) = &args.report {
             check_report_path(path)?;
         }
@@ -372,6 +380,7 @@ impl DeploySettings {
             output: args.output,
             report_path: args.report.clone(),
             progress: !args.no_progress,
+            filters,
             warnings,
         })
     }

@@ -157,6 +157,20 @@ pub struct DeployArgs {
     #[arg(long, value_enum, default_value_t = OnDeleted::Recover)]
     pub on_deleted: OnDeleted,
 
+    /// Only the pairs of this ARM type, e.g. Microsoft.KeyVault/vaults (of the source or the
+    /// target, any case). Repeatable.
+    #[arg(long, value_name = "TYPE", help_heading = "Filters")]
+    pub include_type: Vec<String>,
+
+    /// Leave out the pairs of this ARM type (counted in the report as filtered). Repeatable.
+    #[arg(long, value_name = "TYPE", help_heading = "Filters")]
+    pub exclude_type: Vec<String>,
+
+    /// Only the pairs whose source or target has this name or full ARM id (any case).
+    /// Repeatable.
+    #[arg(long, value_name = "NAME_OR_ID", help_heading = "Filters")]
+    pub resource: Vec<String>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,

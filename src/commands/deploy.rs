@@ -46,9 +46,15 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         ResourceSource::Inventory(path) => Box::new(JsonInventory { path: path.clone() }),
         ResourceSource::Graph(graph) => Box::new((**graph).clone()),
     };
+    let mut filtered = 0;
     // Everything wrong with the pairs is found here, before any request to Azure.
-    let checked = source.load().await.and_then(|inventory| {
+    let checked = source.load().await.and_then(|mut inventory| {
         inventory.check()?;
+        // Left-out pairs are neither checked nor contacted.
+        filtered = match settings.filters.apply(&mut inventory) {
+            Ok(count) => count,
+            Err(error) => return Ok(Err(error)),
+        };
         let problems = orchestrator::check_pairs(&inventory, settings.http.cloud);
         if !problems.is_empty() {
             return Err(InventoryError::Options {
@@ -56,10 +62,14 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
                 problems,
             });
         }
-        Ok(inventory)
+        Ok(Ok(inventory))
     });
     let inventory = match checked {
-        Ok(inventory) => inventory,
+        Ok(Ok(inventory)) => inventory,
+        Ok(Err(error)) => {
+            printer.error(&error.message, &[error.hint]);
+            return ExitStatus::Error;
+        }
         Err(error) => {
             printer.error(
                 &error.to_string(),
@@ -70,7 +80,9 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     };
     let nothing_to_do = inventory.pairs.is_empty();
     if nothing_to_do {
-        printer.info(&if inventory.unmatched.is_empty() {
+        printer.info(&if filtered > 0 {
+            format!("nothing to do: the filters left out every pair ({filtered})")
+        } else if inventory.unmatched.is_empty() {
             "nothing to do: the inventory has no resources".to_owned()
         } else {
             format!(
@@ -158,7 +170,7 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         source,
         target,
     };
-    let report = orchestrator::run(
+    let mut report = orchestrator::run(
         inventory,
         &settings.run,
         &connections,
@@ -167,6 +179,7 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     )
     .await;
     progress.finish();
+    report.filtered_pairs = filtered;
 
     // A pipeline that asked for a report and did not get one must not see success.
     let mut report_lost = false;

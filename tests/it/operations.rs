@@ -48,3 +48,140 @@ async fn the_man_page_is_roff_naming_every_flag_with_its_help() {
         );
     }
 }
+
+/// Three Key Vault pairs and one of a type no plugin handles.
+fn filter_inventory(stack: &Stack) -> std::path::PathBuf {
+    let mut resources: Vec<serde_json::Value> = ["one", "two", "three"]
+        .iter()
+        .map(|name| {
+            let target = format!("dst-{name}");
+            serde_json::json!({
+                "source": kv_resource("source-sub", &format!("src-{name}"), None),
+                "target": kv_resource("target-sub", &target, Some(format!("https://{target}.vault.azure.net/"))),
+            })
+        })
+        .collect();
+    let site = |sub: &str, name: &str| {
+        serde_json::json!({
+            "id": format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Web/sites/{name}"),
+            "type": "Microsoft.Web/sites",
+            "name": name,
+        })
+    };
+    resources.push(serde_json::json!({"source": site("source-sub", "web-src"), "target": site("target-sub", "web-dst")}));
+    stack.write_json(
+        "inventory.json",
+        &serde_json::json!({ "version": 1, "resources": resources }),
+    )
+}
+
+#[tokio::test]
+async fn filters_select_pairs_before_any_request_and_count_the_rest() {
+    let stack = Stack::start().await;
+    for name in ["one", "two", "three"] {
+        stack
+            .vault(&format!("src-{name}"))
+            .set_secret("s", "v", None, None, true)
+            .await
+            .unwrap();
+    }
+    let inventory = filter_inventory(&stack);
+    stack.emulator.clear_requests();
+    // Types and names in any case; a target's full id selects its pair too.
+    let run = stack
+        .deploy(
+            &inventory,
+            &[
+                "--dataplane-mode",
+                "template",
+                "--output",
+                "json",
+                "--include-type",
+                "microsoft.keyvault/VAULTS",
+                "--resource",
+                "SRC-ONE",
+                "--resource",
+                "/subscriptions/target-sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/dst-three",
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.report();
+    let names: Vec<&str> = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"]["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(report["filtered_pairs"], 2, "{run}");
+    assert_eq!(report["resources"].as_array().unwrap().len(), 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("filtered: 2 pair(s) left out by filters"),
+        "{run}"
+    );
+    let touched: std::collections::BTreeSet<String> = stack
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.vault)
+        .collect();
+    assert!(
+        !touched.iter().any(|v| v.ends_with("-two")),
+        "a filtered pair was contacted: {touched:?} ({names:?})"
+    );
+    assert!(
+        touched.contains("dst-one") && touched.contains("dst-three"),
+        "{touched:?}"
+    );
+
+    // --exclude-type leaves the unknown type out (and warns that no plugin handles it).
+    let run = stack
+        .deploy(
+            &inventory,
+            &[
+                "--dataplane-mode",
+                "template",
+                "--output",
+                "json",
+                "--exclude-type",
+                "Microsoft.Web/sites",
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.report()["filtered_pairs"], 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("--exclude-type `Microsoft.Web/sites`: no plugin handles this type"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_that_matches_nothing_exits_2_naming_it() {
+    let stack = Stack::start().await;
+    let inventory = filter_inventory(&stack);
+    for (flag, value) in [
+        ("--include-type", "Microsoft.Storage/storageAccounts"),
+        ("--exclude-type", "Microsoft.KeyVault/vault"),
+        ("--resource", "src-four"),
+    ] {
+        stack.emulator.clear_requests();
+        let run = stack
+            .deploy(&inventory, &["--dataplane-mode", "template", flag, value])
+            .await;
+        assert_eq!(run.code, 2, "{flag}: {run}");
+        assert!(
+            run.stderr.contains(&format!(
+                "error: {flag} `{value}` matches no pair of inventory"
+            )),
+            "{run}"
+        );
+        assert!(
+            run.stderr
+                .contains("hint: the pairs' types: Microsoft.KeyVault/vaults, Microsoft.Web/sites"),
+            "{run}"
+        );
+        assert!(stack.requests().is_empty(), "{flag}: a request was sent");
+    }
+}

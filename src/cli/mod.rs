@@ -179,6 +179,12 @@ pub struct DeployArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Also write the log to FILE, whatever the terminal's verbosity: atg's debug messages and
+    /// one line per HTTP request (method, host, path, status, duration; never a query, header
+    /// or body), without colour. Replaced if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
     /// No progress bars or progress lines.
     #[arg(long)]
     pub no_progress: bool,

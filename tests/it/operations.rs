@@ -185,3 +185,74 @@ async fn a_filter_that_matches_nothing_exits_2_naming_it() {
         assert!(stack.requests().is_empty(), "{flag}: a request was sent");
     }
 }
+
+const LOG_SENTINEL: &str = "log-sentinel-Kp3wQ9-never-print-me";
+
+#[tokio::test]
+async fn the_log_file_holds_debug_and_the_request_trace_never_a_secret() {
+    let stack = Stack::start().await;
+    stack
+        .vault("src-kv")
+        .set_secret("s", LOG_SENTINEL, None, None, true)
+        .await
+        .unwrap();
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let log = stack.path("atg.log");
+    // --quiet on the terminal: the file still gets everything.
+    let run = stack
+        .deploy(
+            &inventory,
+            &[
+                "--dataplane-mode",
+                "replication",
+                "--quiet",
+                "--log-file",
+                log.to_str().unwrap(),
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    for expected in [
+        "DEBUG atg::azure::credential: credential selected side=\"target\"",
+        "TRACE atg::azure::policies: http request method=GET host=src-kv.vault.azure.net path=/secrets status=200",
+        "method=PUT host=dst-kv.vault.azure.net path=/secrets/s status=200",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from:\n{text}"
+        );
+    }
+    assert!(!run.stderr.contains("http request"), "{run}");
+    for secret in [LOG_SENTINEL, TARGET_SECRET, "Bearer", "eyJ", "\u{1b}["] {
+        assert!(!text.contains(secret), "`{secret}` in the log file");
+    }
+}
+
+#[tokio::test]
+async fn a_log_file_that_cannot_be_written_exits_2_before_any_request() {
+    let stack = Stack::start().await;
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let directory = stack.path("");
+    let missing = stack.path("no-such-dir/atg.log");
+    for (path, expected) in [
+        (directory.to_str().unwrap(), "is a directory"),
+        (missing.to_str().unwrap(), "cannot be written"),
+    ] {
+        stack.emulator.clear_requests();
+        let run = stack
+            .deploy(
+                &inventory,
+                &["--dataplane-mode", "template", "--log-file", path],
+            )
+            .await;
+        assert_eq!(run.code, 2, "{run}");
+        assert!(
+            run.stderr
+                .contains(&format!("error: --log-file `{path}` {expected}")),
+            "{run}"
+        );
+        assert!(run.stderr.contains("hint: pass a file path"), "{run}");
+        assert!(stack.requests().is_empty(), "a request was sent");
+    }
+}

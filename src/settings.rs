@@ -190,6 +190,8 @@ pub struct DeploySettings {
     pub output: OutputFormat,
     pub report_path: Option<PathBuf>,
     pub progress: bool,
+    /// `--stats-interval`; `None` when 0.
+    pub stats_interval: Option<Duration>,
     pub filters: PairFilters,
     /// Things worth saying about the flags that do not stop the run.
     pub warnings: Vec<String>,
@@ -380,6 +382,8 @@ impl DeploySettings {
             output: args.output,
             report_path: args.report.clone(),
             progress: !args.no_progress,
+            stats_interval: (args.stats_interval > 0)
+                .then(|| Duration::from_secs(args.stats_interval)),
             filters,
             warnings,
         })

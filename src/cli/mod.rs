@@ -185,6 +185,11 @@ pub struct DeployArgs {
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
 
+    /// When stderr is not a terminal (and without --quiet): one line of statistics every SECS
+    /// seconds (items done, per second, retries, resources done); 0 turns them off.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub stats_interval: u64,
+
     /// No progress bars or progress lines.
     #[arg(long)]
     pub no_progress: bool,

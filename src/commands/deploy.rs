@@ -14,7 +14,7 @@ use crate::inventory::json::JsonInventory;
 use crate::inventory::{escape_controls, InventoryError, InventorySource};
 use crate::orchestrator::{self, Connections};
 use crate::settings::{DeploySettings, ModeChoice, ResourceSource};
-use crate::ui::progress::Progress;
+use crate::ui::progress::{Progress, Statistics};
 use crate::ui::Printer;
 
 pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
@@ -165,19 +165,25 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         settings.progress && !printer.quiet,
         printer.stderr_is_terminal,
     ));
+    let statistics = Arc::new(Statistics::new(
+        progress.clone(),
+        inventory.pairs.len(),
+        http.retry_stats.clone(),
+    ));
+    let stats_printer = settings
+        .stats_interval
+        .filter(|_| !printer.quiet && !printer.stderr_is_terminal)
+        .map(|interval| statistics.spawn_printer(interval));
     let connections = Connections {
         http,
         source,
         target,
     };
-    let mut report = orchestrator::run(
-        inventory,
-        &settings.run,
-        &connections,
-        progress.clone(),
-        cancel,
-    )
-    .await;
+    let mut report =
+        orchestrator::run(inventory, &settings.run, &connections, statistics, cancel).await;
+    if let Some(task) = stats_printer {
+        task.abort();
+    }
     progress.finish();
     report.filtered_pairs = filtered;
 

@@ -256,3 +256,62 @@ async fn a_log_file_that_cannot_be_written_exits_2_before_any_request() {
         assert!(stack.requests().is_empty(), "a request was sent");
     }
 }
+
+#[tokio::test]
+async fn a_non_terminal_gets_a_statistics_line_every_interval() {
+    // 4 secrets at 200 ms an answer, one at a time: a run of several seconds.
+    let stack = crate::cancel::slow_stack(4, 200).await;
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let run = stack
+        .deploy(
+            &inventory,
+            &[
+                "--dataplane-mode",
+                "replication",
+                "--concurrency",
+                "1",
+                "--stats-interval",
+                "1",
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("atg: stats: "))
+        .collect();
+    assert!(lines.len() >= 2, "one line a second:\n{run}");
+    for line in &lines {
+        let rest = line.strip_prefix("atg: stats: ").unwrap();
+        let (done, rest) = rest.split_once(" items done (").unwrap();
+        let (rate, rest) = rest.split_once("/s), ").unwrap();
+        done.parse::<u64>().unwrap();
+        rate.parse::<f64>().unwrap();
+        let (retries, resources) = rest.split_once(" retries, ").unwrap();
+        assert_eq!(retries, "0", "{line}");
+        assert!(
+            ["0/1 resources", "1/1 resources"].contains(&resources),
+            "{line}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| !line.starts_with("atg: stats: 0 items")),
+        "the count moves: {lines:?}"
+    );
+
+    // 0 turns them off; --quiet too.
+    for flags in [["--stats-interval", "0"], ["--stats-interval", "1"]] {
+        let quiet = flags[1] == "1";
+        let mut args = vec!["--dataplane-mode", "template", "--concurrency", "1"];
+        args.extend(flags);
+        if quiet {
+            args.push("--quiet");
+        }
+        let run = stack.deploy(&inventory, &args).await;
+        assert_eq!(run.code, 0, "{run}");
+        assert!(!run.stderr.contains("atg: stats:"), "{run}");
+    }
+}

@@ -2,7 +2,12 @@
 
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use atg::cli::{Cli, Command};
 use atg::commands::{self, ExitStatus};
@@ -28,8 +33,24 @@ fn main() -> ExitCode {
         }
     };
     let color = cli.color.for_stderr();
-    init_logging(cli.verbose, cli.quiet, color);
     let printer = Printer::new(cli.quiet, cli.verbose, color);
+    // Opened before anything else: a log file that cannot be written stops the run before any
+    // request.
+    let log_file = match &cli.command {
+        Command::Deploy(args) => args.log_file.as_deref(),
+        _ => None,
+    };
+    let log_file = match log_file.map(open_log_file).transpose() {
+        Ok(file) => file,
+        Err(message) => {
+            printer.error(
+                &message,
+                &["pass a file path in a directory atg can write to".to_owned()],
+            );
+            return ExitCode::from(ExitStatus::Error.code());
+        }
+    };
+    init_logging(cli.verbose, cli.quiet, color, log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,6 +65,8 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Deploy(args) => commands::deploy::run(args, printer).await,
             Command::Plugins(args) => commands::plugins::run(args, printer),
+            Command::Completions(args) => commands::docs::completions(args, printer),
+            Command::Man => commands::docs::man(printer),
         }
     });
     ExitCode::from(status.code())
@@ -59,9 +82,20 @@ fn asks_for_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     })
 }
 
+fn open_log_file(path: &Path) -> Result<std::fs::File, String> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(format!("--log-file `{shown}` is a directory"));
+    }
+    std::fs::File::create(path)
+        .map_err(|error| format!("--log-file `{shown}` cannot be written: {error}"))
+}
+
 /// `-v` debug and `-vv` trace for atg itself; `RUST_LOG`, when set, wins. Colour only as
-/// `--color` decided (never escape codes in a redirected file by default).
-fn init_logging(verbose: u8, quiet: bool, color: bool) {
+/// `--color` decided (never escape codes in a redirected file by default). The log file, when
+/// given, gets atg's debug messages and the per-request trace lines (`TracePolicy`) whatever
+/// the terminal's verbosity, never colour.
+fn init_logging(verbose: u8, quiet: bool, color: bool, log_file: Option<std::fs::File>) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -69,10 +103,20 @@ fn init_logging(verbose: u8, quiet: bool, color: bool) {
         (false, _) => "warn,atg=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(color)
         .with_target(true)
+        .with_filter(filter);
+    let file = log_file.map(|file| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(Mutex::new(file))
+            .with_ansi(false)
+            .with_target(true)
+            .with_filter(EnvFilter::new("warn,atg=debug,atg::azure::policies=trace"))
+    });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
 }

@@ -11,6 +11,7 @@ use crate::dataplane::Mode;
 use crate::inventory::graph::{GraphInventory, TargetSource};
 use crate::inventory::matching::MatchOptions;
 use crate::inventory::neo4j::GraphSettings;
+use crate::orchestrator::filter::PairFilters;
 use crate::orchestrator::RunSettings;
 
 /// How the mode is decided.
@@ -191,6 +192,9 @@ pub struct DeploySettings {
     pub progress: bool,
     /// `--detailed-exitcode` (only with --dry-run): exit 3 when changes are pending.
     pub detailed_exitcode: bool,
+    /// `--stats-interval`; `None` when 0.
+    pub stats_interval: Option<Duration>,
+    pub filters: PairFilters,
     /// Things worth saying about the flags that do not stop the run.
     pub warnings: Vec<String>,
 }
@@ -307,6 +311,12 @@ impl DeploySettings {
             ));
         }
         let resources = resource_source(args, &mut warnings)?;
+        let filters = PairFilters {
+            include_types: args.include_type.clone(),
+            exclude_types: args.exclude_type.clone(),
+            resources: args.resource.clone(),
+        };
+        warnings.extend(filters.warnings());
         if let Some(path) = &args.report {
             check_report_path(path)?;
         }
@@ -381,6 +391,9 @@ impl DeploySettings {
             report_path: args.report.clone(),
             progress: !args.no_progress,
             detailed_exitcode: args.detailed_exitcode,
+            stats_interval: (args.stats_interval > 0)
+                .then(|| Duration::from_secs(args.stats_interval)),
+            filters,
             warnings,
         })
     }
@@ -398,7 +411,7 @@ mod tests {
             .command
         {
             crate::cli::Command::Deploy(args) => *args,
-            crate::cli::Command::Plugins(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 

@@ -74,6 +74,17 @@ pub enum Command {
     Deploy(Box<DeployArgs>),
     /// List the supported resource types, their modes, item kinds and required permissions.
     Plugins(PluginsArgs),
+    /// Print a shell completion script to stdout, e.g. `atg completions bash > /etc/bash_completion.d/atg`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, e.g. `atg man > atg.1`.
+    Man,
+}
+
+#[derive(Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -147,6 +158,20 @@ pub struct DeployArgs {
     #[arg(long, value_enum, default_value_t = OnDeleted::Recover)]
     pub on_deleted: OnDeleted,
 
+    /// Only the pairs of this ARM type, e.g. Microsoft.KeyVault/vaults (of the source or the
+    /// target, any case). Repeatable.
+    #[arg(long, value_name = "TYPE", help_heading = "Filters")]
+    pub include_type: Vec<String>,
+
+    /// Leave out the pairs of this ARM type (counted in the report as filtered). Repeatable.
+    #[arg(long, value_name = "TYPE", help_heading = "Filters")]
+    pub exclude_type: Vec<String>,
+
+    /// Only the pairs whose source or target has this name or full ARM id (any case).
+    /// Repeatable.
+    #[arg(long, value_name = "NAME_OR_ID", help_heading = "Filters")]
+    pub resource: Vec<String>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
@@ -154,6 +179,17 @@ pub struct DeployArgs {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Also write the log to FILE, whatever the terminal's verbosity: atg's debug messages and
+    /// one line per HTTP request (method, host, path, status, duration; never a query, header
+    /// or body), without colour. Replaced if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// When stderr is not a terminal (and without --quiet): one line of statistics every SECS
+    /// seconds (items done, per second, retries, resources done); 0 turns them off.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub stats_interval: u64,
 
     /// No progress bars or progress lines.
     #[arg(long)]

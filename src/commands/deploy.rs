@@ -14,7 +14,7 @@ use crate::inventory::json::JsonInventory;
 use crate::inventory::{escape_controls, InventoryError, InventorySource};
 use crate::orchestrator::{self, Connections};
 use crate::settings::{DeploySettings, ModeChoice, ResourceSource};
-use crate::ui::progress::Progress;
+use crate::ui::progress::{Progress, Statistics};
 use crate::ui::Printer;
 
 /// An error that stops the run before it starts (exit 2): on stderr, and with `--output json`
@@ -68,9 +68,15 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         ResourceSource::Inventory(path) => Box::new(JsonInventory { path: path.clone() }),
         ResourceSource::Graph(graph) => Box::new((**graph).clone()),
     };
+    let mut filtered = 0;
     // Everything wrong with the pairs is found here, before any request to Azure.
-    let checked = source.load().await.and_then(|inventory| {
+    let checked = source.load().await.and_then(|mut inventory| {
         inventory.check()?;
+        // Left-out pairs are neither checked nor contacted.
+        filtered = match settings.filters.apply(&mut inventory) {
+            Ok(count) => count,
+            Err(error) => return Ok(Err(error)),
+        };
         let problems = orchestrator::check_pairs(&inventory, settings.http.cloud);
         if !problems.is_empty() {
             return Err(InventoryError::Options {
@@ -78,10 +84,14 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
                 problems,
             });
         }
-        Ok(inventory)
+        Ok(Ok(inventory))
     });
     let inventory = match checked {
-        Ok(inventory) => inventory,
+        Ok(Ok(inventory)) => inventory,
+        Ok(Err(error)) => {
+            printer.error(&error.message, &[error.hint]);
+            return ExitStatus::Error;
+        }
         Err(error) => {
             return could_not_run(
                 printer,
@@ -93,7 +103,9 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     };
     let nothing_to_do = inventory.pairs.is_empty();
     if nothing_to_do {
-        printer.info(&if inventory.unmatched.is_empty() {
+        printer.info(&if filtered > 0 {
+            format!("nothing to do: the filters left out every pair ({filtered})")
+        } else if inventory.unmatched.is_empty() {
             "nothing to do: the inventory has no resources".to_owned()
         } else {
             format!(
@@ -183,20 +195,27 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
         settings.progress && !printer.quiet,
         printer.stderr_is_terminal,
     ));
+    let statistics = Arc::new(Statistics::new(
+        progress.clone(),
+        inventory.pairs.len(),
+        http.retry_stats.clone(),
+    ));
+    let stats_printer = settings
+        .stats_interval
+        .filter(|_| !printer.quiet && !printer.stderr_is_terminal)
+        .map(|interval| statistics.spawn_printer(interval));
     let connections = Connections {
         http,
         source,
         target,
     };
-    let report = orchestrator::run(
-        inventory,
-        &settings.run,
-        &connections,
-        progress.clone(),
-        cancel,
-    )
-    .await;
+    let mut report =
+        orchestrator::run(inventory, &settings.run, &connections, statistics, cancel).await;
+    if let Some(task) = stats_printer {
+        task.abort();
+    }
     progress.finish();
+    report.filtered_pairs = filtered;
 
     // A pipeline that asked for a report and did not get one must not see success.
     let mut report_lost = false;

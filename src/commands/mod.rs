@@ -1,6 +1,7 @@
 //! One function per subcommand: arguments → settings → engine → exit status.
 
 pub mod deploy;
+pub mod docs;
 pub mod plugins;
 
 /// How the process ends. Documented in `--help`.

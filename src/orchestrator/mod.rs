@@ -8,6 +8,7 @@
 //! what they did, items not started are reported skipped, and the report is still produced.
 //! Only discovery, which reads, is dropped at the cancellation.
 
+pub mod filter;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
@@ -267,6 +268,7 @@ pub async fn run_with_plugins(
             .load(std::sync::atomic::Ordering::Relaxed),
         resources,
         unmatched: inventory.unmatched,
+        filtered_pairs: 0,
         inventory_warnings: inventory.warnings,
     };
     report.compute_totals();

@@ -144,6 +144,9 @@ pub struct Report {
     pub refused_writes: u64,
     pub resources: Vec<ResourceReport>,
     pub unmatched: Vec<Unmatched>,
+    /// Pairs of the inventory left out by --include-type, --exclude-type or --resource (never
+    /// contacted).
+    pub filtered_pairs: usize,
     /// What the inventory reader noticed but could not act on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inventory_warnings: Vec<String>,

@@ -240,6 +240,13 @@ impl Printer {
                 );
             }
         }
+        if report.filtered_pairs > 0 {
+            let _ = writeln!(
+                out,
+                "filtered: {} pair(s) left out by filters",
+                report.filtered_pairs
+            );
+        }
         for warning in &report.inventory_warnings {
             let _ = writeln!(out, "{}: {}", self.paint("33", "warning"), plain(warning));
         }
@@ -459,6 +466,7 @@ mod tests {
                 duration_ms: 0,
             }],
             unmatched: Vec::new(),
+            filtered_pairs: 0,
             inventory_warnings: vec![evil.into()],
         };
         report.compute_totals();

@@ -39,7 +39,7 @@ async fn wait_for_writes(stack: &Stack, count: usize) {
 }
 
 /// A stack whose `src-kv` holds `count` secrets and whose answers take `latency_ms` each.
-async fn slow_stack(count: usize, latency_ms: u64) -> Stack {
+pub(crate) async fn slow_stack(count: usize, latency_ms: u64) -> Stack {
     let stack = Stack::start().await;
     let source = stack.vault("src-kv");
     for index in 0..count {

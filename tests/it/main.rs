@@ -17,6 +17,7 @@ mod graph;
 mod inputs;
 mod key_vault;
 mod lost_answers;
+mod operations;
 mod report;
 mod snapshots;
 mod storage;

@@ -193,6 +193,7 @@ fn report_schema() {
         refused_writes: 0,
         resources: vec![resource(items), resource(planned)],
         unmatched: Vec::new(),
+        filtered_pairs: 0,
         inventory_warnings: Vec::new(),
     };
     report.compute_totals();

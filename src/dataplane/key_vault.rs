@@ -356,6 +356,12 @@ fn is_deleted_conflict(error: &AzureError) -> bool {
             || error.message.contains("deleted but recoverable"))
 }
 
+/// An answer lost after the write may have taken effect (reset, 5xx, timeout): the retry
+/// policy does not resend writes that add a version. 429 is never carried out.
+fn is_lost_answer(error: &AzureError) -> bool {
+    error.is_retryable() && error.status() != Some(429)
+}
+
 fn is_being_recovered_or_purged(error: &AzureError) -> bool {
     error.status == Some(409)
 }
@@ -1093,12 +1099,22 @@ async fn resolve_deleted(
                     .await
                     .map(|_| ()),
             };
-            if let Err(error) = result {
-                return Err(failed(
-                    "recover the deleted item in the target",
-                    &error.into(),
-                ));
-            }
+            // The retry policy resends a recovery whose answer was lost; when the first one took
+            // effect the resend finds nothing deleted (404) or the name busy (409). Whether the
+            // item is back is what the read-back below tells.
+            let unanswered = match result {
+                Ok(()) => None,
+                Err(error) => {
+                    let error = AzureError::from(error);
+                    if !(error.is_not_found()
+                        || error.status == Some(409)
+                        || is_lost_answer(&error))
+                    {
+                        return Err(failed("recover the deleted item in the target", &error));
+                    }
+                    Some(error)
+                }
+            };
             // Recovery is eventually consistent: wait until the item reads back.
             let deadline = Instant::now() + ctx.settle_timeout;
             let mut wait = Duration::from_millis(200);
@@ -1123,8 +1139,11 @@ async fn resolve_deleted(
                     Err(error) => return Err(failed("read the recovered item", &error)),
                 }
                 if Instant::now() > deadline {
-                    return Err(ItemStatus::Failed {
-                        error: "recovered item did not become readable in time".into(),
+                    return Err(match &unanswered {
+                        Some(error) => failed("recover the deleted item in the target", error),
+                        None => ItemStatus::Failed {
+                            error: "recovered item did not become readable in time".into(),
+                        },
                     });
                 }
                 tokio::time::sleep(wait).await;
@@ -1145,12 +1164,11 @@ async fn resolve_deleted(
                     .await
                     .map(|_| ()),
             };
-            match result {
+            match result.map_err(AzureError::from) {
                 Ok(()) => Ok(DeletedOutcome::Purged),
-                Err(error) => Err(failed(
-                    "purge the deleted item in the target",
-                    &error.into(),
-                )),
+                // A resent purge whose first answer was lost after it took effect.
+                Err(error) if error.is_not_found() => Ok(DeletedOutcome::Purged),
+                Err(error) => Err(failed("purge the deleted item in the target", &error)),
             }
         }
     }
@@ -1193,6 +1211,11 @@ where
                                 tokio::time::sleep(wait).await;
                                 wait = (wait * 2).min(Duration::from_secs(5));
                             }
+                            // A lost answer, as below: the caller compares again.
+                            Err(error) if is_lost_answer(&error) => {
+                                tokio::time::sleep(LOST_ANSWER_PAUSE).await;
+                                return Ok(WriteResult::Unconfirmed(error));
+                            }
                             Err(error) => return Err(failed("write after purge", &error)),
                         }
                     }
@@ -1201,9 +1224,9 @@ where
         }
         // The answer was lost (reset, 5xx, timeout): the write may have taken effect, and the
         // retry policy does not resend writes that add a version. The caller compares again.
-        Err(error) if error.is_retryable() && error.status() != Some(429) => {
+        Err(error) if is_lost_answer(&error) => {
             tokio::time::sleep(LOST_ANSWER_PAUSE).await;
-            Ok(WriteResult::Unconfirmed)
+            Ok(WriteResult::Unconfirmed(error))
         }
         Err(error) => Err(failed(&format!("write {kind}"), &error)),
     }
@@ -1218,9 +1241,22 @@ enum WriteResult {
     WrittenAfterPurge,
     /// The name was recovered instead of written; the caller compares again.
     Recovered,
-    /// The write's answer was lost; the caller compares again and, when the target now holds
-    /// what was written, reports it written rather than writing a second version.
-    Unconfirmed,
+    /// The write's answer was lost (the error that lost it); the caller compares again and,
+    /// when the target now holds what was written, reports it written rather than writing a
+    /// second version.
+    Unconfirmed(AzureError),
+}
+
+/// The failure when `WRITE_ROUNDS` ran out, with the last lost answer's error (its status) if
+/// a round lost one.
+fn kept_changing(what: &str, lost: Option<&AzureError>) -> ItemStatus {
+    let error = match lost {
+        Some(error) => format!(
+            "the {what} kept changing state in the target (the last write's answer was lost: {error})"
+        ),
+        None => format!("the {what} kept changing state in the target"),
+    };
+    ItemStatus::Failed { error }
 }
 
 fn conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
@@ -1297,6 +1333,7 @@ async fn template_secret(
 ) -> ItemStatus {
     let mut target = detail.target;
     let mut unconfirmed = false;
+    let mut lost = None;
     let written = || ItemStatus::Created {
         action: "placeholder value".into(),
     };
@@ -1322,28 +1359,39 @@ async fn template_secret(
         let write = || set_secret(vaults, name, ctx.placeholder, &detail.source);
         match write_handling_deleted(ctx, job, SECRET, name, vaults, trail, write).await {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
-            Ok(result @ (WriteResult::Recovered | WriteResult::Unconfirmed)) => {
-                unconfirmed |= matches!(result, WriteResult::Unconfirmed);
-                // Compare the recovered (or possibly written) secret's metadata.
-                target = match absent_on_404(vaults.target.secrets.get_secret(name, None).await) {
-                    Ok(Some(response)) => match response.into_model() {
-                        Ok(secret) => Some(SecretMeta::of_secret(&secret)),
-                        Err(error) => return failed("read the recovered secret", &error.into()),
-                    },
-                    Ok(None) => None,
-                    Err(error) if error.status == Some(403) => Some(SecretMeta {
-                        enabled: false,
-                        ..SecretMeta::default()
-                    }),
-                    Err(error) => return failed("read the recovered secret", &error),
+            Ok(result @ (WriteResult::Recovered | WriteResult::Unconfirmed(_))) => {
+                if let WriteResult::Unconfirmed(error) = result {
+                    unconfirmed = true;
+                    lost = Some(error);
+                }
+                // Compare the recovered (or possibly written) secret's metadata, never its value.
+                target = match read_secret_meta(&vaults.target.secrets, name).await {
+                    Ok(meta) => meta,
+                    Err(error) => return failed("read the recovered secret's properties", &error),
                 };
             }
             Err(status) => return status,
         }
     }
-    ItemStatus::Failed {
-        error: "the secret kept changing state in the target".into(),
-    }
+    kept_changing("secret", lost.as_ref())
+}
+
+/// Reads a secret's metadata (its current version's properties) from the vault's listing,
+/// never its value: what template mode and a disabled secret allow. `Ok(None)` when absent.
+async fn read_secret_meta(
+    client: &SecretClient,
+    name: &str,
+) -> Result<Option<SecretMeta>, AzureError> {
+    let listed: Vec<SecretProperties> = client
+        .list_secret_properties(None)
+        .map_err(AzureError::from)?
+        .try_collect()
+        .await
+        .map_err(AzureError::from)?;
+    Ok(listed
+        .iter()
+        .find(|p| secret_name(p).is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .map(SecretMeta::of_properties))
 }
 
 /// Reads a secret's current value. `Ok(None)` when the secret is disabled (403 `SecretDisabled`).
@@ -1403,7 +1451,10 @@ async fn replicate_secret(
         ),
     };
     let mut check_target = detail.target.is_some();
+    // Whether a write round (a recovery or a lost answer) has passed since discovery.
+    let mut rewritten = false;
     let mut unconfirmed = false;
+    let mut lost = None;
     let written = || {
         if value.is_some() {
             ItemStatus::Created {
@@ -1423,7 +1474,13 @@ async fn replicate_secret(
                     secret.value.clone().map(crate::azure::Sensitive::new),
                     SecretMeta::of_secret(&secret),
                 )),
-                // Disabled in the target: its value cannot be compared.
+                // Disabled in the target: its value cannot be compared. After a write round the
+                // discovery's metadata is stale (or absent for a new secret): read it again.
+                Ok(None) if rewritten => match read_secret_meta(&vaults.target.secrets, name).await
+                {
+                    Ok(meta) => Some((None, meta.unwrap_or_default())),
+                    Err(error) => return failed("read the target secret's properties", &error),
+                },
                 Ok(None) => Some((None, detail.target.clone().unwrap_or_default())),
                 Err(error) if error.is_not_found() => None,
                 Err(error) => return failed("read target secret", &error),
@@ -1462,17 +1519,20 @@ async fn replicate_secret(
         let write = || set_secret(vaults, name, written_value, &meta);
         match write_handling_deleted(ctx, job, SECRET, name, vaults, trail, write).await {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
-            Ok(WriteResult::Recovered) => check_target = true,
-            Ok(WriteResult::Unconfirmed) => {
+            Ok(WriteResult::Recovered) => {
                 check_target = true;
+                rewritten = true;
+            }
+            Ok(WriteResult::Unconfirmed(error)) => {
+                check_target = true;
+                rewritten = true;
                 unconfirmed = true;
+                lost = Some(error);
             }
             Err(status) => return status,
         }
     }
-    ItemStatus::Failed {
-        error: "the secret kept changing state in the target".into(),
-    }
+    kept_changing("secret", lost.as_ref())
 }
 
 /// The shape of a key: what atg compares and recreates.
@@ -1641,6 +1701,7 @@ async fn copy_key(
         };
     };
     let mut unconfirmed = false;
+    let mut lost = None;
     for _ in 0..WRITE_ROUNDS {
         let mut over_existing = false;
         match get_key(&vaults.target.keys, name).await {
@@ -1689,13 +1750,14 @@ async fn copy_key(
                 };
             }
             Ok(WriteResult::Recovered) => {}
-            Ok(WriteResult::Unconfirmed) => unconfirmed = true,
+            Ok(WriteResult::Unconfirmed(error)) => {
+                unconfirmed = true;
+                lost = Some(error);
+            }
             Err(status) => return status,
         }
     }
-    ItemStatus::Failed {
-        error: "the key kept changing state in the target".into(),
-    }
+    kept_changing("key", lost.as_ref())
 }
 
 async fn get_certificate(
@@ -1850,6 +1912,7 @@ async fn copy_certificate(
         }
     };
     let mut unconfirmed = false;
+    let mut lost = None;
     for _ in 0..WRITE_ROUNDS {
         match get_certificate(&vaults.target.certificates, name).await {
             Ok(Some(existing)) => {
@@ -1918,13 +1981,14 @@ async fn copy_certificate(
         match result {
             Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
             Ok(WriteResult::Recovered) => {}
-            Ok(WriteResult::Unconfirmed) => unconfirmed = true,
+            Ok(WriteResult::Unconfirmed(error)) => {
+                unconfirmed = true;
+                lost = Some(error);
+            }
             Err(status) => return status,
         }
     }
-    ItemStatus::Failed {
-        error: "the certificate kept changing state in the target".into(),
-    }
+    kept_changing("certificate", lost.as_ref())
 }
 
 async fn import_certificate(
@@ -1981,6 +2045,20 @@ async fn create_certificate(
 mod tests {
     use super::*;
     use crate::inventory::Properties;
+
+    #[test]
+    fn running_out_of_write_rounds_reports_the_last_lost_answer() {
+        let lost = AzureError::from_response(503, None, b"");
+        let ItemStatus::Failed { error } = kept_changing("secret", Some(&lost)) else {
+            panic!("not a failure");
+        };
+        assert!(error.starts_with("the secret kept changing state in the target"));
+        assert!(error.contains("503"), "{error}");
+        let ItemStatus::Failed { error } = kept_changing("key", None) else {
+            panic!("not a failure");
+        };
+        assert_eq!(error, "the key kept changing state in the target");
+    }
 
     fn vault(name: &str, uri: Option<&str>) -> Resource {
         Resource {

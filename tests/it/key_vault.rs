@@ -144,6 +144,21 @@ async fn replication_copies_values_and_metadata() {
     assert_eq!(report["mode"], "replication");
 }
 
+/// The secret values a run read from `vault` (`GET /secrets/{name}[/{version}]`; lists aside).
+pub(crate) fn secret_value_reads(stack: &Stack, vault: &str) -> Vec<String> {
+    stack
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.vault.as_deref() == Some(vault)
+                && r.method == "GET"
+                && r.path.starts_with("/secrets/")
+                && !r.path.ends_with("/versions")
+        })
+        .map(|r| r.path)
+        .collect()
+}
+
 #[tokio::test]
 async fn template_writes_placeholders_and_reads_no_value() {
     let stack = Stack::start().await;
@@ -170,16 +185,7 @@ async fn template_writes_placeholders_and_reads_no_value() {
     assert_eq!(typed["contentType"], "text/plain");
     assert_eq!(typed["tags"]["env"], "prod");
     // No secret value was read from the source: no GET of a secret (only lists).
-    let value_reads: Vec<_> = stack
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r.vault.as_deref() == Some("src-kv")
-                && r.method == "GET"
-                && r.path.starts_with("/secrets/")
-                && !r.path.ends_with("/versions")
-        })
-        .collect();
+    let value_reads = secret_value_reads(&stack, "src-kv");
     assert!(
         value_reads.is_empty(),
         "template read secret values: {value_reads:?}"
@@ -1023,12 +1029,8 @@ async fn template_creates_an_imported_certificate_self_signed_from_its_policy() 
     );
 }
 
-#[tokio::test]
-async fn a_forbidden_listing_of_deleted_items_still_plans_and_recovers() {
-    let stack = Stack::start_with(|options| {
-        options.forbidden_paths.insert("/deletedsecrets".into());
-    })
-    .await;
+/// A source secret `s1` and the same secret deleted (recoverable) in the target.
+pub(crate) async fn seed_deleted_in_target(stack: &Stack) {
     stack
         .vault("src-kv")
         .set_secret("s1", "new-value", None, None, true)
@@ -1040,6 +1042,16 @@ async fn a_forbidden_listing_of_deleted_items_still_plans_and_recovers() {
         .await
         .unwrap();
     target.delete_secret("s1").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_forbidden_listing_of_deleted_items_still_plans_and_recovers() {
+    let stack = Stack::start_with(|options| {
+        options.forbidden_paths.insert("/deletedsecrets".into());
+    })
+    .await;
+    seed_deleted_in_target(&stack).await;
+    let target = stack.vault("dst-kv");
     let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
     let plan = stack
         .deploy(&inventory, &json_run("replication", &[], true))

@@ -173,7 +173,7 @@ impl StorageResponse {
     }
 
     /// The `x-ms-meta-*` headers as a metadata map, names lowercased: the HTTP client loses
-    /// their case, which [`StorageClient::listed_metadata`] keeps.
+    /// their case, which `StorageClient::listed_metadata` keeps.
     pub fn metadata(&self) -> std::collections::BTreeMap<String, String> {
         self.headers
             .iter()

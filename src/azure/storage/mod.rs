@@ -34,7 +34,7 @@ use azure_core::http::policies::Policy;
 use azure_core::http::{Context, Method, Pipeline, PipelineSendOptions, Request, Url};
 
 use super::cloud::Cloud;
-use super::error::{sanitize_server_text, AzureError, AzureErrorKind};
+use super::error::{AzureError, AzureErrorKind};
 use super::policies::{SendOnce, WriteAccess};
 use super::sensitive::{redact_url, Sensitive};
 use super::transport::AzureHttp;

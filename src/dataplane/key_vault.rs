@@ -446,15 +446,20 @@ impl DeletedNames {
         }
     }
 
-    /// The plan for a name absent from the target: created, or `--on-deleted`'s action when
-    /// the name is soft-deleted there.
-    fn plan(&self, kind: &str, name: &str, policy: OnDeleted) -> PlannedAction {
+    /// Whether the target holds `name` soft-deleted.
+    fn contains(&self, kind: &str, name: &str) -> bool {
         let names = match kind {
             SECRET => &self.secrets,
             KEY => &self.keys,
             _ => &self.certificates,
         };
-        if !names.contains(&name.to_ascii_lowercase()) {
+        names.contains(&name.to_ascii_lowercase())
+    }
+
+    /// The plan for a name absent from the target: created, or `--on-deleted`'s action when
+    /// the name is soft-deleted there.
+    fn plan(&self, kind: &str, name: &str, policy: OnDeleted) -> PlannedAction {
+        if !self.contains(kind, name) {
             return PlannedAction::Create;
         }
         match policy {
@@ -626,8 +631,38 @@ fn push_extras(
                 action: PlannedAction::Extra,
                 notes: Vec::new(),
                 detail: Value::Null,
+                fingerprint: None,
             }),
     );
+}
+
+/// When each of the target's items last changed, by lower-case name.
+fn updated_by_name(
+    items: impl Iterator<Item = (String, Option<time::OffsetDateTime>)>,
+) -> HashMap<String, String> {
+    items
+        .map(|(name, updated)| (name.to_ascii_lowercase(), stamp(updated)))
+        .collect()
+}
+
+/// A modification time as a fingerprint part (`?` when the service gave none).
+fn stamp(updated: Option<time::OffsetDateTime>) -> String {
+    updated.map_or_else(|| "?".to_owned(), |t| t.unix_timestamp().to_string())
+}
+
+/// What a plan's decision on an item was made from: when each side last changed (a new version
+/// or new metadata changes it), and whether the target's name is soft-deleted. Never a value.
+fn fingerprint(
+    source: Option<time::OffsetDateTime>,
+    target: Option<&String>,
+    deleted_in_target: bool,
+) -> String {
+    let target = match target {
+        Some(updated) => updated.clone(),
+        None if deleted_in_target => "deleted".to_owned(),
+        None => "absent".to_owned(),
+    };
+    format!("source {}, target {target}", stamp(source))
 }
 
 fn deleted_refused(kind: &str) -> String {
@@ -726,6 +761,12 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         })
         .collect();
 
+    let target_updated = updated_by_name(target_secrets.iter().filter_map(|p| {
+        Some((
+            secret_name(p)?,
+            p.attributes.as_ref().and_then(|a| a.updated),
+        ))
+    }));
     // Names a certificate would take over: secrets and keys that are not its own.
     let target_plain_secrets: HashSet<String> = target_secrets
         .iter()
@@ -765,12 +806,18 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
             target: target_meta,
         })
         .unwrap_or(Value::Null);
+        let fingerprint = fingerprint(
+            properties.attributes.as_ref().and_then(|a| a.updated),
+            target_updated.get(&name.to_ascii_lowercase()),
+            deleted.contains(SECRET, &name),
+        );
         secret_items.push(PlannedItem {
             kind: SECRET,
             name,
             action,
             notes: Vec::new(),
             detail,
+            fingerprint: Some(fingerprint),
         });
     }
     // Count older versions (only the current one is copied), a bounded number at a time.
@@ -842,6 +889,12 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         .filter_map(|k| name_of(k.kid.as_ref()))
         .map(|n| n.to_ascii_lowercase())
         .collect();
+    let target_key_updated = updated_by_name(target_keys.iter().filter_map(|k| {
+        Some((
+            name_of(k.kid.as_ref())?,
+            k.attributes.as_ref().and_then(|a| a.updated),
+        ))
+    }));
     let target_plain_keys: HashSet<String> = target_keys
         .iter()
         .filter(|k| k.managed != Some(true))
@@ -884,12 +937,18 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         if new_material {
             notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
         }
+        let fingerprint = fingerprint(
+            key.attributes.as_ref().and_then(|a| a.updated),
+            target_key_updated.get(&name.to_ascii_lowercase()),
+            deleted.contains(KEY, &name),
+        );
         discovery.items.push(PlannedItem {
             kind: KEY,
             name,
             action,
             notes,
             detail: Value::Null,
+            fingerprint: Some(fingerprint),
         });
     }
 
@@ -927,6 +986,12 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         .filter_map(|c| name_of(c.id.as_ref()))
         .map(|n| n.to_ascii_lowercase())
         .collect();
+    let target_certificate_updated = updated_by_name(target_certificates.iter().filter_map(|c| {
+        Some((
+            name_of(c.id.as_ref())?,
+            c.attributes.as_ref().and_then(|a| a.updated),
+        ))
+    }));
     for certificate in &source_certificates {
         let Some(name) = name_of(certificate.id.as_ref()) else {
             return Err(PluginError::Invalid(format!(
@@ -951,12 +1016,18 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         } else {
             deleted.plan(CERTIFICATE, &name, job.on_deleted)
         };
+        let fingerprint = fingerprint(
+            certificate.attributes.as_ref().and_then(|a| a.updated),
+            target_certificate_updated.get(&lowercase),
+            deleted.contains(CERTIFICATE, &name),
+        );
         discovery.items.push(PlannedItem {
             kind: CERTIFICATE,
             name,
             action,
             notes: Vec::new(),
             detail: Value::Null,
+            fingerprint: Some(fingerprint),
         });
     }
 
@@ -996,6 +1067,12 @@ struct VaultPlan {
 
 #[async_trait]
 impl ApplyPlan for VaultPlan {
+    fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool) {
+        self.discovery
+            .items
+            .retain(|item| keep(item.kind, &item.name));
+    }
+
     async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
         let discovery = self.discovery;
         let cloud = ctx.http.cloud;

@@ -29,7 +29,9 @@ use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::ResourcePair;
 
 /// What a run copies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Structure only: names, settings, containers, placeholder secret values. No secret value
@@ -49,7 +51,9 @@ impl fmt::Display for Mode {
 }
 
 /// What to do when the target already has an item of that name and it differs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
     /// Write the source's version over it (Key Vault keeps the previous one as an older version).
@@ -66,7 +70,9 @@ pub enum OnConflict {
 }
 
 /// What to do when the target has the name soft-deleted (Key Vault's 409 `ObjectIsDeletedButRecoverable`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnDeleted {
     /// Recover the deleted item, then continue as if it had been there.
@@ -147,7 +153,7 @@ pub struct Job {
 
 /// What differs between an item of the source and the target's item of that name. Names what,
 /// never the values (a value is compared in memory and never printed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Difference {
     /// The secret's value (replication only; template mode never reads values).
@@ -185,7 +191,7 @@ impl Difference {
 }
 
 /// What the plan says will happen to an item. One fixed shape per variant, tagged `planned`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "planned")]
 pub enum PlannedAction {
     /// Absent in the target: will be written.
@@ -249,6 +255,10 @@ pub struct PlannedItem {
     pub notes: Vec<String>,
     /// Plugin-private data carried from discovery to apply (metadata only).
     pub detail: serde_json::Value,
+    /// What the decision was made from on both sides (versions, entity tags, modification times;
+    /// never a value): a plan applied later (`--plan FILE`) refuses the item as stale when it
+    /// changed. `None` when the service offers nothing to tell a change by.
+    pub fingerprint: Option<String>,
 }
 
 impl PlannedItem {
@@ -565,6 +575,10 @@ pub trait ApplyPlan: Send {
     /// Carries the plan out, reporting each item through `ctx.reporter`. One item's failure is
     /// reported and does not stop the others.
     async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError>;
+
+    /// Keeps only the items `keep` accepts (by kind and name): applying a plan file carries out
+    /// only what it approved.
+    fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool);
 }
 
 #[cfg(test)]
@@ -652,6 +666,7 @@ mod tests {
             action: PlannedAction::Create,
             notes: Vec::new(),
             detail: serde_json::json!({ "unexpected": true }),
+            fingerprint: None,
         };
         match item.plan::<Plan>() {
             Err(ItemStatus::Failed { error }) => {

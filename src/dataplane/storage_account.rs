@@ -1062,6 +1062,7 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
             },
             notes,
             detail: serde_json::to_value(ContainerPlan { source, target }).unwrap_or(Value::Null),
+            fingerprint: None,
         });
     }
     facts.insert("containers".into(), containers.len().into());
@@ -1138,6 +1139,7 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
                 },
                 notes,
                 detail: serde_json::to_value(QueuePlan { source, target }).unwrap_or(Value::Null),
+                fingerprint: None,
             });
         }
         marker = page.next_marker;
@@ -1224,6 +1226,7 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
                     target: target.flatten(),
                 })
                 .unwrap_or(Value::Null),
+                fingerprint: None,
             });
         }
         next = continuation;
@@ -1244,6 +1247,12 @@ struct AccountPlan {
 
 #[async_trait]
 impl ApplyPlan for AccountPlan {
+    fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool) {
+        self.discovery
+            .items
+            .retain(|item| keep(item.kind, &item.name));
+    }
+
     async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
         let discovery = self.discovery;
         let clients = Arc::new(clients(ctx, job, ctx.target.access).await?);

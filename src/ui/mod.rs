@@ -539,6 +539,7 @@ mod tests {
                     }),
                 ],
                 fidelity: None,
+                plan: Vec::new(),
                 duration_ms: 0,
             }],
             unmatched: Vec::new(),

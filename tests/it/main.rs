@@ -18,6 +18,7 @@ mod inputs;
 mod key_vault;
 mod lost_answers;
 mod operations;
+mod plan;
 mod report;
 mod snapshots;
 mod storage;

@@ -8,10 +8,11 @@
 //! - Replication copies blobs server-side (the bytes never pass through atg): Copy Blob From
 //!   URL up to 256 MiB, Put Block From URL + Put Block List above (`AzCopy`'s way), Put Page From
 //!   URL over the valid ranges of page blobs, Append Block From URL (conditional on the append
-//!   position, so a retry never appends twice) for append blobs, and async Copy Blob, polled to
-//!   completion, whenever the service answers that a call is not implemented. Metadata, content headers, tags and tier are preserved.
+//!   position, so a retry never appends twice) for append blobs, and async Copy Blob, polled
+//!   until it is done or `options.copy_timeout_secs` has passed, whenever the service answers
+//!   that a call is not implemented. Metadata, content headers, tags and tier are preserved.
 //!   Entities are copied with their property types in transactions of ≤ 100 per partition.
-//!   Queue messages are never copied (structure only).
+//!   Queue messages are copied only when the pair opts in (`options.queue_messages = "peek"`).
 //! - Blob and entity outcomes are counted per container/table; only the blobs and entities that
 //!   fail or are skipped for a reason are reported one by one, so memory stays flat whatever
 //!   the number of blobs.
@@ -26,9 +27,8 @@
 //!
 //! Planning builds the pair's clients once (the source's authorisation resolved once) and
 //! returns a typed plan that owns them; applying carries that plan out. One file per item
-//! kind: [`container`], [`blob`] and [`copy`], [`queue`] and [`messages`], [`table`] and
-//! [`entity`]; [`access`] for the authorisation and the clients, [`options`] for the pair's
-//! options.
+//! kind: `container`, `blob` and `copy`, `queue` and `messages`, `table` and `entity`;
+//! `access` for the authorisation and the clients, `options` for the pair's options.
 
 mod access;
 mod blob;

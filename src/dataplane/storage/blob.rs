@@ -123,7 +123,7 @@ fn destination(target: Option<&BlobItem>) -> Destination {
 }
 
 /// A container's blobs in name order, a page at a time.
-fn listing<'a>(
+pub(super) fn listing<'a>(
     client: &'a StorageClient,
     container: &'a str,
 ) -> impl Stream<Item = Result<BlobItem, AzureError>> + Send + 'a {

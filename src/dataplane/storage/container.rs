@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
+use futures::TryStreamExt;
+
 use super::access::{note_unwritable_policies, policies_with_key, set_with_key, Clients};
-use super::blob::copy_blobs;
+use super::blob::{self, copy_blobs};
 use super::{
-    failed, human_bytes, list_error, planned, settings_conflict, ItemPlan, BLOB, BLOB_PAGE,
-    CONTAINER, SOURCE_POLICIES_UNREAD,
+    failed, human_bytes, list_error, planned, settings_conflict, ItemPlan, BLOB, CONTAINER,
+    SOURCE_POLICIES_UNREAD,
 };
 use crate::azure::storage::blob::ContainerSettings;
 use crate::dataplane::kit::Typed;
@@ -84,25 +86,15 @@ pub(super) async fn plan(
             source.policies_readable && !source.access_policies.is_empty() && target.is_none();
         note_unwritable_policies(ctx, clients, needed, &mut policy_notes).await;
         let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
-        let mut marker: Option<String> = None;
-        loop {
-            let Some(page) = clients
-                .source_blob
-                .list_blobs(&container.name, marker.as_deref(), BLOB_PAGE)
-                .await
-                .map_err(|e| list_error(&format!("blobs of `{}`", container.name), e))?
-            else {
-                break;
-            };
-            for blob in &page.items {
-                blobs += 1;
-                bytes += blob.size;
-                archived += u64::from(blob.is_archived());
-            }
-            marker = page.next_marker;
-            if marker.is_none() {
-                break;
-            }
+        let mut listing = std::pin::pin!(blob::listing(&clients.source_blob, name));
+        while let Some(blob) = listing
+            .try_next()
+            .await
+            .map_err(|e| list_error(&format!("blobs of `{name}`"), e))?
+        {
+            blobs += 1;
+            bytes += blob.size;
+            archived += u64::from(blob.is_archived());
         }
         total_blobs += blobs;
         total_bytes += bytes;

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::access::Clients;
@@ -16,7 +16,7 @@ use crate::azure::storage::blob::{
     BlobItem, CopyAnswer, CopyState, Destination, INCOMPLETE_MARKER,
 };
 use crate::azure::{AzureError, Sensitive};
-use crate::dataplane::kit::{poll_until, PollError, Progress, Schedule};
+use crate::dataplane::kit::{paged, poll_until, PollError, Progress, Schedule};
 
 fn copy_failed(operation: &str, error: &AzureError) -> BlobResult {
     BlobResult::Failed(format!("{operation}: {error}"))
@@ -324,24 +324,16 @@ async fn copy_ranges(
     let finished = |result| RangeCopy::Finished(result);
     // Page ranges first: nothing is created when the source cannot be read.
     let pieces = if source.is_page_blob() {
-        let mut ranges = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            match clients
-                .source_blob
+        let ranges = paged(|marker: Option<String>| async move {
+            let page = (clients.source_blob)
                 .page_ranges(container, name, marker.as_deref())
-                .await
-            {
-                Ok(page) => {
-                    ranges.extend(page.items);
-                    marker = page.next_marker;
-                }
-                Err(error) => return finished(copy_failed("read the source page ranges", &error)),
-            }
-            if marker.is_none() {
-                break;
-            }
-        }
+                .await?;
+            Ok(Some((page.items, page.next_marker)))
+        });
+        let ranges: Vec<(u64, u64)> = match ranges.try_collect().await {
+            Ok(ranges) => ranges,
+            Err(error) => return finished(copy_failed("read the source page ranges", &error)),
+        };
         chunked(&ranges, RANGE_CHUNK)
     } else if source.size == 0 {
         Vec::new()

@@ -27,7 +27,7 @@ fn decide(source: &Entity, target: Option<&Entity>, policy: OnConflict) -> Decis
 }
 
 /// A table's entities in key order, a page at a time.
-fn listing<'a>(
+pub(super) fn listing<'a>(
     client: &'a StorageClient,
     table: &'a str,
 ) -> impl Stream<Item = Result<Entity, AzureError>> + Send + 'a {

@@ -2,8 +2,10 @@
 //! creating the table or updating its policies, then (in replication) copying its entities
 //! ([`super::entity`]).
 
+use futures::TryStreamExt;
+
 use super::access::{note_unwritable_policies, policies_with_key, set_with_key, Clients};
-use super::entity::copy_entities;
+use super::entity::{self, copy_entities};
 use super::{
     failed, list_error, planned, settings_conflict, ItemPlan, ENTITY, SOURCE_POLICIES_UNREAD, TABLE,
 };
@@ -68,20 +70,15 @@ pub(super) async fn plan(
             let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
             note_unwritable_policies(ctx, clients, needed, &mut policy_notes).await;
             let mut entities = 0u64;
-            let mut continuation: Option<(String, String)> = None;
-            loop {
-                let Some(page) = clients
-                    .source_table
-                    .query_entities(&name, continuation.as_ref())
+            {
+                let mut listing = std::pin::pin!(entity::listing(&clients.source_table, &name));
+                while listing
+                    .try_next()
                     .await
                     .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
-                else {
-                    break;
-                };
-                entities += page.entities.len() as u64;
-                continuation = page.next;
-                if continuation.is_none() {
-                    break;
+                    .is_some()
+                {
+                    entities += 1;
                 }
             }
             total_entities += entities;

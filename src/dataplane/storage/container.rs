@@ -12,8 +12,8 @@ use super::{
     failed, human_bytes, list_error, planned, settings_conflict, ItemPlan, BLOB, CONTAINER,
     SOURCE_POLICIES_UNREAD,
 };
-use crate::azure::storage::blob::ContainerSettings;
-use crate::dataplane::kit::Typed;
+use crate::azure::storage::blob::{ContainerItem, ContainerSettings};
+use crate::dataplane::kit::{paged, Typed};
 use crate::dataplane::{Discovery, ItemStatus, Job, Mode, PluginContext, PluginError};
 
 /// A container as planning found it on both sides.
@@ -32,20 +32,16 @@ pub(super) async fn plan(
     items: &mut Vec<Typed<ItemPlan>>,
 ) -> Result<(), PluginError> {
     let (mut total_blobs, mut total_bytes, mut total_archived) = (0u64, 0u64, 0u64);
-    let mut marker: Option<String> = None;
-    let mut containers = Vec::new();
-    loop {
+    let containers: Vec<ContainerItem> = paged(|marker: Option<String>| async move {
         let page = clients
             .source_blob
             .list_containers(marker.as_deref())
-            .await
-            .map_err(|e| list_error("source containers", e))?;
-        containers.extend(page.items);
-        marker = page.next_marker;
-        if marker.is_none() {
-            break;
-        }
-    }
+            .await?;
+        Ok(Some((page.items, page.next_marker)))
+    })
+    .try_collect()
+    .await
+    .map_err(|e| list_error("source containers", e))?;
     for container in &containers {
         let name = container.name.as_str();
         let read_error =

@@ -2,13 +2,15 @@
 //! updating the queue, then (in replication, when the pair opts in) copying the messages Peek
 //! Messages shows ([`super::messages`]).
 
+use futures::TryStreamExt;
+
 use super::access::{note_unwritable_policies, policies_with_key, set_with_key, Clients};
 use super::messages::{copy_queue_messages, with_messages};
 use super::{
     failed, list_error, planned, settings_conflict, ItemPlan, QUEUE, SOURCE_POLICIES_UNREAD,
 };
 use crate::azure::storage::queue::QueueSettings;
-use crate::dataplane::kit::Typed;
+use crate::dataplane::kit::{paged, Typed};
 use crate::dataplane::{Discovery, ItemStatus, Job, Mode, PluginContext, PluginError};
 
 /// A queue as planning found it on both sides.
@@ -26,76 +28,71 @@ pub(super) async fn plan(
     discovery: &mut Discovery,
     items: &mut Vec<Typed<ItemPlan>>,
 ) -> Result<(), PluginError> {
-    let mut marker: Option<String> = None;
     let mut queues = 0u64;
-    loop {
-        let page = clients
+    let mut listing = std::pin::pin!(paged(|marker: Option<String>| async move {
+        let page = clients.source_queue.list_queues(marker.as_deref()).await?;
+        Ok(Some((page.items, page.next_marker)))
+    }));
+    while let Some(queue) = listing
+        .try_next()
+        .await
+        .map_err(|e| list_error("source queues", e))?
+    {
+        queues += 1;
+        let name = queue.name.as_str();
+        let read_error =
+            |side: &str, e| PluginError::azure(format!("read {side} queue `{name}`"), e);
+        let mut notes = Vec::new();
+        let (mut source, messages) = clients
             .source_queue
-            .list_queues(marker.as_deref())
+            .queue_settings(name)
             .await
-            .map_err(|e| list_error("source queues", e))?;
-        for queue in page.items {
-            queues += 1;
-            let name = queue.name.as_str();
-            let read_error =
-                |side: &str, e| PluginError::azure(format!("read {side} queue `{name}`"), e);
-            let mut notes = Vec::new();
-            let (mut source, messages) = clients
-                .source_queue
-                .queue_settings(name)
-                .await
-                .map_err(|e| read_error("source", e))?
-                .unwrap_or_default();
-            if source.policies_unreadable {
-                let keyed = &clients.source_keyed;
-                let read = policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
-                if let Some(policies) = read.await.map_err(|e| read_error("source", e))? {
-                    source.access_policies = policies;
-                    source.policies_unreadable = false;
-                }
+            .map_err(|e| read_error("source", e))?
+            .unwrap_or_default();
+        if source.policies_unreadable {
+            let keyed = &clients.source_keyed;
+            let read = policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
+            if let Some(policies) = read.await.map_err(|e| read_error("source", e))? {
+                source.access_policies = policies;
+                source.policies_unreadable = false;
             }
-            let mut target = clients
-                .target_queue
-                .queue_settings(name)
-                .await
-                .map_err(|e| read_error("target", e))?
-                .map(|(settings, _)| settings);
-            if let Some(existing) = target.as_mut().filter(|t| t.policies_unreadable) {
-                let keyed = &clients.target_keyed;
-                let read = policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
-                if let Some(policies) = read.await.map_err(|e| read_error("target", e))? {
-                    existing.access_policies = policies;
-                    existing.policies_unreadable = false;
-                }
+        }
+        let mut target = clients
+            .target_queue
+            .queue_settings(name)
+            .await
+            .map_err(|e| read_error("target", e))?
+            .map(|(settings, _)| settings);
+        if let Some(existing) = target.as_mut().filter(|t| t.policies_unreadable) {
+            let keyed = &clients.target_keyed;
+            let read = policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
+            if let Some(policies) = read.await.map_err(|e| read_error("target", e))? {
+                existing.access_policies = policies;
+                existing.policies_unreadable = false;
             }
-            let needed = !source.policies_unreadable
-                && !source.access_policies.is_empty()
-                && target.is_none();
-            note_unwritable_policies(ctx, clients, needed, &mut notes).await;
-            notes.push(match (job.mode, clients.copy_queue_messages) {
-                    (Mode::Template, _) => format!(
-                        "messages are not copied in template mode (about {messages} in the source)"
-                    ),
-                    (Mode::Replication, false) => format!(
-                        "messages are not copied (about {messages} in the source): the pair does not opt in with options.queue_messages = \"peek\""
-                    ),
-                    (Mode::Replication, true) => format!(
-                        "about {messages} message(s) in the source: those Peek Messages shows (at most 32) are compared with the target's"
-                    ),
-                });
-            let exists = target.is_some();
-            items.push(planned(
-                QUEUE,
-                queue.name,
-                exists,
-                notes,
-                ItemPlan::Queue(QueuePlan { source, target }),
-            ));
         }
-        marker = page.next_marker;
-        if marker.is_none() {
-            break;
-        }
+        let needed =
+            !source.policies_unreadable && !source.access_policies.is_empty() && target.is_none();
+        note_unwritable_policies(ctx, clients, needed, &mut notes).await;
+        notes.push(match (job.mode, clients.copy_queue_messages) {
+                (Mode::Template, _) => format!(
+                    "messages are not copied in template mode (about {messages} in the source)"
+                ),
+                (Mode::Replication, false) => format!(
+                    "messages are not copied (about {messages} in the source): the pair does not opt in with options.queue_messages = \"peek\""
+                ),
+                (Mode::Replication, true) => format!(
+                    "about {messages} message(s) in the source: those Peek Messages shows (at most 32) are compared with the target's"
+                ),
+            });
+        let exists = target.is_some();
+        items.push(planned(
+            QUEUE,
+            queue.name,
+            exists,
+            notes,
+            ItemPlan::Queue(QueuePlan { source, target }),
+        ));
     }
     discovery.facts.insert("queues".into(), queues.into());
     Ok(())

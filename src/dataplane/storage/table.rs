@@ -10,7 +10,7 @@ use super::{
     failed, list_error, planned, settings_conflict, ItemPlan, ENTITY, SOURCE_POLICIES_UNREAD, TABLE,
 };
 use crate::azure::storage::SignedIdentifier;
-use crate::dataplane::kit::Typed;
+use crate::dataplane::kit::{paged, Typed};
 use crate::dataplane::{Discovery, ItemStatus, Job, Mode, PluginContext, PluginError};
 
 /// A table as planning found it on both sides.
@@ -31,80 +31,76 @@ pub(super) async fn plan(
     discovery: &mut Discovery,
     items: &mut Vec<Typed<ItemPlan>>,
 ) -> Result<(), PluginError> {
-    let mut next: Option<String> = None;
     let (mut tables, mut total_entities) = (0u64, 0u64);
-    loop {
-        let (names, continuation) = clients
+    let mut listing = std::pin::pin!(paged(|next: Option<String>| async move {
+        let (names, next) = clients.source_table.list_tables(next.as_deref()).await?;
+        Ok(Some((names, next)))
+    }));
+    while let Some(name) = listing
+        .try_next()
+        .await
+        .map_err(|e| list_error("source tables", e))?
+    {
+        tables += 1;
+        let read_error =
+            |side: &str, e| PluginError::azure(format!("read {side} table `{name}`"), e);
+        let mut policy_notes = Vec::new();
+        let mut source = clients
             .source_table
-            .list_tables(next.as_deref())
+            .table_access_policies(&name)
             .await
-            .map_err(|e| list_error("source tables", e))?;
-        for name in names {
-            tables += 1;
-            let read_error =
-                |side: &str, e| PluginError::azure(format!("read {side} table `{name}`"), e);
-            let mut policy_notes = Vec::new();
-            let mut source = clients
-                .source_table
-                .table_access_policies(&name)
+            .map_err(|e| read_error("source", e))?
+            .flatten();
+        if source.is_none() {
+            let keyed = &clients.source_keyed;
+            let read =
+                policies_with_key(ctx, keyed, &mut policy_notes, |k| k.table.table_acl(&name));
+            source = read.await.map_err(|e| read_error("source", e))?;
+        }
+        let mut target = clients
+            .target_table
+            .table_access_policies(&name)
+            .await
+            .map_err(|e| read_error("target", e))?;
+        if matches!(target, Some(None)) {
+            let keyed = &clients.target_keyed;
+            let read =
+                policies_with_key(ctx, keyed, &mut policy_notes, |k| k.table.table_acl(&name));
+            target = Some(read.await.map_err(|e| read_error("target", e))?);
+        }
+        let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
+        note_unwritable_policies(ctx, clients, needed, &mut policy_notes).await;
+        let mut entities = 0u64;
+        {
+            let mut listing = std::pin::pin!(entity::listing(&clients.source_table, &name));
+            while listing
+                .try_next()
                 .await
-                .map_err(|e| read_error("source", e))?
-                .flatten();
-            if source.is_none() {
-                let keyed = &clients.source_keyed;
-                let read =
-                    policies_with_key(ctx, keyed, &mut policy_notes, |k| k.table.table_acl(&name));
-                source = read.await.map_err(|e| read_error("source", e))?;
-            }
-            let mut target = clients
-                .target_table
-                .table_access_policies(&name)
-                .await
-                .map_err(|e| read_error("target", e))?;
-            if matches!(target, Some(None)) {
-                let keyed = &clients.target_keyed;
-                let read =
-                    policies_with_key(ctx, keyed, &mut policy_notes, |k| k.table.table_acl(&name));
-                target = Some(read.await.map_err(|e| read_error("target", e))?);
-            }
-            let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
-            note_unwritable_policies(ctx, clients, needed, &mut policy_notes).await;
-            let mut entities = 0u64;
+                .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
+                .is_some()
             {
-                let mut listing = std::pin::pin!(entity::listing(&clients.source_table, &name));
-                while listing
-                    .try_next()
-                    .await
-                    .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
-                    .is_some()
-                {
-                    entities += 1;
-                }
+                entities += 1;
             }
-            total_entities += entities;
-            let mut notes = vec![format!("{entities} entit(ies)")];
-            notes.extend(policy_notes);
-            if job.mode == Mode::Template && entities > 0 {
-                notes.push("entities are not copied in template mode".into());
-            }
-            let target_exists = target.is_some();
-            let plan = TablePlan {
-                source,
-                target_exists,
-                target: target.flatten(),
-            };
-            items.push(planned(
-                TABLE,
-                name,
-                target_exists,
-                notes,
-                ItemPlan::Table(plan),
-            ));
         }
-        next = continuation;
-        if next.is_none() {
-            break;
+        total_entities += entities;
+        let mut notes = vec![format!("{entities} entit(ies)")];
+        notes.extend(policy_notes);
+        if job.mode == Mode::Template && entities > 0 {
+            notes.push("entities are not copied in template mode".into());
         }
+        let target_exists = target.is_some();
+        let plan = TablePlan {
+            source,
+            target_exists,
+            target: target.flatten(),
+        };
+        items.push(planned(
+            TABLE,
+            name,
+            target_exists,
+            notes,
+            ItemPlan::Table(plan),
+        ));
     }
     let facts = &mut discovery.facts;
     facts.insert("tables".into(), tables.into());

@@ -13,7 +13,7 @@
 pub mod key_vault;
 pub mod kit;
 pub mod registry;
-pub mod storage_account;
+pub mod storage;
 
 use std::fmt;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! Adding a plugin means adding it here; tests walk this slice to check every plugin's claims.
 
 use super::key_vault::KeyVaultPlugin;
-use super::storage_account::StorageAccountPlugin;
+use super::storage::StorageAccountPlugin;
 use super::DataPlanePlugin;
 
 pub static PLUGINS: &[&dyn DataPlanePlugin] = &[&KeyVaultPlugin, &StorageAccountPlugin];

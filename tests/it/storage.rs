@@ -370,6 +370,28 @@ async fn replication_copies_server_side_and_a_rerun_copies_nothing() {
     assert_eq!(blobs["overwritten"], 0, "{blobs}");
     assert_eq!(blobs["skipped"], 1, "only the archived blob: {blobs}");
     assert!(!run.stdout.contains(SENTINEL_KEY_MARKER) && !run.stderr.contains(SENTINEL_KEY_MARKER));
+    // Planning resolved the source's authorisation and the target's key once; applying used
+    // what the plan owns instead of asking again.
+    let delegation_keys = storage
+        .gateway
+        .requests()
+        .iter()
+        .filter(|r| r.comp.as_deref() == Some("userdelegationkey"))
+        .count();
+    assert_eq!(delegation_keys, 1, "user delegation keys asked for");
+    for account in [SOURCE, TARGET] {
+        let list_keys = storage
+            .stack
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && r.path
+                        .ends_with(&format!("/storageAccounts/{account}/listKeys"))
+            })
+            .count();
+        assert_eq!(list_keys, 1, "listKeys of {account}");
+    }
 
     // A second run finds everything identical and copies nothing.
     storage.gateway.clear_requests();
@@ -819,6 +841,49 @@ async fn large_blobs_fall_back_to_async_copy_when_put_block_from_url_is_not_impl
         source["containers"]["big"]["blobs"],
         target["containers"]["big"]["blobs"]
     );
+}
+
+#[tokio::test]
+async fn an_async_copy_that_never_finishes_is_reported_failed_at_the_deadline() {
+    let storage = StorageStack::start().await;
+    // Azurite has no Put Page From URL: the page blob goes by async Copy Blob, which the
+    // gateway keeps `pending` forever. The block blob is copied as usual.
+    storage.seed(
+        SOURCE,
+        &json!({ "containers": [{ "name": "disks", "blobs": [
+            { "name": "os.vhd", "type": "PageBlob", "size": 4096, "pages": [[0, 4096]] },
+            { "name": "notes.txt", "size": 10 }
+        ]}]}),
+    );
+    storage.gateway.set_pending_copies(true);
+    let inventory = storage.inventory(json!({ "copy_timeout_secs": 2 }));
+    let started = std::time::Instant::now();
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        storage.deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        ),
+    )
+    .await
+    .expect("atg gave up on the pending copy instead of waiting for ever");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "{run}"
+    );
+    assert_eq!(run.code, 1, "{run}");
+    let report = run.report();
+    let disk = item(&report, "blob", "disks/os.vhd");
+    assert_eq!(disk["outcome"], "failed", "{disk}");
+    assert!(
+        disk["error"]
+            .as_str()
+            .unwrap()
+            .contains("copy started, not finished after 2s"),
+        "{disk}"
+    );
+    let blobs = &resource(&report)["counts_by_kind"]["blob"];
+    assert_eq!(blobs["created"], 1, "the other blob is copied: {blobs}");
 }
 
 #[tokio::test]

@@ -1,7 +1,6 @@
 //! `atg verify`: both sides read back item by item after a deploy, with verdicts a pipeline can
 //! gate on; the target is damaged through the testkit's plain REST client (not atg's clients).
 
-
 use crate::common::*;
 use crate::key_vault::{seed_source, SENTINEL};
 

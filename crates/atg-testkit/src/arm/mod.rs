@@ -6,6 +6,7 @@
 
 mod storage;
 mod store;
+mod web;
 
 use hyper::{Method, StatusCode};
 use serde_json::Value;
@@ -82,7 +83,7 @@ impl Provider for GenericProvider {
 }
 
 /// Every provider with quirks, one module each.
-static PROVIDERS: &[&dyn Provider] = &[&storage::StorageProvider];
+static PROVIDERS: &[&dyn Provider] = &[&storage::StorageProvider, &web::WebProvider];
 
 fn provider_for(namespace: &str) -> &'static dyn Provider {
     PROVIDERS
@@ -321,6 +322,25 @@ fn authorize_and_route(shared: &Shared, request: &ApiRequest) -> ApiResponse {
             ),
         },
     }
+}
+
+/// Stores a resource as a test states it, without the provider's validation (a function, which
+/// only deployed code creates on Azure), and lets the provider add what it creates with it.
+pub(crate) fn seed(state: &mut ArmState, id: &str, body: Value) -> Result<(), String> {
+    let segments: Vec<&str> = id.split('/').filter(|s| !s.is_empty()).collect();
+    let path = ResourcePath::parse(&segments)
+        .filter(|path| path.tail.is_none() && !path.pairs.is_empty())
+        .ok_or_else(|| format!("`{id}` is not a resource id"))?;
+    if !body.is_object() {
+        return Err("the resource body must be a json object".to_owned());
+    }
+    let key = path.key();
+    let created = state.get(&key).is_none();
+    state.insert(Resource::new(&path, body));
+    if created {
+        provider_for(&path.namespace).on_created(state, &key);
+    }
+    Ok(())
 }
 
 /// `Microsoft.Web` of `Microsoft.Web/sites/slots`.

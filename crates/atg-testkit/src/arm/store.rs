@@ -214,6 +214,10 @@ impl ArmState {
         self.resources.get(key)
     }
 
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Resource> {
+        self.resources.get_mut(key)
+    }
+
     /// Stores a resource as is (seeding and auto-created children); replaces one with its key.
     pub fn insert(&mut self, resource: Resource) {
         self.resources

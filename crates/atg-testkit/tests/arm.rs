@@ -685,3 +685,61 @@ async fn function_apps_have_host_keys_and_keys_of_seeded_functions() {
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     arm.emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn arm_faults_and_lost_answers_are_chosen_by_operation() {
+    let arm = Arm::start().await;
+    arm.create_site("app").await;
+    let settings = format!("{SITE}/config/appsettings");
+    arm.emulator.set_options(|options| {
+        options.faults = Some(atg_testkit::FaultOptions {
+            rate: 1.0,
+            kinds: vec![atg_testkit::FaultKind::TooManyRequests],
+            seed: 1,
+        });
+        options.fault_operations = vec!["POST list".into()];
+    });
+    let throttled = arm
+        .web(Method::POST, &format!("{settings}/list"), None)
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.header("retry-after"), "1");
+    let read = arm.web(Method::GET, SITE, None).await;
+    assert_eq!(
+        read.status,
+        StatusCode::OK,
+        "other operations are not faulted"
+    );
+
+    arm.emulator.set_options(|options| {
+        options.faults = None;
+        options.arm_lost_answers = Some(atg_testkit::LostAnswerOptions {
+            rate: 1.0,
+            kinds: vec![atg_testkit::LostAnswerKind::InternalServerError],
+            operations: vec!["PUT config".into()],
+            seed: 1,
+            timeout_ms: 1,
+        });
+    });
+    let lost = arm
+        .web(
+            Method::PUT,
+            &settings,
+            Some(json!({"properties": {"s1": "v1"}})),
+        )
+        .await;
+    assert_eq!(lost.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let listed = arm
+        .web(Method::POST, &format!("{settings}/list"), None)
+        .await;
+    assert_eq!(
+        listed.body["properties"],
+        json!({"s1": "v1"}),
+        "the write took effect"
+    );
+    let requests = arm.emulator.requests();
+    assert!(requests
+        .iter()
+        .any(|r| r.lost_answer.is_some() && r.method == "PUT"));
+    arm.emulator.shutdown().await;
+}

@@ -63,6 +63,7 @@ const SITE_MEMBERS_SINCE_2023: &[&str] = &[
     "sshEnabled",
 ];
 const SITE_CONFIG_MEMBERS_SINCE_2023: &[&str] = &["sitePrivateLinkHostEnabled"];
+const HOST_NAME_SSL_STATE_MEMBERS_SINCE_2023: &[&str] = &["certificateResourceId", "virtualIPv6"];
 
 /// Connection string types App Service accepts.
 const CONNECTION_STRING_TYPES: &[&str] = &[
@@ -200,6 +201,7 @@ impl Provider for WebProvider {
                 }
             }
             (_, [("config", _)], _) => not_found(&request.path),
+            (Method::GET, [], Some(_)) => list_with_null_links(state.handle(self, request)),
             (Method::PUT, [("functions", _)], None) => bad_request(
                 "Functions are created by deploying code, which the emulator does not do; seed them through the control API (PUT /_emulator/arm/{resource id}).",
             ),
@@ -280,6 +282,21 @@ impl Provider for WebProvider {
             _ => {}
         }
     }
+}
+
+/// App Service lists (`GET .../slots`, `.../functions`) end with `"nextLink": null` and
+/// carry `"id": null`, as recorded.
+fn list_with_null_links(mut answer: ApiResponse) -> ApiResponse {
+    if let Ok(mut body) = serde_json::from_slice::<Value>(&answer.body) {
+        if body["value"].is_array() {
+            if body.get("nextLink").is_none() {
+                body["nextLink"] = Value::Null;
+            }
+            body["id"] = Value::Null;
+            answer.body = body.to_string().into();
+        }
+    }
+    answer
 }
 
 fn is_map_config(name: &str) -> bool {
@@ -393,6 +410,17 @@ fn render_app(resource: &Resource, api_version: &str) -> Value {
         if let Some(members) = properties["siteConfig"].as_object_mut() {
             for member in SITE_CONFIG_MEMBERS_SINCE_2023 {
                 members.remove(*member);
+            }
+        }
+        for state in properties["hostNameSslStates"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(members) = state.as_object_mut() {
+                for member in HOST_NAME_SSL_STATE_MEMBERS_SINCE_2023 {
+                    members.remove(*member);
+                }
             }
         }
     }
@@ -669,7 +697,17 @@ fn write_config_web(
     let Some(config) = state.get_mut(&key) else {
         return not_found(&request.path);
     };
-    let written = body["properties"].clone();
+    let mut written = body["properties"].clone();
+    // The service completes each virtual application with its `virtualDirectories`.
+    for application in written["virtualApplications"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        if application.get("virtualDirectories").is_none() {
+            application["virtualDirectories"] = Value::Null;
+        }
+    }
     if patch {
         merge(&mut config.body["properties"], &written);
     } else {

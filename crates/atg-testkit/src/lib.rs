@@ -28,6 +28,7 @@ mod pki;
 mod server;
 pub mod storage_gateway;
 pub mod token;
+pub mod web_app;
 
 pub use options::{
     operation_matches, EmulatorOptions, FaultKind, FaultOptions, LostAnswerKind, LostAnswerOptions,

@@ -316,6 +316,17 @@ impl Emulator {
         crate::arm::seed(&mut lock(&self.shared.arm), resource_id, body)
     }
 
+    /// Seeds an App Service or Function App scenario (site, settings, connection strings,
+    /// slots, sticky names, functions) through [`Emulator::seed_arm_resource`].
+    ///
+    /// # Errors
+    /// Fails when the description names no valid resource id.
+    pub fn seed_web_app(&self, app: &crate::web_app::WebAppSeed) -> Result<(), String> {
+        app.resources()
+            .into_iter()
+            .try_for_each(|(id, body)| self.seed_arm_resource(&id, body))
+    }
+
     /// Stops accepting, closes open connections and waits for the server task.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -810,3 +810,33 @@ async fn seeded_web_apps_read_back_through_arm() {
     assert_eq!(listed.body["properties"], json!({"a": "1"}));
     arm.emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn forbidden_scopes_answer_403_with_the_missing_action() {
+    let arm = Arm::start().await;
+    arm.create_site("app").await;
+    arm.emulator.set_options(|options| {
+        options
+            .forbidden_arm_scopes
+            .insert(format!("/subscriptions/sub1/resourceGroups/rg1{SITE}"));
+    });
+    let listed = arm.list(SITE, "appsettings").await;
+    assert_eq!(listed.status, StatusCode::FORBIDDEN);
+    assert_eq!(listed.body["error"]["code"], "AuthorizationFailed");
+    let message = listed.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("'Microsoft.Web/sites/config/list/action'"),
+        "{message}"
+    );
+    let read = arm.web(Method::GET, SITE, None).await;
+    assert_eq!(read.status, StatusCode::FORBIDDEN);
+    let other = arm
+        .web(Method::GET, "/providers/Microsoft.Web/sites/app10", None)
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::NOT_FOUND,
+        "a sibling is not under the scope"
+    );
+    arm.emulator.shutdown().await;
+}

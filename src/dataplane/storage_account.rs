@@ -37,9 +37,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    apply_each, Counted, DataPlanePlugin, Discovery, Interrupted, ItemKindInfo, ItemOutcome,
-    ItemStatus, Job, Mode, OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext,
-    PluginError, PluginInfo, Side, SideContext,
+    apply_each, Capability, Counted, DataPlanePlugin, Discovery, Interrupted, ItemKindInfo,
+    ItemOutcome, ItemStatus, Job, Limit, Mode, OnConflict, PermissionInfo, PlannedAction,
+    PlannedItem, PluginContext, PluginError, PluginInfo, Side, SideContext,
 };
 use crate::azure::arm::ArmClient;
 use crate::azure::error::AzureErrorKind;
@@ -178,6 +178,18 @@ static INFO: PluginInfo = PluginInfo {
         "archived blobs are skipped: rehydrate them (set tier Hot or Cool) and run again",
         "queue messages are copied only with options.queue_messages = \"peek\": at most the 32 that Peek Messages shows, never dequeued from the source",
         "Azure Files shares are not copied",
+    ],
+    limits: &[
+        Limit {
+            capability: Capability::Template,
+            kinds: &[BLOB, ENTITY],
+            reason: "template mode creates the structure only: blobs and table entities are data, copied in replication",
+        },
+        Limit {
+            capability: Capability::IfSourceNewer,
+            kinds: &[CONTAINER, QUEUE, TABLE],
+            reason: "container, queue and table settings carry no modification time of their own: --on-conflict if-source-newer acts as skip for them (blobs and entities are compared by time)",
+        },
     ],
 };
 

@@ -438,6 +438,7 @@ mod tests {
         item_kinds: &[],
         permissions: &[],
         notes: &[],
+        limits: &[],
     };
 
     #[async_trait]

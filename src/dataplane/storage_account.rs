@@ -1194,29 +1194,17 @@ impl DataPlanePlugin for StorageAccountPlugin {
                 }
                 let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
                 note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
-                let mut entities = 0u64;
-                let mut continuation: Option<(String, String)> = None;
-                loop {
-                    let Some(page) = clients
-                        .source_table
-                        .query_entities(&name, continuation.as_ref())
-                        .await
-                        .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
-                    else {
-                        break;
-                    };
-                    entities += page.entities.len() as u64;
-                    continuation = page.next;
-                    if continuation.is_none() {
-                        break;
-                    }
+                // Entities are data: template mode neither copies nor reads them (its declared
+                // source permissions have no entities/read).
+                let mut notes = Vec::new();
+                if job.mode == Mode::Template {
+                    notes.push("entities are not read or copied in template mode".into());
+                } else {
+                    let entities = count_entities(&clients.source_table, &name).await?;
+                    total_entities += entities;
+                    notes.push(format!("{entities} entit(ies)"));
                 }
-                total_entities += entities;
-                let mut notes = vec![format!("{entities} entit(ies)")];
                 notes.extend(policy_notes);
-                if job.mode == Mode::Template && entities > 0 {
-                    notes.push("entities are not copied in template mode".into());
-                }
                 discovery.items.push(PlannedItem {
                     kind: TABLE,
                     name,
@@ -1240,8 +1228,10 @@ impl DataPlanePlugin for StorageAccountPlugin {
             }
         }
         facts.insert("tables".into(), tables.into());
-        facts.insert("entities".into(), total_entities.into());
-        discovery.nested.insert(ENTITY, total_entities);
+        if job.mode == Mode::Replication {
+            facts.insert("entities".into(), total_entities.into());
+            discovery.nested.insert(ENTITY, total_entities);
+        }
         Ok(discovery)
     }
 
@@ -1301,6 +1291,26 @@ fn settings_conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
         OnConflict::Fail => Some(ItemStatus::Failed {
             error: format!("{what} exists in the target with other settings (--on-conflict fail)"),
         }),
+    }
+}
+
+/// How many entities the source table `name` holds (read page by page: the whole table).
+async fn count_entities(source: &StorageClient, name: &str) -> Result<u64, PluginError> {
+    let mut entities = 0u64;
+    let mut continuation: Option<(String, String)> = None;
+    loop {
+        let Some(page) = source
+            .query_entities(name, continuation.as_ref())
+            .await
+            .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
+        else {
+            return Ok(entities);
+        };
+        entities += page.entities.len() as u64;
+        continuation = page.next;
+        if continuation.is_none() {
+            return Ok(entities);
+        }
     }
 }
 

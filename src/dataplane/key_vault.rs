@@ -55,7 +55,7 @@ use serde_json::Value;
 use super::{
     apply_each, ApplyPlan, Capability, DataPlanePlugin, Difference, Discovery, ItemKindInfo,
     ItemStatus, Job, Limit, Mode, OnConflict, OnDeleted, PermissionInfo, Plan, PlannedAction,
-    PlannedItem, PluginContext, PluginError, PluginInfo, Side,
+    PlannedItem, PluginContext, PluginError, PluginInfo, Side, EXTRA,
 };
 use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::Resource;
@@ -617,6 +617,31 @@ fn with_conflict_policy(policy: OnConflict, what: &str, planned: PlannedAction) 
     }
 }
 
+/// Names as Key Vault compares them (case-insensitively).
+fn lowercase_names(names: impl Iterator<Item = String>) -> HashSet<String> {
+    names.map(|name| name.to_ascii_lowercase()).collect()
+}
+
+/// `atg verify`: the target's items of `kind` the source lacks, planned [`PlannedAction::Extra`].
+fn push_extras(
+    discovery: &mut Discovery,
+    kind: &'static str,
+    source_names: &HashSet<String>,
+    target_names: impl Iterator<Item = String>,
+) {
+    discovery.items.extend(
+        target_names
+            .filter(|name| !source_names.contains(&name.to_ascii_lowercase()))
+            .map(|name| PlannedItem {
+                kind,
+                name,
+                action: PlannedAction::Extra,
+                notes: Vec::new(),
+                detail: Value::Null,
+            }),
+    );
+}
+
 fn deleted_refused(kind: &str) -> String {
     format!("the {kind} name is deleted but recoverable in the target (--on-deleted fail)")
 }
@@ -806,6 +831,18 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         }
     }
     discovery.items.extend(secret_items);
+    if job.verify {
+        let source_names = lowercase_names(source_secrets.iter().filter_map(secret_name));
+        push_extras(
+            &mut discovery,
+            SECRET,
+            &source_names,
+            target_secrets
+                .iter()
+                .filter(|p| p.managed != Some(true))
+                .filter_map(secret_name),
+        );
+    }
 
     // Keys.
     let source_keys: Vec<azure_security_keyvault_keys::models::KeyProperties> =
@@ -868,6 +905,20 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         });
     }
 
+    if job.verify {
+        let source_names =
+            lowercase_names(source_keys.iter().filter_map(|k| name_of(k.kid.as_ref())));
+        push_extras(
+            &mut discovery,
+            KEY,
+            &source_names,
+            target_keys
+                .iter()
+                .filter(|k| k.managed != Some(true))
+                .filter_map(|k| name_of(k.kid.as_ref())),
+        );
+    }
+
     // Certificates.
     let source_certificates: Vec<
         azure_security_keyvault_certificates::models::CertificateProperties,
@@ -908,7 +959,7 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         let action = if let Some(taken) = collision {
             name_taken(job.on_conflict, &name, taken)
         } else if target_certificate_names.contains(&lowercase) {
-            PlannedAction::Compare
+            CertificateCopy::plan_existing(&source, &target, job, &name).await
         } else {
             deleted.plan(CERTIFICATE, &name, job.on_deleted)
         };
@@ -919,6 +970,22 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
             notes: Vec::new(),
             detail: Value::Null,
         });
+    }
+
+    if job.verify {
+        let source_names = lowercase_names(
+            source_certificates
+                .iter()
+                .filter_map(|c| name_of(c.id.as_ref())),
+        );
+        push_extras(
+            &mut discovery,
+            CERTIFICATE,
+            &source_names,
+            target_certificates
+                .iter()
+                .filter_map(|c| name_of(c.id.as_ref())),
+        );
     }
 
     discovery
@@ -996,6 +1063,11 @@ async fn apply_item(
         PlannedAction::Fail { reason } => {
             return ItemStatus::Failed {
                 error: reason.clone(),
+            }
+        }
+        PlannedAction::Extra => {
+            return ItemStatus::Skipped {
+                reason: EXTRA.into(),
             }
         }
         PlannedAction::Create
@@ -1855,6 +1927,128 @@ fn policy_fingerprint(policy: Option<&CertificatePolicy>) -> String {
     format!("{subject}|{issuer}|{key}")
 }
 
+/// How a source certificate is copied: imported with its key, or created self-signed from its
+/// policy. Planning and applying decide it the same way.
+struct CertificateCopy {
+    source: Certificate,
+    /// The policy the target certificate gets.
+    policy: CertificatePolicy,
+    /// Replication of an exportable certificate: imported with its private key.
+    import: bool,
+    /// An imported certificate (issuer `Unknown`) that is not imported as it is: created
+    /// self-signed from its policy, like a `Self` one; never ordered.
+    self_signed_from_import: bool,
+}
+
+impl CertificateCopy {
+    /// Reads the source certificate and its policy; `Err` is the item's outcome when it cannot
+    /// be copied (gone, unreadable, issued by a CA atg does not order from).
+    async fn read(client: &CertificateClient, mode: Mode, name: &str) -> Result<Self, ItemStatus> {
+        let source = match get_certificate(client, name).await {
+            Ok(Some(certificate)) => certificate,
+            Ok(None) => {
+                return Err(ItemStatus::Skipped {
+                    reason: "deleted from the source after discovery".into(),
+                })
+            }
+            Err(error) => return Err(failed("read source certificate", &error)),
+        };
+        let policy = match source.policy.clone() {
+            Some(policy) => policy,
+            None => match client
+                .get_certificate_policy(name, None)
+                .await
+                .and_then(azure_core::http::Response::into_model)
+            {
+                Ok(policy) => policy,
+                Err(error) => return Err(failed("read source certificate policy", &error.into())),
+            },
+        };
+        let issuer = policy
+            .issuer_parameters
+            .as_ref()
+            .and_then(|i| i.name.clone())
+            .unwrap_or_default();
+        let exportable = policy
+            .key_properties
+            .as_ref()
+            .and_then(|k| k.exportable)
+            .unwrap_or(false);
+        let import = mode == Mode::Replication && exportable;
+        let self_signed_from_import = !import && issuer.eq_ignore_ascii_case("Unknown");
+        let policy = if self_signed_from_import {
+            self_signed(&policy)
+        } else {
+            policy
+        };
+        if !import && !self_signed_from_import && !issuer.eq_ignore_ascii_case("Self") {
+            return Err(ItemStatus::Skipped {
+                reason: format!(
+                    "issued by `{issuer}`{}: atg places no certificate orders; request it in the target from the same policy",
+                    if mode == Mode::Replication { " with a non-exportable key" } else { "" }
+                ),
+            });
+        }
+        Ok(CertificateCopy {
+            source,
+            policy,
+            import,
+            self_signed_from_import,
+        })
+    }
+
+    /// Whether the target's certificate already is what the copy would make: the same
+    /// certificate (imported), or one from the same policy (created).
+    fn matches(&self, existing: &Certificate) -> bool {
+        if self.import {
+            existing.x509_thumbprint.is_some()
+                && existing.x509_thumbprint == self.source.x509_thumbprint
+        } else {
+            policy_fingerprint(existing.policy.as_ref()) == policy_fingerprint(Some(&self.policy))
+        }
+    }
+
+    /// The plan for a certificate the target holds under the same name.
+    async fn plan_existing(
+        source: &VaultClients,
+        target: &VaultClients,
+        job: &Job,
+        name: &str,
+    ) -> PlannedAction {
+        let copy = match CertificateCopy::read(&source.certificates, job.mode, name).await {
+            Ok(copy) => copy,
+            Err(ItemStatus::Skipped { reason }) => return PlannedAction::Skip { reason },
+            Err(ItemStatus::Failed { error }) => return PlannedAction::Fail { reason: error },
+            Err(_) => return PlannedAction::Compare,
+        };
+        let existing = match get_certificate(&target.certificates, name).await {
+            Ok(Some(existing)) => existing,
+            Ok(None) => return PlannedAction::Create,
+            Err(error) => {
+                return PlannedAction::Fail {
+                    reason: format!("read target certificate: {error}"),
+                }
+            }
+        };
+        if copy.matches(&existing) {
+            return PlannedAction::Identical;
+        }
+        match with_conflict_policy(
+            job.on_conflict,
+            CERTIFICATE,
+            PlannedAction::compared(vec![Difference::Certificate]),
+        ) {
+            // As apply: a made-up self-signed certificate never replaces a real one.
+            PlannedAction::Overwrite { .. } if !copy.import => PlannedAction::Skip {
+                reason: NO_SELF_SIGNED_OVER_EXISTING.into(),
+            },
+            planned => planned,
+        }
+    }
+}
+
+const NO_SELF_SIGNED_OVER_EXISTING: &str = "exists in the target and differs: a new self-signed certificate is never created over an existing one";
+
 async fn copy_certificate(
     ctx: &PluginContext,
     job: &Job,
@@ -1862,57 +2056,17 @@ async fn copy_certificate(
     trail: &DeletedTrail,
     name: &str,
 ) -> ItemStatus {
-    let source = match get_certificate(&vaults.source.certificates, name).await {
-        Ok(Some(certificate)) => certificate,
-        Ok(None) => {
-            return ItemStatus::Skipped {
-                reason: "deleted from the source after discovery".into(),
-            }
-        }
-        Err(error) => return failed("read source certificate", &error),
+    let copy = match CertificateCopy::read(&vaults.source.certificates, job.mode, name).await {
+        Ok(copy) => copy,
+        Err(status) => return status,
     };
-    let policy = match source.policy.clone() {
-        Some(policy) => policy,
-        None => match vaults
-            .source
-            .certificates
-            .get_certificate_policy(name, None)
-            .await
-        {
-            Ok(response) => match response.into_model() {
-                Ok(policy) => policy,
-                Err(error) => return failed("read source certificate policy", &error.into()),
-            },
-            Err(error) => return failed("read source certificate policy", &error.into()),
-        },
-    };
-    let issuer = policy
-        .issuer_parameters
-        .as_ref()
-        .and_then(|i| i.name.clone())
-        .unwrap_or_default();
-    let exportable = policy
-        .key_properties
-        .as_ref()
-        .and_then(|k| k.exportable)
-        .unwrap_or(false);
-    let import = job.mode == Mode::Replication && exportable;
-    // An imported certificate (issuer `Unknown`) has no issuer to ask: when it is not imported
-    // as it is, it is created self-signed from its policy, like a `Self` one; never ordered.
-    let self_signed_from_import = !import && issuer.eq_ignore_ascii_case("Unknown");
-    let policy = if self_signed_from_import {
-        self_signed(&policy)
-    } else {
-        policy
-    };
-    if !import && !self_signed_from_import && !issuer.eq_ignore_ascii_case("Self") {
-        return ItemStatus::Skipped {
-            reason: format!(
-                "issued by `{issuer}`{}: atg places no certificate orders; request it in the target from the same policy",
-                if job.mode == Mode::Replication { " with a non-exportable key" } else { "" }
-            ),
-        };
-    }
+    let CertificateCopy {
+        source,
+        policy,
+        import,
+        self_signed_from_import,
+    } = &copy;
+    let (import, self_signed_from_import) = (*import, *self_signed_from_import);
     let created = if self_signed_from_import {
         "new self-signed certificate from the source policy (the source was imported, issuer `Unknown`: issuer set to `Self`, no order placed)"
     } else {
@@ -1941,14 +2095,7 @@ async fn copy_certificate(
     for _ in 0..WRITE_ROUNDS {
         match get_certificate(&vaults.target.certificates, name).await {
             Ok(Some(existing)) => {
-                let identical = if import {
-                    existing.x509_thumbprint.is_some()
-                        && existing.x509_thumbprint == source.x509_thumbprint
-                } else {
-                    policy_fingerprint(existing.policy.as_ref())
-                        == policy_fingerprint(Some(&policy))
-                };
-                if identical {
+                if copy.matches(&existing) {
                     if unconfirmed {
                         return written();
                     }
@@ -1961,7 +2108,7 @@ async fn copy_certificate(
                 // version is kept); a made-up self-signed one would replace a real certificate.
                 if !import {
                     return ItemStatus::Skipped {
-                        reason: "exists in the target and differs: a new self-signed certificate is never created over an existing one".into(),
+                        reason: NO_SELF_SIGNED_OVER_EXISTING.into(),
                     };
                 }
             }
@@ -1997,10 +2144,10 @@ async fn copy_certificate(
                     error: "the certificate's backing secret has no value".into(),
                 };
             };
-            let write = || import_certificate(vaults, name, &value, &policy, &source);
+            let write = || import_certificate(vaults, name, &value, policy, source);
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         } else {
-            let write = || create_certificate(vaults, name, &policy, &source);
+            let write = || create_certificate(vaults, name, policy, source);
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         };
         match result {

@@ -23,3 +23,4 @@ mod report;
 mod snapshots;
 mod storage;
 mod trust;
+mod verify;

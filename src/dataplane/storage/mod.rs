@@ -48,8 +48,9 @@ use self::access::Clients;
 use self::options::StorageOptions;
 use super::kit::{apply_each, Decision, Existing, MergeError, Newer, Typed};
 use super::{
-    ApplyPlan, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Mode, OnConflict,
-    PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
+    ApplyPlan, Capability, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Limit, Mode,
+    OnConflict, PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError,
+    PluginInfo, Side,
 };
 use crate::azure::storage::StorageEndpoints;
 use crate::azure::AzureError;
@@ -174,6 +175,18 @@ static INFO: PluginInfo = PluginInfo {
         "archived blobs are skipped: rehydrate them (set tier Hot or Cool) and run again",
         "queue messages are copied only with options.queue_messages = \"peek\": at most the 32 that Peek Messages shows, never dequeued from the source",
         "Azure Files shares are not copied",
+    ],
+    limits: &[
+        Limit {
+            capability: Capability::Template,
+            kinds: &[BLOB, ENTITY],
+            reason: "template mode creates the structure only: blobs and table entities are data, copied in replication",
+        },
+        Limit {
+            capability: Capability::IfSourceNewer,
+            kinds: &[CONTAINER, QUEUE, TABLE],
+            reason: "container, queue and table settings carry no modification time of their own: --on-conflict if-source-newer acts as skip for them (blobs and entities are compared by time)",
+        },
     ],
 };
 

@@ -70,8 +70,13 @@ pub(super) async fn plan(
         }
         let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
         note_unwritable_policies(ctx, clients, needed, &mut policy_notes).await;
-        let mut entities = 0u64;
-        {
+        // Entities are data: template mode neither copies nor reads them (its declared source
+        // permissions have no entities/read).
+        let mut notes = Vec::new();
+        if job.mode == Mode::Template {
+            notes.push("entities are not read or copied in template mode".into());
+        } else {
+            let mut entities = 0u64;
             let mut listing = std::pin::pin!(entity::listing(&clients.source_table, &name));
             while listing
                 .try_next()
@@ -81,13 +86,10 @@ pub(super) async fn plan(
             {
                 entities += 1;
             }
+            total_entities += entities;
+            notes.push(format!("{entities} entit(ies)"));
         }
-        total_entities += entities;
-        let mut notes = vec![format!("{entities} entit(ies)")];
         notes.extend(policy_notes);
-        if job.mode == Mode::Template && entities > 0 {
-            notes.push("entities are not copied in template mode".into());
-        }
         let target_exists = target.is_some();
         let plan = TablePlan {
             source,
@@ -104,8 +106,10 @@ pub(super) async fn plan(
     }
     let facts = &mut discovery.facts;
     facts.insert("tables".into(), tables.into());
-    facts.insert("entities".into(), total_entities.into());
-    discovery.nested.insert(ENTITY, total_entities);
+    if job.mode == Mode::Replication {
+        facts.insert("entities".into(), total_entities.into());
+        discovery.nested.insert(ENTITY, total_entities);
+    }
     Ok(())
 }
 

@@ -200,6 +200,9 @@ pub struct Job {
     /// `atg verify`: plan every item the mode promises one by one (no container-level
     /// `compare`), and list the target's items the source lacks as [`PlannedAction::Extra`].
     pub verify: bool,
+    /// `--plan FILE`: the plan's fingerprints are compared, so planning computes them as a dry
+    /// run does (Storage walks both blob listings).
+    pub from_plan: bool,
 }
 
 /// What differs between an item of the source and the target's item of that name. Names what,
@@ -220,6 +223,10 @@ pub enum Difference {
     /// A certificate: another certificate (thumbprint) when it is imported, another policy
     /// when it is created from its policy.
     Certificate,
+    /// A blob's, entity's or container's metadata (user-defined name/value pairs).
+    Metadata,
+    /// A blob's access tier.
+    Tier,
 }
 
 impl Difference {
@@ -235,6 +242,8 @@ impl Difference {
                 Difference::KeyType => "key type",
                 Difference::Operations => "operations",
                 Difference::Certificate => "certificate",
+                Difference::Metadata => "metadata",
+                Difference::Tier => "tier",
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -452,6 +461,13 @@ pub enum Counted {
     Overwritten,
     /// Already identical in the target.
     Identical,
+    /// Dry run: absent in the target, would be written (`atg verify`: missing).
+    PlannedCreate,
+    /// Dry run: present in the target and different, would be written over (`atg verify`:
+    /// different).
+    PlannedOverwrite,
+    /// `atg verify`: only in the target.
+    Extra,
 }
 
 /// Where plugins report progress and item outcomes; the orchestrator implements it.

@@ -133,6 +133,13 @@ impl Reporter for Collector {
                 Counted::Created => counts.add_written(false, count),
                 Counted::Overwritten => counts.add_written(true, count),
                 Counted::Identical => counts.identical += count,
+                Counted::PlannedCreate if self.verify => counts.missing += count,
+                Counted::PlannedOverwrite if self.verify => counts.different += count,
+                Counted::PlannedCreate | Counted::PlannedOverwrite => {
+                    counts.planned += count;
+                    counts.planned_changes += count;
+                }
+                Counted::Extra => counts.extra += count,
             }
         }
     }
@@ -480,6 +487,7 @@ async fn run_resource(
         on_conflict: settings.on_conflict,
         on_deleted: settings.on_deleted,
         verify: settings.verify,
+        from_plan: settings.approved.is_some(),
     };
     let outcome: Result<(), PluginError> = async {
         let Plan {

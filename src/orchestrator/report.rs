@@ -28,6 +28,8 @@ pub struct ItemCounts {
     pub failed: u64,
     /// Dry-run: items planned, whatever the plan.
     pub planned: u64,
+    /// Dry-run: items counted but not listed (blobs, entities) that would be written.
+    pub planned_changes: u64,
     /// `atg verify`: absent in the target.
     pub missing: u64,
     /// `atg verify`: present in the target and different.
@@ -83,6 +85,7 @@ impl ItemCounts {
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.planned += other.planned;
+        self.planned_changes += other.planned_changes;
         self.missing += other.missing;
         self.different += other.different;
         self.extra += other.extra;
@@ -224,10 +227,10 @@ impl Report {
     /// `create`, `overwrite`, `compare`, `recover` or `purge` (`--detailed-exitcode` exits 3).
     pub fn changes_pending(&self) -> bool {
         self.resources.iter().any(|resource| {
-            resource
-                .items
-                .iter()
-                .any(|item| matches!(&item.status, ItemStatus::Planned { plan } if plan.changes()))
+            resource.counts.planned_changes > 0
+                || resource.items.iter().any(
+                    |item| matches!(&item.status, ItemStatus::Planned { plan } if plan.changes()),
+                )
         })
     }
 

@@ -132,6 +132,8 @@ fn report_schema() {
                 Difference::KeyType,
                 Difference::Operations,
                 Difference::Certificate,
+                Difference::Metadata,
+                Difference::Tier,
             ],
         },
         PlannedAction::Identical,

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-const SOURCE: &str = "srcacct";
-const TARGET: &str = "dstacct";
+pub(crate) const SOURCE: &str = "srcacct";
+pub(crate) const TARGET: &str = "dstacct";
 const SENTINEL_KEY_MARKER: &str = "sig=";
 
 pub struct StorageStack {

@@ -3,6 +3,7 @@ results are checked by a different client than the one under test.
 
     python3 storage_clients.py seed CONNECTION_STRING CA_PEM SPEC_JSON
     python3 storage_clients.py put-blob CONNECTION_STRING CA_PEM CONTAINER BLOB_JSON
+    python3 storage_clients.py delete-blob CONNECTION_STRING CA_PEM CONTAINER BLOB
     python3 storage_clients.py dump CONNECTION_STRING CA_PEM   -> JSON on stdout
     python3 storage_clients.py bulk CONNECTION_STRING CA_PEM CONTAINER COUNT MIN MAX SEED
 
@@ -229,6 +230,9 @@ if __name__ == "__main__":
     elif command == "put-blob":
         blob, _, _ = clients(sys.argv[2], sys.argv[3])
         put_blob(blob.get_container_client(sys.argv[4]), json.loads(sys.argv[5]))
+    elif command == "delete-blob":
+        blob, _, _ = clients(sys.argv[2], sys.argv[3])
+        blob.get_container_client(sys.argv[4]).delete_blob(sys.argv[5])
     elif command == "dump":
         dump(sys.argv[2], sys.argv[3])
     elif command == "bulk":

@@ -8,19 +8,46 @@ use futures::TryStreamExt;
 
 use super::access::{note_unwritable_policies, policies_with_key, set_with_key, Clients};
 use super::blob::{self, copy_blobs};
+use super::blob_plan;
 use super::{
     failed, human_bytes, list_error, planned, settings_conflict, ItemPlan, BLOB, CONTAINER,
     SOURCE_POLICIES_UNREAD,
 };
 use crate::azure::storage::blob::{ContainerItem, ContainerSettings};
 use crate::dataplane::kit::{paged, Typed};
-use crate::dataplane::{Discovery, ItemStatus, Job, Mode, PluginContext, PluginError};
+use crate::dataplane::{
+    Difference, Discovery, ItemStatus, Job, Mode, PlannedAction, PluginContext, PluginError,
+};
 
 /// A container as planning found it on both sides.
 #[derive(Debug)]
 pub(super) struct ContainerPlan {
     source: ContainerSettings,
     target: Option<ContainerSettings>,
+}
+
+impl ContainerPlan {
+    /// What differs between the container's settings on both sides (`None` when the target
+    /// has no such container): what applying compares before writing them.
+    fn settings_differences(&self, target_allows_public_access: bool) -> Option<Vec<Difference>> {
+        let target = self.target.as_ref()?;
+        let source = &self.source;
+        let access = source
+            .public_access
+            .as_deref()
+            .filter(|_| target_allows_public_access);
+        let mut differs = Vec::new();
+        if target.metadata != source.metadata {
+            differs.push(Difference::Metadata);
+        }
+        let compare_policies = source.policies_readable && target.policies_readable;
+        if target.public_access.as_deref() != access
+            || (compare_policies && target.access_policies != source.access_policies)
+        {
+            differs.push(Difference::Attributes);
+        }
+        Some(differs)
+    }
 }
 
 /// Plans every container of the source, counting its blobs page by page (never held).
@@ -32,6 +59,7 @@ pub(super) async fn plan(
     items: &mut Vec<Typed<ItemPlan>>,
 ) -> Result<(), PluginError> {
     let (mut total_blobs, mut total_bytes, mut total_archived) = (0u64, 0u64, 0u64);
+    let mut total_to_copy = 0u64;
     let containers: Vec<ContainerItem> = paged(|marker: Option<String>| async move {
         let page = clients
             .source_blob
@@ -81,21 +109,37 @@ pub(super) async fn plan(
         let needed =
             source.policies_readable && !source.access_policies.is_empty() && target.is_none();
         note_unwritable_policies(ctx, clients, needed, &mut policy_notes).await;
-        let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
-        let mut listing = std::pin::pin!(blob::listing(&clients.source_blob, name));
-        while let Some(blob) = listing
-            .try_next()
-            .await
-            .map_err(|e| list_error(&format!("blobs of `{name}`"), e))?
-        {
-            blobs += 1;
-            bytes += blob.size;
-            archived += u64::from(blob.is_archived());
-        }
+        // Blob by blob when the plan is the point (a dry run, verify, a plan file), in
+        // replication (template copies no blob); otherwise only counted, and decided when
+        // applied.
+        let decided = (job.mode == Mode::Replication
+            && (ctx.dry_run() || job.verify || job.from_plan))
+            .then(|| blob_plan::plan_blobs(ctx, job, clients, name));
+        let (blobs, bytes, archived, decided) = if let Some(walk) = decided {
+            let walk = walk.await?;
+            (walk.blobs, walk.bytes, walk.archived, Some(walk))
+        } else {
+            let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
+            let mut listing = std::pin::pin!(blob::listing(&clients.source_blob, name));
+            while let Some(blob) = listing
+                .try_next()
+                .await
+                .map_err(|e| list_error(&format!("blobs of `{name}`"), e))?
+            {
+                blobs += 1;
+                bytes += blob.size;
+                archived += u64::from(blob.is_archived());
+            }
+            (blobs, bytes, archived, None)
+        };
         total_blobs += blobs;
         total_bytes += bytes;
         total_archived += archived;
         let mut notes = vec![format!("{blobs} blob(s), {}", human_bytes(bytes))];
+        if let Some(walk) = &decided {
+            notes.push(walk.summary());
+            total_to_copy += walk.bytes_to_copy;
+        }
         notes.extend(policy_notes);
         if archived > 0 {
             notes.push(format!(
@@ -106,13 +150,25 @@ pub(super) async fn plan(
             notes.push("blobs are not copied in template mode".into());
         }
         let exists = target.is_some();
-        items.push(planned(
+        let plan = ContainerPlan { source, target };
+        let mut item = planned(
             CONTAINER,
             container.name.clone(),
             exists,
             notes,
-            ItemPlan::Container(ContainerPlan { source, target }),
-        ));
+            ItemPlan::Container(ContainerPlan {
+                source: plan.source.clone(),
+                target: plan.target.clone(),
+            }),
+        );
+        if let Some(walk) = decided {
+            // The container's own settings decide its plan; its blobs are counted beside it.
+            if let Some(differs) = plan.settings_differences(clients.target_allows_public_access) {
+                item.item.action = PlannedAction::compared(differs);
+            }
+            item.item.fingerprint = Some(walk.fingerprint);
+        }
+        items.push(item);
     }
     let facts = &mut discovery.facts;
     facts.insert("containers".into(), containers.len().into());
@@ -120,6 +176,9 @@ pub(super) async fn plan(
     discovery.nested.insert(BLOB, total_blobs);
     facts.insert("bytes".into(), total_bytes.into());
     facts.insert("archived_blobs".into(), total_archived.into());
+    if ctx.dry_run() && job.mode == Mode::Replication {
+        facts.insert("bytes_to_copy".into(), total_to_copy.into());
+    }
     Ok(())
 }
 

@@ -32,6 +32,7 @@
 
 mod access;
 mod blob;
+mod blob_plan;
 mod container;
 mod copy;
 mod entity;

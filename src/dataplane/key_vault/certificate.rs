@@ -1,0 +1,384 @@
+//! Certificates: replication imports the backing PFX/PEM when the key is exportable; otherwise
+//! (and in template mode) a certificate whose issuer is `Self`, or `Unknown` (it was imported),
+//! is created self-signed from the source policy; certificates from a CA are skipped (atg
+//! places no orders). A certificate owns the secret and the key of its name: it is never
+//! written over a plain secret or key of that name in the target.
+
+use std::collections::HashSet;
+
+use azure_core::http::poller::PollerOptions;
+use azure_core::http::Url;
+use azure_security_keyvault_certificates::models::{
+    Certificate, CertificateAttributes, CertificateClientCreateCertificateOptions,
+    CertificatePolicy, CertificateProperties, CreateCertificateParameters,
+    ImportCertificateParameters, IssuerParameters,
+};
+use azure_security_keyvault_certificates::CertificateClient;
+use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+
+use super::super::kit::Decision;
+use super::super::{
+    ItemStatus, Job, Mode, OnConflict, PlannedAction, PlannedItem, PluginContext, PluginError,
+};
+use super::clients::{absent_on_404, failed, name_of, Listings, Vaults};
+use super::deleted::{
+    kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
+};
+use super::{on_differs, CERTIFICATE};
+use crate::azure::{AzureError, Sensitive};
+
+/// The certificate listings of both vaults.
+pub(super) async fn listings(
+    vaults: &Vaults,
+) -> Result<Listings<CertificateProperties>, PluginError> {
+    Listings::read(
+        CERTIFICATE,
+        vaults.source.certificates.list_certificate_properties(None),
+        vaults.target.certificates.list_certificate_properties(None),
+    )
+    .await
+}
+
+/// Plans every source certificate against the target's of the same name. `plain_secrets` and
+/// `plain_keys` are the target's secrets and keys that are not certificate-backed (lowercase
+/// names): a certificate is never written over them.
+pub(super) fn plan(
+    job: &Job,
+    listings: &Listings<CertificateProperties>,
+    deleted: &DeletedNames,
+    plain_secrets: &HashSet<String>,
+    plain_keys: &HashSet<String>,
+) -> Result<Vec<PlannedItem>, PluginError> {
+    let paired = listings.paired(
+        CERTIFICATE,
+        |certificate| name_of(certificate.id.as_ref()),
+        |certificate| certificate.id.as_ref(),
+    )?;
+    Ok(paired
+        .into_iter()
+        .map(|(name, _, target)| {
+            let lowercase = name.to_ascii_lowercase();
+            let collision = match (
+                plain_secrets.contains(&lowercase),
+                plain_keys.contains(&lowercase),
+            ) {
+                (true, true) => Some("a secret and a key"),
+                (true, false) => Some("a secret"),
+                (false, true) => Some("a key"),
+                (false, false) => None,
+            };
+            let action = if let Some(taken) = collision {
+                name_taken(job.on_conflict, &name, taken).planned(true, Vec::new())
+            } else if target.is_some() {
+                PlannedAction::Compare
+            } else {
+                deleted.plan(CERTIFICATE, &name, job.on_deleted)
+            };
+            PlannedItem {
+                kind: CERTIFICATE,
+                name,
+                action,
+                notes: Vec::new(),
+                detail: serde_json::Value::Null,
+            }
+        })
+        .collect())
+}
+
+/// A certificate `name` would take over the target's `taken` (a secret and/or a key of that
+/// name that are not certificate-backed): Key Vault stores a certificate's key pair and value
+/// as a key and a secret of its own name. Writing would replace the user's secret value (and
+/// key) with the certificate's, so it is never done: skipped with `--on-conflict skip`, failed
+/// otherwise (overwrite and if-source-newer included), with what to do.
+fn name_taken(policy: OnConflict, name: &str, taken: &str) -> Decision {
+    let reason = format!(
+        "the target has {taken} named `{name}` that is not certificate-backed: a certificate of that name would replace it with its own; rename or delete it in the target, then run again"
+    );
+    match policy {
+        OnConflict::Skip => Decision::Skip(format!("{reason} (--on-conflict skip)")),
+        OnConflict::Fail | OnConflict::Overwrite | OnConflict::IfSourceNewer => {
+            Decision::Fail(reason)
+        }
+    }
+}
+
+async fn get_certificate(
+    client: &CertificateClient,
+    name: &str,
+) -> Result<Option<Certificate>, AzureError> {
+    match absent_on_404(client.get_certificate(name, None).await)? {
+        Some(response) => response.into_model().map(Some).map_err(AzureError::from),
+        None => Ok(None),
+    }
+}
+
+/// The source policy as it can be sent to another vault (no ids, no read-only fields).
+fn portable_policy(policy: &CertificatePolicy) -> CertificatePolicy {
+    let mut portable = policy.clone();
+    portable.id = None;
+    if let Some(attributes) = portable.attributes.as_mut() {
+        attributes.created = None;
+        attributes.updated = None;
+        attributes.recoverable_days = None;
+        attributes.recovery_level = None;
+    }
+    portable
+}
+
+/// The policy with its issuer set to `Self` (and nothing a CA would take), for a certificate
+/// created self-signed where the source's was imported.
+fn self_signed(policy: &CertificatePolicy) -> CertificatePolicy {
+    let mut policy = policy.clone();
+    let mut issuer = IssuerParameters::default();
+    issuer.name = Some("Self".into());
+    policy.issuer_parameters = Some(issuer);
+    policy
+}
+
+fn certificate_attributes(source: &Certificate) -> CertificateAttributes {
+    let mut attributes = CertificateAttributes::default();
+    if let Some(a) = source.attributes.as_ref() {
+        attributes.enabled = a.enabled;
+    }
+    attributes
+}
+
+fn policy_fingerprint(policy: Option<&CertificatePolicy>) -> String {
+    let Some(policy) = policy else {
+        return String::new();
+    };
+    let subject = policy
+        .x509_certificate_properties
+        .as_ref()
+        .and_then(|x| x.subject.clone())
+        .unwrap_or_default();
+    let issuer = policy
+        .issuer_parameters
+        .as_ref()
+        .and_then(|i| i.name.clone())
+        .unwrap_or_default();
+    let key = policy
+        .key_properties
+        .as_ref()
+        .map(|k| {
+            format!(
+                "{:?}/{:?}/{:?}",
+                k.key_type.as_ref().map(ToString::to_string),
+                k.key_size,
+                k.curve.as_ref().map(ToString::to_string)
+            )
+        })
+        .unwrap_or_default();
+    format!("{subject}|{issuer}|{key}")
+}
+
+pub(super) async fn copy_certificate(
+    ctx: &PluginContext,
+    job: &Job,
+    vaults: &Vaults,
+    trail: &DeletedTrail,
+    name: &str,
+) -> ItemStatus {
+    let source = match get_certificate(&vaults.source.certificates, name).await {
+        Ok(Some(certificate)) => certificate,
+        Ok(None) => {
+            return ItemStatus::Skipped {
+                reason: "deleted from the source after discovery".into(),
+            }
+        }
+        Err(error) => return failed("read source certificate", &error),
+    };
+    let policy = match source.policy.clone() {
+        Some(policy) => policy,
+        None => match vaults
+            .source
+            .certificates
+            .get_certificate_policy(name, None)
+            .await
+        {
+            Ok(response) => match response.into_model() {
+                Ok(policy) => policy,
+                Err(error) => return failed("read source certificate policy", &error.into()),
+            },
+            Err(error) => return failed("read source certificate policy", &error.into()),
+        },
+    };
+    let issuer = policy
+        .issuer_parameters
+        .as_ref()
+        .and_then(|i| i.name.clone())
+        .unwrap_or_default();
+    let exportable = policy
+        .key_properties
+        .as_ref()
+        .and_then(|k| k.exportable)
+        .unwrap_or(false);
+    let import = job.mode == Mode::Replication && exportable;
+    // An imported certificate (issuer `Unknown`) has no issuer to ask: when it is not imported
+    // as it is, it is created self-signed from its policy, like a `Self` one; never ordered.
+    let self_signed_from_import = !import && issuer.eq_ignore_ascii_case("Unknown");
+    let policy = if self_signed_from_import {
+        self_signed(&policy)
+    } else {
+        policy
+    };
+    if !import && !self_signed_from_import && !issuer.eq_ignore_ascii_case("Self") {
+        return ItemStatus::Skipped {
+            reason: format!(
+                "issued by `{issuer}`{}: atg places no certificate orders; request it in the target from the same policy",
+                if job.mode == Mode::Replication { " with a non-exportable key" } else { "" }
+            ),
+        };
+    }
+    let created = if self_signed_from_import {
+        "new self-signed certificate from the source policy (the source was imported, issuer `Unknown`: issuer set to `Self`, no order placed)"
+    } else {
+        "new self-signed certificate from the source policy"
+    };
+    let written = || {
+        if import {
+            ItemStatus::Created {
+                action: "imported with its private key".into(),
+            }
+        } else if job.mode == Mode::Replication {
+            ItemStatus::Partial {
+                action: created.into(),
+                reason:
+                    "the source key is not exportable: the target certificate has a new key pair"
+                        .into(),
+            }
+        } else {
+            ItemStatus::Created {
+                action: created.into(),
+            }
+        }
+    };
+    let mut unconfirmed = false;
+    let mut lost = None;
+    for _ in 0..WRITE_ROUNDS {
+        match get_certificate(&vaults.target.certificates, name).await {
+            Ok(Some(existing)) => {
+                let identical = if import {
+                    existing.x509_thumbprint.is_some()
+                        && existing.x509_thumbprint == source.x509_thumbprint
+                } else {
+                    policy_fingerprint(existing.policy.as_ref())
+                        == policy_fingerprint(Some(&policy))
+                };
+                if identical {
+                    if unconfirmed {
+                        return written();
+                    }
+                    return ItemStatus::Identical;
+                }
+                if let Some(status) = on_differs(job.on_conflict, CERTIFICATE) {
+                    return status;
+                }
+                // Importing the source's own certificate over it copies real data (the previous
+                // version is kept); a made-up self-signed one would replace a real certificate.
+                if !import {
+                    return ItemStatus::Skipped {
+                        reason: "exists in the target and differs: a new self-signed certificate is never created over an existing one".into(),
+                    };
+                }
+            }
+            Ok(None) => {}
+            Err(error) => return failed("read target certificate", &error),
+        }
+        let result = if import {
+            let Some(secret_id) = source.sid.clone() else {
+                return ItemStatus::Failed {
+                    error: "the source certificate has no backing secret id".into(),
+                };
+            };
+            let version = Url::parse(&secret_id).ok().and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.nth(2).map(str::to_owned))
+            });
+            let mut options = SecretClientGetSecretOptions::default();
+            options.secret_version = version.filter(|v| !v.is_empty());
+            let backing = match vaults
+                .source
+                .secrets
+                .get_secret(name, Some(options))
+                .await
+                .and_then(azure_core::http::Response::into_model)
+            {
+                Ok(secret) => secret,
+                Err(error) => {
+                    return failed("read the certificate's backing secret", &error.into())
+                }
+            };
+            let Some(value) = backing.value.map(Sensitive::new) else {
+                return ItemStatus::Failed {
+                    error: "the certificate's backing secret has no value".into(),
+                };
+            };
+            let write = || import_certificate(vaults, name, &value, &policy, &source);
+            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
+        } else {
+            let write = || create_certificate(vaults, name, &policy, &source);
+            write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
+        };
+        match result {
+            Ok(WriteResult::Written | WriteResult::WrittenAfterPurge) => return written(),
+            Ok(WriteResult::Recovered) => {}
+            Ok(WriteResult::Unconfirmed(error)) => {
+                unconfirmed = true;
+                lost = Some(error);
+            }
+            Err(status) => return status,
+        }
+    }
+    kept_changing("certificate", lost.as_ref())
+}
+
+async fn import_certificate(
+    vaults: &Vaults,
+    name: &str,
+    value: &Sensitive,
+    policy: &CertificatePolicy,
+    source: &Certificate,
+) -> Result<(), AzureError> {
+    let mut parameters = ImportCertificateParameters::default();
+    parameters.base64_encoded_certificate = Some(value.expose().to_owned());
+    parameters.certificate_policy = Some(portable_policy(policy));
+    parameters.certificate_attributes = Some(certificate_attributes(source));
+    parameters.tags = source.tags.clone();
+    let content = parameters.try_into().map_err(AzureError::from)?;
+    vaults
+        .target
+        .certificates
+        .import_certificate(name, content, None)
+        .await
+        .map(|_| ())
+        .map_err(AzureError::from)
+}
+
+async fn create_certificate(
+    vaults: &Vaults,
+    name: &str,
+    policy: &CertificatePolicy,
+    source: &Certificate,
+) -> Result<(), AzureError> {
+    let mut parameters = CreateCertificateParameters::default();
+    parameters.certificate_policy = Some(portable_policy(policy));
+    parameters.certificate_attributes = Some(certificate_attributes(source));
+    parameters.tags = source.tags.clone();
+    let content = parameters.try_into().map_err(AzureError::from)?;
+    let options = CertificateClientCreateCertificateOptions {
+        method_options: PollerOptions {
+            frequency: time::Duration::seconds(1),
+            ..PollerOptions::default()
+        },
+    };
+    let operation = vaults
+        .target
+        .certificates
+        .begin_create_certificate(name, content, Some(options))
+        .map_err(AzureError::from)?
+        .await
+        .map_err(AzureError::from)?;
+    let _ = operation;
+    Ok(())
+}

@@ -12,12 +12,14 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::collection::{
+    self, conflict_if_deleted, object_not_found, restore_conflict, Change, Collection, Kind,
+};
 use super::crypto::{self, KeyMaterial, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12};
 use super::keys::KeyData;
 use super::secrets::SecretData;
 use super::{
-    backup_blob, bad_parameter, deleted_conflict, invalid_name, keys, method_not_allowed,
-    not_found, not_found_path, ok, ordinal_key, page, restore_blob, secrets, valid_name,
+    backup_blob, bad_parameter, invalid_name, keys, ok, restore_blob, secrets, valid_name,
     Attributes, Context, Object, Vault, Version,
 };
 use crate::http::{new_version, now_unix, ApiResponse};
@@ -140,11 +142,66 @@ fn item(
     out
 }
 
+impl Kind for CertificateData {
+    const KIND: &'static str = "certificate";
+    const TITLE: &'static str = "Certificate";
+    const DELETED_PATH: &'static str = "deletedcertificates";
+
+    fn collection(vault: &Vault) -> &Collection<Self> {
+        &vault.certificates
+    }
+
+    fn collection_mut(vault: &mut Vault) -> &mut Collection<Self> {
+        &mut vault.certificates
+    }
+
+    fn bundle(
+        vault: &Vault,
+        context: &Context<'_>,
+        object: &Object<Self>,
+        version: &Version<Self>,
+    ) -> Value {
+        bundle(
+            &context.base,
+            object,
+            version,
+            has_pending(vault, &object.name),
+        )
+    }
+
+    fn item(
+        context: &Context<'_>,
+        object: &Object<Self>,
+        version: &Version<Self>,
+        versioned: bool,
+    ) -> Value {
+        item(&context.base, object, version, versioned)
+    }
+
+    /// The backing key and secret go with the certificate. The creation operation stays with
+    /// a deleted certificate (recover brings it back); purge removes it.
+    fn cascade(vault: &mut Vault, name: &str, change: Change) {
+        match change {
+            Change::Delete => {
+                vault.keys.delete(name);
+                vault.secrets.delete(name);
+            }
+            Change::Recover => {
+                vault.keys.recover(name);
+                vault.secrets.recover(name);
+            }
+            Change::Purge => {
+                vault.pending.remove(&name.to_ascii_lowercase());
+                vault.keys.purge(name);
+                vault.secrets.purge(name);
+            }
+        }
+    }
+}
+
 pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str]) -> ApiResponse {
-    let method = context.request.method.as_str();
     let deleted = segments[0].eq_ignore_ascii_case("deletedcertificates");
-    match (deleted, &segments[1..], method) {
-        (false, [], "GET") => list(vault, context),
+    match (deleted, &segments[1..], context.request.method.as_str()) {
         (false, ["issuers"], "GET") => ok(&json!({ "value": [], "nextLink": null })),
         (false, ["contacts"], "GET") => ApiResponse::error(
             StatusCode::NOT_FOUND,
@@ -152,9 +209,6 @@ pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str])
             "Contacts not found",
             None,
         ),
-        (false, [name], "GET") => get(vault, context, name, None),
-        (false, [name], "PATCH") => update(vault, context, name, None),
-        (false, [name], "DELETE") => delete(vault, context, name),
         (false, ["restore"], "POST") => restore(vault, context),
         (false, [name, "backup"], "POST") => backup(vault, name),
         (false, [name, "create"], "POST") => create(vault, context, name),
@@ -162,29 +216,12 @@ pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str])
         (false, [name, "pending"], "GET") => pending(vault, context, name),
         (false, [name, "policy"], "GET") => get_policy(vault, context, name),
         (false, [name, "policy"], "PATCH") => update_policy(vault, context, name),
-        (false, [name, "versions"], "GET") => versions(vault, context, name),
-        (false, [name, version], "GET") => get(vault, context, name, Some(version)),
-        (false, [name, version], "PATCH") => update(vault, context, name, Some(version)),
-        (true, [], "GET") => list_deleted(vault, context),
-        (true, [name], "GET") => get_deleted(vault, context, name),
-        (true, [name], "DELETE") => purge(vault, name),
-        (true, [name, "recover"], "POST") => recover(vault, context, name),
-        (_, [] | [_] | [_, _], _) => method_not_allowed(),
-        _ => not_found_path(),
+        (_, rest, _) => collection::route::<CertificateData>(vault, context, deleted, rest),
     }
 }
 
 fn certificate_not_found(name: &str) -> ApiResponse {
-    not_found("CertificateNotFound", "certificate", name)
-}
-
-fn deleted_not_found(name: &str) -> ApiResponse {
-    ApiResponse::error(
-        StatusCode::NOT_FOUND,
-        "CertificateNotFound",
-        &format!("Deleted Certificate not found: {name}"),
-        None,
-    )
+    object_not_found::<CertificateData>(name)
 }
 
 fn default_lifetime_actions() -> Value {
@@ -287,8 +324,8 @@ fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
     let Some(requested) = body.get("policy").filter(|policy| policy.is_object()) else {
         return bad_parameter("The request body must contain the property 'policy'.");
     };
-    if vault.certificates.is_deleted(name) {
-        return deleted_conflict("Certificate", "certificate", name);
+    if let Some(conflict) = conflict_if_deleted::<CertificateData>(vault, name) {
+        return conflict;
     }
     let policy = normalize_policy(requested, None, None);
     if policy["x509_props"]["subject"]
@@ -485,8 +522,8 @@ fn import(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
     let Some(value) = body["value"].as_str() else {
         return bad_parameter("The request body must contain the property 'value'.");
     };
-    if vault.certificates.is_deleted(name) {
-        return deleted_conflict("Certificate", "certificate", name);
+    if let Some(conflict) = conflict_if_deleted::<CertificateData>(vault, name) {
+        return conflict;
     }
     let material = match crypto::parse_import(value, body["pwd"].as_str()) {
         Ok(material) => material,
@@ -519,7 +556,7 @@ fn import(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
     ) {
         return bad_parameter(&message);
     }
-    get(vault, context, name, None)
+    collection::render::<CertificateData>(vault, context, name, None)
 }
 
 fn pending(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
@@ -539,21 +576,6 @@ fn pending(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse 
             &format!("Pending certificate not found: {name}"),
             None,
         ),
-    }
-}
-
-fn get(vault: &Vault, context: &Context<'_>, name: &str, version: Option<&str>) -> ApiResponse {
-    let Some(object) = vault.certificates.get(name) else {
-        return certificate_not_found(name);
-    };
-    match object.version(version) {
-        Some(found) => ok(&bundle(
-            &context.base,
-            object,
-            found,
-            has_pending(vault, name),
-        )),
-        None => certificate_not_found(&format!("{name}/{}", version.unwrap_or_default())),
     }
 }
 
@@ -612,131 +634,6 @@ fn update_policy(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiRes
     ok(&policy_json(&context.base, name, &policy))
 }
 
-fn update(
-    vault: &mut Vault,
-    context: &Context<'_>,
-    name: &str,
-    version: Option<&str>,
-) -> ApiResponse {
-    let body = match context.body() {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let pending = has_pending(vault, name);
-    let Some(object) = vault.certificates.get_mut(name) else {
-        return certificate_not_found(name);
-    };
-    let Some(found) = object.version_mut(version) else {
-        return certificate_not_found(&format!("{name}/{}", version.unwrap_or_default()));
-    };
-    found.attributes.apply(&body["attributes"]);
-    found.attributes.updated = now_unix();
-    if let Some(tags) = body.get("tags").filter(|tags| tags.is_object()) {
-        found.tags = Some(tags.clone());
-    }
-    let found = found.clone();
-    let object = object.clone();
-    ok(&bundle(&context.base, &object, &found, pending))
-}
-
-fn list(vault: &Vault, context: &Context<'_>) -> ApiResponse {
-    let items = vault
-        .certificates
-        .active
-        .iter()
-        .filter_map(|(key, object)| {
-            object
-                .latest()
-                .map(|v| (key.clone(), item(&context.base, object, v, false)))
-        })
-        .collect();
-    page(context, items)
-}
-
-fn versions(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let Some(object) = vault.certificates.get(name) else {
-        return certificate_not_found(name);
-    };
-    let items = object
-        .versions
-        .iter()
-        .enumerate()
-        .map(|(index, version)| {
-            (
-                ordinal_key(index),
-                item(&context.base, object, version, true),
-            )
-        })
-        .collect();
-    page(context, items)
-}
-
-fn deleted_bundle(
-    context: &Context<'_>,
-    deleted: &super::Deleted<CertificateData>,
-    pending: bool,
-) -> Option<Value> {
-    let latest = deleted.object.latest()?;
-    let mut out = bundle(&context.base, &deleted.object, latest, pending);
-    deleted.decorate(&context.base, "deletedcertificates", &mut out);
-    Some(out)
-}
-
-fn delete(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let pending = has_pending(vault, name);
-    let Some(out) = vault
-        .certificates
-        .delete(name)
-        .and_then(|deleted| deleted_bundle(context, deleted, pending))
-    else {
-        return certificate_not_found(name);
-    };
-    // The backing key and secret go with the certificate.
-    vault.keys.delete(name);
-    vault.secrets.delete(name);
-    // The creation operation stays with the deleted certificate (recover brings it back);
-    // purge removes it.
-    ok(&out)
-}
-
-fn list_deleted(vault: &Vault, context: &Context<'_>) -> ApiResponse {
-    let items = vault
-        .certificates
-        .deleted
-        .iter()
-        .filter_map(|(key, deleted)| {
-            let latest = deleted.object.latest()?;
-            let mut out = item(&context.base, &deleted.object, latest, false);
-            deleted.decorate(&context.base, "deletedcertificates", &mut out);
-            Some((key.clone(), out))
-        })
-        .collect();
-    page(context, items)
-}
-
-fn get_deleted(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    vault
-        .certificates
-        .deleted
-        .get(&name.to_ascii_lowercase())
-        .and_then(|deleted| deleted_bundle(context, deleted, has_pending(vault, name)))
-        .map_or_else(|| deleted_not_found(name), |out| ok(&out))
-}
-
-fn recover(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let pending = has_pending(vault, name);
-    let Some(out) = vault.certificates.recover(name).and_then(|object| {
-        object
-            .latest()
-            .map(|v| bundle(&context.base, object, v, pending))
-    }) else {
-        return deleted_not_found(name);
-    };
-    vault.keys.recover(name);
-    vault.secrets.recover(name);
-    ok(&out)
-}
-
 /// What a certificate backup holds: every version of the certificate and of its backing key and
 /// secret, so a restore brings all three back under the same version ids.
 #[derive(Serialize, Deserialize)]
@@ -770,16 +667,8 @@ fn restore(vault: &mut Vault, context: &Context<'_>) -> ApiResponse {
         Err(response) => return response,
     };
     let name = backup.certificate.name.clone();
-    if vault.certificates.is_deleted(&name) {
-        return deleted_conflict("Certificate", "certificate", &name);
-    }
-    if vault.certificates.get(&name).is_some() {
-        return ApiResponse::error(
-            StatusCode::CONFLICT,
-            "Conflict",
-            &format!("Certificate {name} already exists in this vault."),
-            None,
-        );
+    if let Some(conflict) = restore_conflict::<CertificateData>(vault, &name) {
+        return conflict;
     }
     let key = name.to_ascii_lowercase();
     if let Some(backing) = backup.key {
@@ -794,15 +683,4 @@ fn restore(vault: &mut Vault, context: &Context<'_>) -> ApiResponse {
         .map(|latest| bundle(&context.base, &backup.certificate, latest, false));
     vault.certificates.active.insert(key, backup.certificate);
     out.map_or_else(|| certificate_not_found(&name), |out| ok(&out))
-}
-
-fn purge(vault: &mut Vault, name: &str) -> ApiResponse {
-    if vault.certificates.purge(name) {
-        vault.pending.remove(&name.to_ascii_lowercase());
-        vault.keys.purge(name);
-        vault.secrets.purge(name);
-        ApiResponse::empty(StatusCode::NO_CONTENT)
-    } else {
-        deleted_not_found(name)
-    }
 }

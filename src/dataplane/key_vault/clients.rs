@@ -292,6 +292,37 @@ mod tests {
     }
 
     #[test]
+    fn listings_pair_by_name_without_case_once_each_and_refuse_a_source_item_without_an_id() {
+        let id = |name: &str| Some(format!("https://kv1.vault.azure.net/secrets/{name}"));
+        let listings = Listings {
+            // A service that names an item twice (here in two cases) gets one item planned.
+            source: vec![id("b"), id("A"), id("a")],
+            target: vec![id("B"), None, id("c")],
+        };
+        let paired = listings
+            .paired("secret", |item| name_of(item.as_ref()), Option::as_ref)
+            .unwrap();
+        let names: Vec<(&str, Option<String>)> = paired
+            .iter()
+            .map(|(name, _, target)| (name.as_str(), target.and_then(|t| name_of(t.as_ref()))))
+            .collect();
+        assert_eq!(names, vec![("A", None), ("b", Some("B".to_owned()))]);
+        let broken = Listings {
+            source: vec![id("a"), Some("not a url".to_owned())],
+            target: Vec::new(),
+        };
+        let refused = broken
+            .paired("key", |item| name_of(item.as_ref()), Option::as_ref)
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("the source vault listed a key without a usable id"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn vault_urls_come_from_properties_or_the_name() {
         let url = vault_url(&vault("kv1", None), Cloud::AzureCloud).unwrap();
         assert_eq!(url.as_str(), "https://kv1.vault.azure.net/");

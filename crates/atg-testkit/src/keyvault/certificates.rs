@@ -17,12 +17,13 @@ use super::collection::{
 };
 use super::crypto::{self, KeyMaterial, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12};
 use super::keys::KeyData;
+use super::policy::{get_policy, normalize_policy, policy_json, update_policy};
 use super::secrets::SecretData;
 use super::{
     backup_blob, bad_parameter, invalid_name, keys, ok, restore_blob, secrets, valid_name,
     Attributes, Context, Object, Vault, Version,
 };
-use crate::http::{new_version, now_unix, ApiResponse};
+use crate::http::{new_version, ApiResponse};
 
 /// A self-signed request completes on the second poll, or after this long without polls.
 const COMPLETE_AFTER: Duration = Duration::from_secs(2);
@@ -40,7 +41,7 @@ pub(crate) struct PendingCertificate {
     request_id: String,
     issuer: String,
     csr: Vec<u8>,
-    policy: Value,
+    pub(super) policy: Value,
     attributes: Value,
     tags: Option<Value>,
     key: KeyMaterial,
@@ -70,12 +71,6 @@ fn operation_json(base: &str, pending: &PendingCertificate) -> Value {
             "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
         );
     }
-    out
-}
-
-fn policy_json(base: &str, name: &str, policy: &Value) -> Value {
-    let mut out = policy.clone();
-    out["id"] = json!(format!("{base}/certificates/{name}/policy"));
     out
 }
 
@@ -109,7 +104,7 @@ fn bundle(
     out
 }
 
-fn has_pending(vault: &Vault, name: &str) -> bool {
+pub(super) fn has_pending(vault: &Vault, name: &str) -> bool {
     vault.pending.contains_key(&name.to_ascii_lowercase())
 }
 
@@ -220,97 +215,8 @@ pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str])
     }
 }
 
-fn certificate_not_found(name: &str) -> ApiResponse {
+pub(super) fn certificate_not_found(name: &str) -> ApiResponse {
     object_not_found::<CertificateData>(name)
-}
-
-fn default_lifetime_actions() -> Value {
-    json!([{ "trigger": { "lifetime_percentage": 80 }, "action": { "action_type": "AutoRenew" } }])
-}
-
-/// Fills the defaults Key Vault adds to a policy; `derived` comes from an imported certificate.
-fn normalize_policy(
-    policy: &Value,
-    derived: Option<&crypto::CertificateInfo>,
-    detected_type: Option<&str>,
-) -> Value {
-    let now = now_unix();
-    let requested_key = &policy["key_props"];
-    let family = derived.map_or("RSA", |info| crypto::jwk_family(&info.jwk));
-    let kty = requested_key["kty"].as_str().unwrap_or(family);
-    let mut key_props = json!({
-        "exportable": requested_key["exportable"].as_bool().unwrap_or(true),
-        "kty": kty,
-        "reuse_key": requested_key["reuse_key"].as_bool().unwrap_or(false),
-    });
-    if kty.starts_with("EC") {
-        let crv = requested_key["crv"]
-            .as_str()
-            .or_else(|| {
-                derived
-                    .and_then(|info| info.jwk.get("crv"))
-                    .and_then(Value::as_str)
-            })
-            .unwrap_or("P-256");
-        key_props["crv"] = json!(crv);
-    } else {
-        let size = requested_key["key_size"]
-            .as_u64()
-            .or_else(|| {
-                derived
-                    .and_then(|info| info.key_size)
-                    .and_then(|size| u64::try_from(size).ok())
-            })
-            .unwrap_or(2048);
-        key_props["key_size"] = json!(size);
-    }
-    let content_type = policy["secret_props"]["contentType"]
-        .as_str()
-        .or(detected_type)
-        .unwrap_or(CONTENT_TYPE_PKCS12);
-    let requested_x509 = &policy["x509_props"];
-    let imported = derived.is_some();
-    let mut x509 = json!({
-        "subject": requested_x509["subject"]
-            .as_str()
-            .or_else(|| derived.map(|info| info.subject.as_str()))
-            .unwrap_or_default(),
-        "ekus": requested_x509.get("ekus").cloned().unwrap_or_else(|| if imported {
-            json!([])
-        } else {
-            json!(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"])
-        }),
-        "key_usage": requested_x509.get("key_usage").cloned().unwrap_or_else(|| if imported {
-            json!([])
-        } else {
-            json!(["digitalSignature", "keyEncipherment"])
-        }),
-        "validity_months": requested_x509["validity_months"].as_i64().unwrap_or_else(|| {
-            derived.map_or(12, |info| (info.not_after - info.not_before + 15 * 86_400) / (30 * 86_400) )
-        }),
-    });
-    if let Some(sans) = requested_x509.get("sans").filter(|sans| sans.is_object()) {
-        x509["sans"] = sans.clone();
-    }
-    x509["basic_constraints"] = json!({ "ca": derived.is_some_and(|info| info.is_ca) });
-    let mut issuer = json!({ "name": policy["issuer"]["name"].as_str().unwrap_or("Unknown") });
-    for member in ["cty", "cert_transparency"] {
-        if let Some(value) = policy["issuer"].get(member) {
-            issuer[member] = value.clone();
-        }
-    }
-    json!({
-        "key_props": key_props,
-        "secret_props": { "contentType": content_type },
-        "x509_props": x509,
-        "lifetime_actions": policy.get("lifetime_actions").filter(|a| a.is_array()).cloned().unwrap_or_else(default_lifetime_actions),
-        "issuer": issuer,
-        "attributes": {
-            "enabled": policy["attributes"]["enabled"].as_bool().unwrap_or(true),
-            "created": now,
-            "updated": now,
-        },
-    })
 }
 
 fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
@@ -577,61 +483,6 @@ fn pending(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse 
             None,
         ),
     }
-}
-
-fn get_policy(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let policy = vault
-        .certificates
-        .get(name)
-        .and_then(|object| object.latest().map(|latest| latest.data.policy.clone()))
-        .or_else(|| {
-            vault
-                .pending
-                .get(&name.to_ascii_lowercase())
-                .map(|p| p.policy.clone())
-        });
-    match policy {
-        Some(policy) => ok(&policy_json(&context.base, name, &policy)),
-        None => certificate_not_found(name),
-    }
-}
-
-fn update_policy(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let body = match context.body() {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(latest) = vault
-        .certificates
-        .get_mut(name)
-        .and_then(|object| object.versions.last_mut())
-    else {
-        return certificate_not_found(name);
-    };
-    if let (Some(policy), Some(patch)) = (latest.data.policy.as_object_mut(), body.as_object()) {
-        // Key Vault merges the members of the policy's parts (`x509_props`, `key_props`, ...):
-        // a PATCH of `x509_props.validity_months` keeps the subject, usages and SANs.
-        for (member, value) in patch {
-            if member == "id" {
-                continue;
-            }
-            match (policy.get_mut(member), value) {
-                (Some(Value::Object(current)), Value::Object(changes)) => {
-                    for (inner, inner_value) in changes {
-                        current.insert(inner.clone(), inner_value.clone());
-                    }
-                }
-                _ => {
-                    policy.insert(member.clone(), value.clone());
-                }
-            }
-        }
-        if let Some(attributes) = policy.get_mut("attributes") {
-            attributes["updated"] = json!(now_unix());
-        }
-    }
-    let policy = latest.data.policy.clone();
-    ok(&policy_json(&context.base, name, &policy))
 }
 
 /// What a certificate backup holds: every version of the certificate and of its backing key and

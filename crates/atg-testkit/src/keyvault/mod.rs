@@ -11,6 +11,7 @@ mod collection;
 mod crypto;
 mod keys;
 mod pfx;
+mod policy;
 mod secrets;
 
 use std::collections::{BTreeMap, HashMap};

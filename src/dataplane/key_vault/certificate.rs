@@ -6,17 +6,21 @@
 
 use std::collections::HashSet;
 
-use azure_core::http::poller::PollerOptions;
+use std::future::Future;
+use std::time::Duration;
+
 use azure_core::http::Url;
 use azure_security_keyvault_certificates::models::{
-    Certificate, CertificateAttributes, CertificateClientCreateCertificateOptions,
-    CertificatePolicy, CertificateProperties, CreateCertificateParameters,
-    ImportCertificateParameters, IssuerParameters,
+    Certificate, CertificateAttributes, CertificateOperation, CertificatePolicy,
+    CertificateProperties, CreateCertificateParameters, ImportCertificateParameters,
+    IssuerParameters,
 };
 use azure_security_keyvault_certificates::CertificateClient;
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 
-use super::super::kit::Decision;
+use super::super::kit::{self, Decision, PollError, Progress, Schedule};
 use super::super::{
     ItemStatus, Job, Mode, OnConflict, PlannedAction, PlannedItem, PluginContext, PluginError,
 };
@@ -25,7 +29,7 @@ use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
 use super::{on_differs, CERTIFICATE};
-use crate::azure::{AzureError, Sensitive};
+use crate::azure::{AzureError, AzureErrorKind, Sensitive};
 
 /// The certificate listings of both vaults.
 pub(super) async fn listings(
@@ -317,7 +321,7 @@ pub(super) async fn copy_certificate(
             let write = || import_certificate(vaults, name, &value, &policy, &source);
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         } else {
-            let write = || create_certificate(vaults, name, &policy, &source);
+            let write = || create_certificate(ctx, vaults, name, &policy, &source);
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         };
         match result {
@@ -355,7 +359,10 @@ async fn import_certificate(
         .map_err(AzureError::from)
 }
 
+/// Asks the target to make a certificate from the policy, then waits for the creation to
+/// complete (Key Vault makes it asynchronously), until `ctx.settle_timeout` or a cancellation.
 async fn create_certificate(
+    ctx: &PluginContext,
     vaults: &Vaults,
     name: &str,
     policy: &CertificatePolicy,
@@ -366,19 +373,162 @@ async fn create_certificate(
     parameters.certificate_attributes = Some(certificate_attributes(source));
     parameters.tags = source.tags.clone();
     let content = parameters.try_into().map_err(AzureError::from)?;
-    let options = CertificateClientCreateCertificateOptions {
-        method_options: PollerOptions {
-            frequency: time::Duration::seconds(1),
-            ..PollerOptions::default()
-        },
-    };
-    let operation = vaults
-        .target
-        .certificates
-        .begin_create_certificate(name, content, Some(options))
+    let client = &vaults.target.certificates;
+    // The poller's first item is the creation request's answer; the wait is ours (below).
+    let requested = client
+        .begin_create_certificate(name, content, None)
         .map_err(AzureError::from)?
+        .next()
         .await
+        .ok_or_else(|| {
+            AzureError::new(
+                AzureErrorKind::Other,
+                "the certificate's creation request had no answer",
+            )
+        })?
+        .and_then(azure_core::http::Response::into_model)
         .map_err(AzureError::from)?;
-    let _ = operation;
-    Ok(())
+    let mut first = Some(requested);
+    until_created(
+        &ctx.cancel,
+        Schedule::new(ctx.settle_timeout).pauses(Duration::from_secs(1), Duration::from_secs(5)),
+        || {
+            let answered = first.take();
+            async move {
+                match answered {
+                    Some(operation) => Ok(operation),
+                    None => client
+                        .get_certificate_operation(name, None)
+                        .await
+                        .and_then(azure_core::http::Response::into_model)
+                        .map_err(AzureError::from),
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Looks at a certificate's creation operation (`look` reads it once) until it completes, fails,
+/// the schedule's deadline passes or the run is cancelled. A look that fails transiently is
+/// repeated.
+async fn until_created<F, Fut>(
+    cancel: &CancellationToken,
+    schedule: Schedule,
+    mut look: F,
+) -> Result<(), AzureError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<CertificateOperation, AzureError>>,
+{
+    let creation = |what: String| AzureError::new(AzureErrorKind::Other, what);
+    let waited = kit::poll_until(cancel, schedule, || {
+        let looked = look();
+        async move {
+            let operation = match looked.await {
+                Ok(operation) => operation,
+                Err(error) if error.is_retryable() => {
+                    return Ok(Progress::Pending { retry_after: None })
+                }
+                Err(error) => return Err(error),
+            };
+            match (operation.status.as_deref(), &operation.error) {
+                (Some("completed"), _) => Ok(Progress::Done(())),
+                (Some("cancelled"), _) => Err(creation(
+                    "the certificate's creation was cancelled in the target".into(),
+                )),
+                (_, Some(error)) => Err(creation(format!(
+                    "the certificate's creation failed in the target ({})",
+                    error.code.as_deref().unwrap_or("no error code")
+                ))),
+                _ => Ok(Progress::Pending { retry_after: None }),
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(PollError::Failed(error)) => Err(error),
+        Err(PollError::TimedOut(waited)) => Err(creation(format!(
+            "the certificate's creation was accepted and still in progress after {}s: the target may complete it; run again to compare",
+            waited.as_secs()
+        ))),
+        Err(PollError::Cancelled) => Err(creation(
+            "the certificate's creation was accepted, then the run was cancelled before it completed: run again to compare".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast(deadline: Duration) -> Schedule {
+        Schedule::new(deadline).pauses(Duration::from_millis(1), Duration::from_millis(5))
+    }
+
+    fn operation(status: &str) -> CertificateOperation {
+        let mut operation = CertificateOperation::default();
+        operation.status = Some(status.into());
+        operation
+    }
+
+    #[tokio::test]
+    async fn a_certificate_creation_is_waited_for_until_it_completes() {
+        let mut looks = 0;
+        let created = until_created(
+            &CancellationToken::new(),
+            fast(Duration::from_secs(60)),
+            || {
+                looks += 1;
+                let look = looks;
+                async move {
+                    match look {
+                        1 => Ok(operation("inProgress")),
+                        2 => Err(AzureError::from_response(503, None, b"")),
+                        _ => Ok(operation("completed")),
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(created.is_ok(), "{created:?}");
+        let mut failed = operation("failed");
+        failed.error =
+            Some(azure_security_keyvault_certificates::models::KeyVaultErrorError::default());
+        let refused = until_created(
+            &CancellationToken::new(),
+            fast(Duration::from_secs(60)),
+            || {
+                let failed = failed.clone();
+                async move { Ok(failed) }
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(refused.to_string().contains("creation failed"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_creation_wait_ends_at_its_deadline_or_a_cancellation() {
+        let pending = || async { Ok(operation("inProgress")) };
+        let cancel = CancellationToken::new();
+        let late = tokio::time::timeout(
+            Duration::from_secs(10),
+            until_created(&cancel, fast(Duration::from_millis(30)), pending),
+        )
+        .await
+        .expect("the wait outlived its deadline")
+        .unwrap_err();
+        assert!(late.to_string().contains("still in progress"), "{late}");
+        cancel.cancel();
+        let cancelled = tokio::time::timeout(
+            Duration::from_secs(10),
+            until_created(&cancel, fast(Duration::from_secs(60)), pending),
+        )
+        .await
+        .expect("the wait outlived the cancellation")
+        .unwrap_err();
+        assert!(cancelled.to_string().contains("cancelled"), "{cancelled}");
+    }
 }

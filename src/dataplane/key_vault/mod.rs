@@ -1,7 +1,7 @@
 //! Key Vault (`Microsoft.KeyVault/vaults`): secrets, keys and certificates, through the official
 //! `azure_security_keyvault_*` 1.x clients. This module holds the plugin's claims, its plan (typed
 //! per item kind, owning the clients of both vaults) and its apply; one module per item kind
-//! ([`secret`], [`key`], [`certificate`]), soft-delete in [`deleted`], the clients in [`clients`].
+//! (`secret`, `key`, `certificate`), soft-delete in `deleted`, the clients in `clients`.
 //!
 //! What can and cannot be copied, and what atg does instead:
 //! - Secrets: template writes a placeholder value with the source's content type, tags and

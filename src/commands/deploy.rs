@@ -1,4 +1,5 @@
-//! `atg deploy`: settings → inventory → mode → credentials → orchestrator → report.
+//! `atg deploy` and `atg verify`: settings → inventory → mode → credentials → orchestrator →
+//! report. Verify is the same run, read-only and item by item, judged by its verdicts.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -36,24 +37,37 @@ fn could_not_run(
     ExitStatus::Error
 }
 
-pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
+/// Which command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `atg deploy`: plan, then apply (unless --dry-run).
+    Deploy,
+    /// `atg verify`: compare both sides item by item; write nothing.
+    Verify,
+}
+
+pub async fn run(args: &DeployArgs, printer: Printer, purpose: Purpose) -> ExitStatus {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let mut settings =
-        match DeploySettings::from_args(args, CredentialEnvironment::from_process(), terminal) {
-            Ok(settings) => settings,
-            Err(error) => {
-                return could_not_run(
-                    printer,
-                    args.output,
-                    &error.message,
-                    &error.hint.into_iter().collect::<Vec<_>>(),
-                );
-            }
-        };
+    let settings = DeploySettings::from_args(args, CredentialEnvironment::from_process(), terminal)
+        .and_then(|settings| match purpose {
+            Purpose::Deploy => Ok(settings),
+            Purpose::Verify => settings.for_verify(args),
+        });
+    let mut settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            return could_not_run(
+                printer,
+                args.output,
+                &error.message,
+                &error.hint.into_iter().collect::<Vec<_>>(),
+            );
+        }
+    };
     for warning in &settings.warnings {
         printer.warn(warning);
     }
-    if !args.dataplane {
+    if !args.dataplane && purpose == Purpose::Deploy {
         tracing::debug!("--dataplane not given: the data plane is the only stage atg runs");
     }
 

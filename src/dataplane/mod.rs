@@ -140,6 +140,9 @@ pub struct Job {
     pub mode: Mode,
     pub on_conflict: OnConflict,
     pub on_deleted: OnDeleted,
+    /// `atg verify`: plan every item the mode promises one by one (no container-level
+    /// `compare`), and list the target's items the source lacks as [`PlannedAction::Extra`].
+    pub verify: bool,
 }
 
 /// What differs between an item of the source and the target's item of that name. Names what,
@@ -157,6 +160,9 @@ pub enum Difference {
     KeyType,
     /// A key's permitted operations.
     Operations,
+    /// A certificate: another certificate (thumbprint) when it is imported, another policy
+    /// when it is created from its policy.
+    Certificate,
 }
 
 impl Difference {
@@ -171,6 +177,7 @@ impl Difference {
                 Difference::Attributes => "attributes",
                 Difference::KeyType => "key type",
                 Difference::Operations => "operations",
+                Difference::Certificate => "certificate",
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -200,6 +207,8 @@ pub enum PlannedAction {
     /// Will be reported failed without a write, for the reason given (`--on-deleted fail`, a
     /// name taken by an item of another kind).
     Fail { reason: String },
+    /// Only in the target (listed by `atg verify`): atg never writes or deletes it.
+    Extra,
 }
 
 impl PlannedAction {
@@ -211,9 +220,10 @@ impl PlannedAction {
             | PlannedAction::Compare
             | PlannedAction::Recover
             | PlannedAction::Purge => true,
-            PlannedAction::Identical | PlannedAction::Skip { .. } | PlannedAction::Fail { .. } => {
-                false
-            }
+            PlannedAction::Identical
+            | PlannedAction::Skip { .. }
+            | PlannedAction::Fail { .. }
+            | PlannedAction::Extra => false,
         }
     }
 
@@ -296,6 +306,11 @@ pub enum ItemStatus {
         #[serde(flatten)]
         plan: PlannedAction,
     },
+    /// `atg verify`: how the target's item stands against the source's.
+    Verified {
+        #[serde(flatten)]
+        verdict: Verdict,
+    },
     Failed {
         error: String,
     },
@@ -310,6 +325,48 @@ impl ItemStatus {
             ItemStatus::Overwritten { action }
         } else {
             ItemStatus::Created { action }
+        }
+    }
+}
+
+/// How a target item stands against the source's (`atg verify`). Values are compared in
+/// memory and never printed or stored. One fixed shape per variant, tagged `verdict`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "verdict")]
+pub enum Verdict {
+    /// The same on both sides, for everything the mode copies.
+    Identical,
+    /// Absent in the target (or only soft-deleted there).
+    Missing,
+    /// Present in the target and different (`differs` says what, never the values).
+    Different { differs: Vec<Difference> },
+    /// Only in the target: not promised by the source, never deleted by atg.
+    Extra,
+    /// Not something the mode copies (the reason says why: e.g. a certificate's own secret,
+    /// an archived blob); not counted in the fidelity.
+    Skipped { reason: String },
+    /// Could not be compared item by item, or a run would fail it (the reason says why):
+    /// counted against the fidelity.
+    Unverified { reason: String },
+}
+
+/// Why an item only the target holds is never written (it is planned only by `atg verify`).
+pub const EXTRA: &str = "only in the target: atg never writes or deletes it";
+
+impl From<PlannedAction> for Verdict {
+    fn from(plan: PlannedAction) -> Self {
+        match plan {
+            PlannedAction::Identical => Verdict::Identical,
+            PlannedAction::Create | PlannedAction::Recover | PlannedAction::Purge => {
+                Verdict::Missing
+            }
+            PlannedAction::Overwrite { differs } => Verdict::Different { differs },
+            PlannedAction::Extra => Verdict::Extra,
+            PlannedAction::Skip { reason } => Verdict::Skipped { reason },
+            PlannedAction::Fail { reason } => Verdict::Unverified { reason },
+            PlannedAction::Compare => Verdict::Unverified {
+                reason: "compared only as a whole, not item by item".into(),
+            },
         }
     }
 }

@@ -32,6 +32,9 @@ use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
 pub struct RunSettings {
     pub mode: Mode,
     pub dry_run: bool,
+    /// `atg verify`: a dry run that plans item by item, lists the target's extra items and
+    /// reports verdicts instead of plans.
+    pub verify: bool,
     pub on_conflict: OnConflict,
     pub on_deleted: OnDeleted,
     /// Item operations in flight across the run.
@@ -65,6 +68,8 @@ struct ResourceTally {
 struct Collector {
     resources: Mutex<HashMap<JobId, ResourceTally>>,
     progress: Arc<dyn ProgressSink>,
+    /// `atg verify`: plans are reported as verdicts.
+    verify: bool,
 }
 
 impl Reporter for Collector {
@@ -72,7 +77,14 @@ impl Reporter for Collector {
         self.progress.resource_discovered(job, items);
     }
 
-    fn item(&self, job: JobId, outcome: ItemOutcome) {
+    fn item(&self, job: JobId, mut outcome: ItemOutcome) {
+        if self.verify {
+            if let ItemStatus::Planned { plan } = outcome.status {
+                outcome.status = ItemStatus::Verified {
+                    verdict: plan.into(),
+                };
+            }
+        }
         // Names, kinds and statuses only: an outcome never holds a value.
         tracing::debug!(job = job.0, kind = outcome.kind, item = %outcome.name, status = ?outcome.status, "item finished");
         self.progress.item_finished(job, &outcome);
@@ -209,6 +221,7 @@ pub async fn run_with_plugins(
     let collector = Arc::new(Collector {
         resources: Mutex::new(HashMap::new()),
         progress: progress.clone(),
+        verify: settings.verify,
     });
     let ctx = PluginContext {
         http: connections.http.clone(),
@@ -253,6 +266,7 @@ pub async fn run_with_plugins(
         atg_version: env!("CARGO_PKG_VERSION"),
         mode: settings.mode,
         dry_run: settings.dry_run,
+        verify: settings.verify,
         cloud: connections.http.cloud.to_string(),
         inventory: inventory.origin,
         started_at,
@@ -312,6 +326,7 @@ async fn run_resource(
         counts: ItemCounts::default(),
         counts_by_kind: BTreeMap::new(),
         items: Vec::new(),
+        fidelity: None,
         duration_ms: 0,
     };
     let Some(plugin) = plugin_for(plugins, &pair.source.resource_type) else {
@@ -348,6 +363,7 @@ async fn run_resource(
         mode: settings.mode,
         on_conflict: settings.on_conflict,
         on_deleted: settings.on_deleted,
+        verify: settings.verify,
     };
     let outcome: Result<(), PluginError> = async {
         let Plan { discovery, apply } = tokio::select! {
@@ -398,7 +414,7 @@ async fn run_resource(
             report.status = ResourceStatus::Cancelled;
         }
         Ok(()) => {
-            report.status = if report.counts.failed > 0 {
+            report.status = if report.counts.failed > 0 || report.counts.verify_gaps() > 0 {
                 ResourceStatus::Failed
             } else {
                 ResourceStatus::Succeeded
@@ -412,6 +428,9 @@ async fn run_resource(
             report.status = ResourceStatus::Failed;
             report.error = Some(error.to_string());
         }
+    }
+    if settings.verify {
+        report.fidelity = Some(report.counts.fidelity());
     }
     report.duration_ms = millis(started.elapsed());
     progress.resource_finished(job_id, &label, report.status);
@@ -548,6 +567,7 @@ mod tests {
         RunSettings {
             mode,
             dry_run,
+            verify: false,
             on_conflict: OnConflict::Overwrite,
             on_deleted: OnDeleted::Recover,
             concurrency: 4,

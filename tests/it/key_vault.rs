@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-const SENTINEL: &str = "sentinel-Zq8vX1-never-print-me";
+pub(crate) const SENTINEL: &str = "sentinel-Zq8vX1-never-print-me";
 
 /// A source vault with the cases that matter: plain, typed+tagged, several versions, disabled,
 /// an RSA key, an EC key and an exportable self-signed certificate.

@@ -22,3 +22,4 @@ mod report;
 mod snapshots;
 mod storage;
 mod trust;
+mod verify;

@@ -22,13 +22,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::kit::{self, Decision, PollError, Progress, Schedule};
 use super::super::{
-    ItemStatus, Job, Mode, OnConflict, PlannedAction, PlannedItem, PluginContext, PluginError,
+    Difference, ItemStatus, Job, Mode, OnConflict, PlannedAction, PlannedItem, PluginContext,
+    PluginError,
 };
 use super::clients::{absent_on_404, failed, name_of, Listings, Vaults};
 use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
-use super::{on_differs, CERTIFICATE};
+use super::{decided, on_differs, CERTIFICATE};
 use crate::azure::{AzureError, AzureErrorKind, Sensitive};
 
 /// The certificate listings of both vaults.
@@ -43,11 +44,17 @@ pub(super) async fn listings(
     .await
 }
 
+/// `atg verify`: the target's certificates the source lacks.
+pub(super) fn extras_in_target(listings: &Listings<CertificateProperties>) -> Vec<String> {
+    listings.extras(|certificate| name_of(certificate.id.as_ref()), |_| true)
+}
+
 /// Plans every source certificate against the target's of the same name. `plain_secrets` and
 /// `plain_keys` are the target's secrets and keys that are not certificate-backed (lowercase
 /// names): a certificate is never written over them.
-pub(super) fn plan(
+pub(super) async fn plan(
     job: &Job,
+    vaults: &Vaults,
     listings: &Listings<CertificateProperties>,
     deleted: &DeletedNames,
     plain_secrets: &HashSet<String>,
@@ -58,35 +65,34 @@ pub(super) fn plan(
         |certificate| name_of(certificate.id.as_ref()),
         |certificate| certificate.id.as_ref(),
     )?;
-    Ok(paired
-        .into_iter()
-        .map(|(name, _, target)| {
-            let lowercase = name.to_ascii_lowercase();
-            let collision = match (
-                plain_secrets.contains(&lowercase),
-                plain_keys.contains(&lowercase),
-            ) {
-                (true, true) => Some("a secret and a key"),
-                (true, false) => Some("a secret"),
-                (false, true) => Some("a key"),
-                (false, false) => None,
-            };
-            let action = if let Some(taken) = collision {
-                name_taken(job.on_conflict, &name, taken).planned(true, Vec::new())
-            } else if target.is_some() {
-                PlannedAction::Compare
-            } else {
-                deleted.plan(CERTIFICATE, &name, job.on_deleted)
-            };
-            PlannedItem {
-                kind: CERTIFICATE,
-                name,
-                action,
-                notes: Vec::new(),
-                detail: serde_json::Value::Null,
-            }
-        })
-        .collect())
+    let mut items = Vec::with_capacity(paired.len());
+    for (name, _, target) in paired {
+        let lowercase = name.to_ascii_lowercase();
+        let collision = match (
+            plain_secrets.contains(&lowercase),
+            plain_keys.contains(&lowercase),
+        ) {
+            (true, true) => Some("a secret and a key"),
+            (true, false) => Some("a secret"),
+            (false, true) => Some("a key"),
+            (false, false) => None,
+        };
+        let action = if let Some(taken) = collision {
+            name_taken(job.on_conflict, &name, taken).planned(true, Vec::new())
+        } else if target.is_some() {
+            CertificateCopy::plan_existing(vaults, job, &name).await
+        } else {
+            deleted.plan(CERTIFICATE, &name, job.on_deleted)
+        };
+        items.push(PlannedItem {
+            kind: CERTIFICATE,
+            name,
+            action,
+            notes: Vec::new(),
+            detail: serde_json::Value::Null,
+        });
+    }
+    Ok(items)
 }
 
 /// A certificate `name` would take over the target's `taken` (a secret and/or a key of that
@@ -176,6 +182,123 @@ fn policy_fingerprint(policy: Option<&CertificatePolicy>) -> String {
     format!("{subject}|{issuer}|{key}")
 }
 
+/// How a source certificate is copied: imported with its key, or created self-signed from its
+/// policy. Planning and applying decide it the same way.
+struct CertificateCopy {
+    source: Certificate,
+    /// The policy the target certificate gets.
+    policy: CertificatePolicy,
+    /// Replication of an exportable certificate: imported with its private key.
+    import: bool,
+    /// An imported certificate (issuer `Unknown`) that is not imported as it is: created
+    /// self-signed from its policy, like a `Self` one; never ordered.
+    self_signed_from_import: bool,
+}
+
+impl CertificateCopy {
+    /// Reads the source certificate and its policy; `Err` is the item's outcome when it cannot
+    /// be copied (gone, unreadable, issued by a CA atg does not order from).
+    async fn read(client: &CertificateClient, mode: Mode, name: &str) -> Result<Self, ItemStatus> {
+        let source = match get_certificate(client, name).await {
+            Ok(Some(certificate)) => certificate,
+            Ok(None) => {
+                return Err(ItemStatus::Skipped {
+                    reason: "deleted from the source after discovery".into(),
+                })
+            }
+            Err(error) => return Err(failed("read source certificate", &error)),
+        };
+        let policy = match source.policy.clone() {
+            Some(policy) => policy,
+            None => match client
+                .get_certificate_policy(name, None)
+                .await
+                .and_then(azure_core::http::Response::into_model)
+            {
+                Ok(policy) => policy,
+                Err(error) => return Err(failed("read source certificate policy", &error.into())),
+            },
+        };
+        let issuer = policy
+            .issuer_parameters
+            .as_ref()
+            .and_then(|i| i.name.clone())
+            .unwrap_or_default();
+        let exportable = policy
+            .key_properties
+            .as_ref()
+            .and_then(|k| k.exportable)
+            .unwrap_or(false);
+        let import = mode == Mode::Replication && exportable;
+        let self_signed_from_import = !import && issuer.eq_ignore_ascii_case("Unknown");
+        let policy = if self_signed_from_import {
+            self_signed(&policy)
+        } else {
+            policy
+        };
+        if !import && !self_signed_from_import && !issuer.eq_ignore_ascii_case("Self") {
+            return Err(ItemStatus::Skipped {
+                reason: format!(
+                    "issued by `{issuer}`{}: atg places no certificate orders; request it in the target from the same policy",
+                    if mode == Mode::Replication { " with a non-exportable key" } else { "" }
+                ),
+            });
+        }
+        Ok(CertificateCopy {
+            source,
+            policy,
+            import,
+            self_signed_from_import,
+        })
+    }
+
+    /// Whether the target's certificate already is what the copy would make: the same
+    /// certificate (imported), or one from the same policy (created).
+    fn matches(&self, existing: &Certificate) -> bool {
+        if self.import {
+            existing.x509_thumbprint.is_some()
+                && existing.x509_thumbprint == self.source.x509_thumbprint
+        } else {
+            policy_fingerprint(existing.policy.as_ref()) == policy_fingerprint(Some(&self.policy))
+        }
+    }
+
+    /// The plan for a certificate the target holds under the same name.
+    async fn plan_existing(vaults: &Vaults, job: &Job, name: &str) -> PlannedAction {
+        let copy = match CertificateCopy::read(&vaults.source.certificates, job.mode, name).await {
+            Ok(copy) => copy,
+            Err(ItemStatus::Skipped { reason }) => return PlannedAction::Skip { reason },
+            Err(ItemStatus::Failed { error }) => return PlannedAction::Fail { reason: error },
+            Err(_) => return PlannedAction::Compare,
+        };
+        let existing = match get_certificate(&vaults.target.certificates, name).await {
+            Ok(Some(existing)) => existing,
+            Ok(None) => return PlannedAction::Create,
+            Err(error) => {
+                return PlannedAction::Fail {
+                    reason: format!("read target certificate: {error}"),
+                }
+            }
+        };
+        if copy.matches(&existing) {
+            return PlannedAction::Identical;
+        }
+        match decided(
+            job.on_conflict,
+            CERTIFICATE,
+            PlannedAction::compared(vec![Difference::Certificate]),
+        ) {
+            // As apply: a made-up self-signed certificate never replaces a real one.
+            PlannedAction::Overwrite { .. } if !copy.import => PlannedAction::Skip {
+                reason: NO_SELF_SIGNED_OVER_EXISTING.into(),
+            },
+            planned => planned,
+        }
+    }
+}
+
+const NO_SELF_SIGNED_OVER_EXISTING: &str = "exists in the target and differs: a new self-signed certificate is never created over an existing one";
+
 pub(super) async fn copy_certificate(
     ctx: &PluginContext,
     job: &Job,
@@ -183,57 +306,17 @@ pub(super) async fn copy_certificate(
     trail: &DeletedTrail,
     name: &str,
 ) -> ItemStatus {
-    let source = match get_certificate(&vaults.source.certificates, name).await {
-        Ok(Some(certificate)) => certificate,
-        Ok(None) => {
-            return ItemStatus::Skipped {
-                reason: "deleted from the source after discovery".into(),
-            }
-        }
-        Err(error) => return failed("read source certificate", &error),
+    let copy = match CertificateCopy::read(&vaults.source.certificates, job.mode, name).await {
+        Ok(copy) => copy,
+        Err(status) => return status,
     };
-    let policy = match source.policy.clone() {
-        Some(policy) => policy,
-        None => match vaults
-            .source
-            .certificates
-            .get_certificate_policy(name, None)
-            .await
-        {
-            Ok(response) => match response.into_model() {
-                Ok(policy) => policy,
-                Err(error) => return failed("read source certificate policy", &error.into()),
-            },
-            Err(error) => return failed("read source certificate policy", &error.into()),
-        },
-    };
-    let issuer = policy
-        .issuer_parameters
-        .as_ref()
-        .and_then(|i| i.name.clone())
-        .unwrap_or_default();
-    let exportable = policy
-        .key_properties
-        .as_ref()
-        .and_then(|k| k.exportable)
-        .unwrap_or(false);
-    let import = job.mode == Mode::Replication && exportable;
-    // An imported certificate (issuer `Unknown`) has no issuer to ask: when it is not imported
-    // as it is, it is created self-signed from its policy, like a `Self` one; never ordered.
-    let self_signed_from_import = !import && issuer.eq_ignore_ascii_case("Unknown");
-    let policy = if self_signed_from_import {
-        self_signed(&policy)
-    } else {
-        policy
-    };
-    if !import && !self_signed_from_import && !issuer.eq_ignore_ascii_case("Self") {
-        return ItemStatus::Skipped {
-            reason: format!(
-                "issued by `{issuer}`{}: atg places no certificate orders; request it in the target from the same policy",
-                if job.mode == Mode::Replication { " with a non-exportable key" } else { "" }
-            ),
-        };
-    }
+    let CertificateCopy {
+        source,
+        policy,
+        import,
+        self_signed_from_import,
+    } = &copy;
+    let (import, self_signed_from_import) = (*import, *self_signed_from_import);
     let created = if self_signed_from_import {
         "new self-signed certificate from the source policy (the source was imported, issuer `Unknown`: issuer set to `Self`, no order placed)"
     } else {
@@ -262,14 +345,7 @@ pub(super) async fn copy_certificate(
     for _ in 0..WRITE_ROUNDS {
         match get_certificate(&vaults.target.certificates, name).await {
             Ok(Some(existing)) => {
-                let identical = if import {
-                    existing.x509_thumbprint.is_some()
-                        && existing.x509_thumbprint == source.x509_thumbprint
-                } else {
-                    policy_fingerprint(existing.policy.as_ref())
-                        == policy_fingerprint(Some(&policy))
-                };
-                if identical {
+                if copy.matches(&existing) {
                     if unconfirmed {
                         return written();
                     }
@@ -282,7 +358,7 @@ pub(super) async fn copy_certificate(
                 // version is kept); a made-up self-signed one would replace a real certificate.
                 if !import {
                     return ItemStatus::Skipped {
-                        reason: "exists in the target and differs: a new self-signed certificate is never created over an existing one".into(),
+                        reason: NO_SELF_SIGNED_OVER_EXISTING.into(),
                     };
                 }
             }
@@ -318,10 +394,10 @@ pub(super) async fn copy_certificate(
                     error: "the certificate's backing secret has no value".into(),
                 };
             };
-            let write = || import_certificate(vaults, name, &value, &policy, &source);
+            let write = || import_certificate(vaults, name, &value, policy, source);
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         } else {
-            let write = || create_certificate(ctx, vaults, name, &policy, &source);
+            let write = || create_certificate(ctx, vaults, name, policy, source);
             write_handling_deleted(ctx, job, CERTIFICATE, name, vaults, trail, write).await
         };
         match result {

@@ -182,6 +182,29 @@ impl<T: Send + 'static> Listings<T> {
             .collect()
     }
 
+    /// `atg verify`: the names of the target's items that `keep` accepts and the source
+    /// lacks (names compared without case).
+    pub fn extras(
+        &self,
+        name: impl Fn(&T) -> Option<String>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Vec<String> {
+        let source = self.source.iter().filter_map(&name);
+        let target = self
+            .target
+            .iter()
+            .filter(|item| keep(item))
+            .filter_map(&name);
+        let key = |name: &String| name.to_ascii_lowercase();
+        kit::pair_by_key(source, target, key, key)
+            .into_iter()
+            .filter_map(|merged| match merged {
+                kit::Merged::TargetOnly(name) => Some(name),
+                kit::Merged::SourceOnly(_) | kit::Merged::Both(..) => None,
+            })
+            .collect()
+    }
+
     /// Pairs each item the source lists with the target's item of the same name (names are
     /// case-insensitive in Key Vault), in name order. A source item without a usable id is
     /// refused (`kind` names it); a target item without one is left out.

@@ -43,6 +43,15 @@ pub(super) fn plain_in_target(listings: &Listings<KeyProperties>) -> HashSet<Str
     )
 }
 
+/// `atg verify`: the target's keys the source lacks (not certificate-backed ones: they go with
+/// their certificate).
+pub(super) fn extras_in_target(listings: &Listings<KeyProperties>) -> Vec<String> {
+    listings.extras(
+        |key| name_of(key.kid.as_ref()),
+        |key| key.managed != Some(true),
+    )
+}
+
 /// Plans every source key against the target's of the same name.
 pub(super) async fn plan(
     job: &Job,

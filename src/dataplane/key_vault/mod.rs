@@ -40,7 +40,8 @@ use serde_json::Value;
 use super::kit::{self, Decision, Existing, Newer, Typed};
 use super::{
     ApplyPlan, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Mode, OnConflict,
-    PermissionInfo, Plan, PlannedAction, PluginContext, PluginError, PluginInfo, Side,
+    PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
+    EXTRA,
 };
 use crate::azure::Cloud;
 use clients::Vaults;
@@ -206,11 +207,13 @@ impl DataPlanePlugin for KeyVaultPlugin {
         let certificate_listings = certificate::listings(&vaults).await?;
         let certificates = certificate::plan(
             job,
+            &vaults,
             &certificate_listings,
             &deleted,
             &secret::plain_in_target(&secret_listings),
             &key::plain_in_target(&key_listings),
-        )?;
+        )
+        .await?;
         for (fact, count) in [
             ("secrets", secret_listings.source.len()),
             ("keys", key_listings.source.len()),
@@ -218,21 +221,44 @@ impl DataPlanePlugin for KeyVaultPlugin {
         ] {
             discovery.facts.insert(fact.into(), Value::from(count));
         }
-        let items: Vec<Typed<ItemPlan>> = secrets
+        // `atg verify` lists, after each kind, the target's items the source lacks (a
+        // certificate's own secret and key go with the certificate).
+        let extras = |kind, names: Vec<String>| {
+            names
+                .into_iter()
+                .filter(|_| job.verify)
+                .map(move |name| Typed {
+                    item: PlannedItem {
+                        kind,
+                        name,
+                        action: PlannedAction::Extra,
+                        notes: Vec::new(),
+                        detail: Value::Null,
+                    },
+                    detail: ItemPlan::Extra,
+                })
+        };
+        let mut items: Vec<Typed<ItemPlan>> = secrets
             .into_iter()
             .map(|typed| Typed {
                 item: typed.item,
                 detail: ItemPlan::Secret(typed.detail),
             })
-            .chain(keys.into_iter().map(|item| Typed {
-                item,
-                detail: ItemPlan::Key,
-            }))
-            .chain(certificates.into_iter().map(|item| Typed {
-                item,
-                detail: ItemPlan::Certificate,
-            }))
             .collect();
+        items.extend(extras(SECRET, secret::extras_in_target(&secret_listings)));
+        items.extend(keys.into_iter().map(|item| Typed {
+            item,
+            detail: ItemPlan::Key,
+        }));
+        items.extend(extras(KEY, key::extras_in_target(&key_listings)));
+        items.extend(certificates.into_iter().map(|item| Typed {
+            item,
+            detail: ItemPlan::Certificate,
+        }));
+        items.extend(extras(
+            CERTIFICATE,
+            certificate::extras_in_target(&certificate_listings),
+        ));
         discovery.items = items.iter().map(|typed| typed.item.clone()).collect();
         Ok(Plan {
             discovery,
@@ -253,6 +279,8 @@ enum ItemPlan {
     /// item (public key, policy), which the listings do not carry.
     Key,
     Certificate,
+    /// Only in the target (`atg verify`): never written.
+    Extra,
 }
 
 /// The plan of one vault pair: every item, and the clients of both vaults planning built.
@@ -299,6 +327,11 @@ async fn apply_item(
                 error: reason.clone(),
             }
         }
+        PlannedAction::Extra => {
+            return ItemStatus::Skipped {
+                reason: EXTRA.into(),
+            }
+        }
         PlannedAction::Create
         | PlannedAction::Overwrite { .. }
         | PlannedAction::Identical
@@ -320,6 +353,9 @@ async fn apply_item(
         ItemPlan::Certificate => {
             certificate::copy_certificate(ctx, job, vaults, &trail, name).await
         }
+        ItemPlan::Extra => ItemStatus::Skipped {
+            reason: EXTRA.into(),
+        },
     };
     match trail.outcome(status) {
         ItemStatus::Created { action } => ItemStatus::written(existed, action),

@@ -130,6 +130,12 @@ pub(super) fn plain_in_target(listings: &Listings<SecretProperties>) -> HashSet<
     listings.target_names(secret_name, |properties| properties.managed != Some(true))
 }
 
+/// `atg verify`: the target's secrets the source lacks (not certificate-backed ones: they go
+/// with their certificate).
+pub(super) fn extras_in_target(listings: &Listings<SecretProperties>) -> Vec<String> {
+    listings.extras(secret_name, |properties| properties.managed != Some(true))
+}
+
 /// Plans every source secret against the target's of the same name.
 pub(super) async fn plan(
     ctx: &PluginContext,

@@ -1,0 +1,138 @@
+//! `atg verify`: both sides read back item by item after a deploy, with verdicts a pipeline can
+//! gate on; the target is damaged through the testkit's plain REST client (not atg's clients).
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::key_vault::{seed_source, SENTINEL};
+
+/// `atg verify` over `inventory`, with the same transport flags as deploy.
+async fn verify(stack: &Stack, inventory: &std::path::Path, args: &[&str]) -> Run {
+    let mut all = stack.deploy_args(inventory, args);
+    all[0] = "verify".into();
+    atg(&all, &TARGET_PRINCIPAL).await
+}
+
+fn verdict<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
+    report["resources"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["kind"] == kind && item["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {report}"))
+}
+
+#[tokio::test]
+async fn verify_passes_an_exact_copy_and_names_every_damage_without_writing() {
+    let stack = Stack::start().await;
+    seed_source(&stack, "src-kv").await;
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    let replication = ["--dataplane-mode", "replication", "--output", "json"];
+    let run = stack.deploy(&inventory, &replication).await;
+    assert_eq!(run.code, 0, "{run}");
+
+    let writes = stack.vault_writes().len();
+    let exact = verify(&stack, &inventory, &replication).await;
+    assert_eq!(exact.code, 0, "{exact}");
+    let report = exact.report();
+    assert_eq!(report["verify"], true);
+    let totals = &report["totals"]["items"];
+    for gap in ["missing", "different", "unverified", "extra"] {
+        assert_eq!(totals[gap], 0, "{gap}: {report}");
+    }
+    assert_eq!(report["totals"]["fidelity"], 1.0, "{report}");
+    assert_eq!(report["resources"][0]["fidelity"], 1.0, "{report}");
+    assert_eq!(
+        verdict(&report, "certificate", "self-cert")["verdict"],
+        "identical"
+    );
+
+    // Damage the target: a changed value, changed tags, a deleted secret, an item of its own.
+    let target = stack.vault("dst-kv");
+    target
+        .set_secret("plain", "changed-in-target", None, None, true)
+        .await
+        .unwrap();
+    target
+        .set_secret(
+            "versioned",
+            "v3",
+            None,
+            Some(&tags(&[("owner", "someone-else")])),
+            true,
+        )
+        .await
+        .unwrap();
+    target.delete_secret("typed").await.unwrap();
+    target
+        .set_secret("only-in-target", "x", None, None, true)
+        .await
+        .unwrap();
+    let writes_before = stack.vault_writes().len();
+
+    let damaged = verify(&stack, &inventory, &replication).await;
+    assert_eq!(damaged.code, 1, "{damaged}");
+    let report = damaged.report();
+    let plain = verdict(&report, "secret", "plain");
+    assert_eq!(plain["verdict"], "different", "{plain}");
+    assert_eq!(plain["differs"], serde_json::json!(["value"]), "{plain}");
+    let versioned = verdict(&report, "secret", "versioned");
+    assert_eq!(versioned["verdict"], "different", "{versioned}");
+    assert_eq!(
+        versioned["differs"],
+        serde_json::json!(["tags"]),
+        "{versioned}"
+    );
+    assert_eq!(verdict(&report, "secret", "typed")["verdict"], "missing");
+    assert_eq!(
+        verdict(&report, "secret", "only-in-target")["verdict"],
+        "extra"
+    );
+    let totals = &report["totals"]["items"];
+    assert_eq!(totals["missing"], 1, "{report}");
+    assert_eq!(totals["different"], 2, "{report}");
+    assert_eq!(totals["extra"], 1, "{report}");
+    let fidelity = report["totals"]["fidelity"].as_f64().unwrap();
+    assert!(fidelity < 1.0 && fidelity > 0.0, "{fidelity}");
+    assert_eq!(report["resources"][0]["status"], "failed");
+    // The human summary names each damage; values never appear anywhere.
+    for line in [
+        "different (value) secret `plain`",
+        "missing secret `typed`",
+        "extra (only in the target) secret `only-in-target`",
+    ] {
+        assert!(damaged.stderr.contains(line), "{line}\n{damaged}");
+    }
+    for output in [
+        &exact.stdout,
+        &exact.stderr,
+        &damaged.stdout,
+        &damaged.stderr,
+    ] {
+        assert!(!output.contains(SENTINEL));
+        assert!(!output.contains("changed-in-target"));
+    }
+    // Verify reads only.
+    assert_eq!(stack.vault_writes().len(), writes_before);
+    assert!(writes_before > writes);
+}
+
+#[tokio::test]
+async fn verify_refuses_flags_that_only_shape_writes() {
+    let stack = Stack::start().await;
+    let inventory = stack.kv_inventory(&[("src-kv", "dst-kv")]);
+    for flag in [
+        &["--dry-run"][..],
+        &["--on-conflict", "skip"],
+        &["--on-deleted", "purge"],
+    ] {
+        let run = verify(&stack, &inventory, flag).await;
+        assert_eq!(run.code, 2, "{run}");
+        assert!(
+            run.stderr
+                .contains(&format!("atg verify takes no {}", flag[0])),
+            "{run}"
+        );
+    }
+    assert!(stack.requests().is_empty());
+}

@@ -306,6 +306,8 @@ impl DeploySettings {
             (args.detailed_exitcode, "--detailed-exitcode"),
             (args.on_conflict != OnConflict::default(), "--on-conflict"),
             (args.on_deleted != OnDeleted::default(), "--on-deleted"),
+            (args.plan.is_some(), "--plan"),
+            (args.plan_out.is_some(), "--plan-out"),
         ];
         if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
             return Err(settings_error(
@@ -330,6 +332,12 @@ impl DeploySettings {
             return Err(settings_error(
                 "--detailed-exitcode needs --dry-run",
                 Some("add --dry-run: its exit code then says whether the plan would change anything (0 no, 3 yes)"),
+            ));
+        }
+        if args.plan_out.is_some() && !args.dry_run {
+            return Err(settings_error(
+                "--plan-out needs --dry-run",
+                Some("add --dry-run: the plan is what a dry run decides; apply it later with --plan FILE"),
             ));
         }
         let resources = resource_source(args, &mut warnings)?;
@@ -401,6 +409,8 @@ impl DeploySettings {
                 concurrency: usize::from(args.concurrency),
                 resource_concurrency: 4,
                 settle_timeout: Duration::from_secs(60),
+                approved: None,
+                journal: None,
             },
             http: HttpSettings {
                 cloud: args.cloud,

@@ -216,6 +216,17 @@ pub struct DeployArgs {
     /// item would fail or a resource failed.
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// With --dry-run: also write the plan to FILE (versioned JSON: names, decisions and
+    /// fingerprints, never a value), for `--plan FILE` to apply after review.
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
+
+    /// Apply exactly the plan in FILE (from --dry-run --plan-out): only the items it decided,
+    /// each only when its source and target did not change since (else refused as stale).
+    /// Applied items are recorded in FILE.applied, so running it again resumes.
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub plan: Option<PathBuf>,
 }
 
 /// Resources from ATG's graph (instead of --inventory): sources are the graph's original

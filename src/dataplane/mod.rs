@@ -13,7 +13,7 @@
 pub mod key_vault;
 pub mod kit;
 pub mod registry;
-pub mod storage_account;
+pub mod storage;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +29,9 @@ use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::ResourcePair;
 
 /// What a run copies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Structure only: names, settings, containers, placeholder secret values. No secret value
@@ -49,7 +51,9 @@ impl fmt::Display for Mode {
 }
 
 /// What to do when the target already has an item of that name and it differs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
     /// Write the source's version over it (Key Vault keeps the previous one as an older version).
@@ -66,7 +70,9 @@ pub enum OnConflict {
 }
 
 /// What to do when the target has the name soft-deleted (Key Vault's 409 `ObjectIsDeletedButRecoverable`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnDeleted {
     /// Recover the deleted item, then continue as if it had been there.
@@ -102,6 +108,47 @@ pub struct PermissionInfo {
     pub roles: &'static [&'static str],
 }
 
+/// Something a plugin's items can have done to them in general, which a plugin may declare it
+/// cannot do (see [`Limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Template mode writes the item (with a placeholder where a value goes).
+    Template,
+    /// Replication copies the item's value as it is (not new material of the same shape).
+    CopyValue,
+    /// `--on-conflict if-source-newer` compares the source's and the target's modification
+    /// times; without it the policy acts as `skip`.
+    IfSourceNewer,
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Template => "template",
+            Capability::CopyValue => "copy-value",
+            Capability::IfSourceNewer => "if-source-newer",
+        })
+    }
+}
+
+/// A capability a plugin lacks for some of its item kinds, and why: declared up front (as
+/// rclone's backends declare the features they lack) so `atg plugins` shows it and the
+/// conformance suite checks the lack is reported instead of skipping a check silently.
+#[derive(Debug)]
+pub struct Limit {
+    pub capability: Capability,
+    /// The item kinds it applies to; empty means every kind of the plugin.
+    pub kinds: &'static [&'static str],
+    pub reason: &'static str,
+}
+
+impl Limit {
+    pub fn applies_to(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+}
+
 #[derive(Debug)]
 pub struct PluginInfo {
     /// Short name, e.g. `key-vault`.
@@ -113,11 +160,21 @@ pub struct PluginInfo {
     pub permissions: &'static [PermissionInfo],
     /// Fast paths and limits worth knowing (server-side copy, what is never copied).
     pub notes: &'static [&'static str],
+    /// What the plugin cannot do, by capability and item kind.
+    pub limits: &'static [Limit],
 }
 
 impl PluginInfo {
     pub fn supports(&self, mode: Mode) -> bool {
         self.modes.contains(&mode)
+    }
+
+    /// Whether items of `kind` can have `capability` (no declared [`Limit`] says otherwise).
+    pub fn can(&self, capability: Capability, kind: &str) -> bool {
+        !self
+            .limits
+            .iter()
+            .any(|limit| limit.capability == capability && limit.applies_to(kind))
     }
 
     pub fn handles(&self, resource_type: &str) -> bool {
@@ -147,7 +204,7 @@ pub struct Job {
 
 /// What differs between an item of the source and the target's item of that name. Names what,
 /// never the values (a value is compared in memory and never printed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Difference {
     /// The secret's value (replication only; template mode never reads values).
@@ -185,7 +242,7 @@ impl Difference {
 }
 
 /// What the plan says will happen to an item. One fixed shape per variant, tagged `planned`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "planned")]
 pub enum PlannedAction {
     /// Absent in the target: will be written.
@@ -249,6 +306,10 @@ pub struct PlannedItem {
     pub notes: Vec<String>,
     /// Plugin-private data carried from discovery to apply (metadata only).
     pub detail: serde_json::Value,
+    /// What the decision was made from on both sides (versions, entity tags, modification times;
+    /// never a value): a plan applied later (`--plan FILE`) refuses the item as stale when it
+    /// changed. `None` when the service offers nothing to tell a change by.
+    pub fingerprint: Option<String>,
 }
 
 impl PlannedItem {
@@ -565,6 +626,10 @@ pub trait ApplyPlan: Send {
     /// Carries the plan out, reporting each item through `ctx.reporter`. One item's failure is
     /// reported and does not stop the others.
     async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError>;
+
+    /// Keeps only the items `keep` accepts (by kind and name): applying a plan file carries out
+    /// only what it approved.
+    fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool);
 }
 
 #[cfg(test)]
@@ -652,6 +717,7 @@ mod tests {
             action: PlannedAction::Create,
             notes: Vec::new(),
             detail: serde_json::json!({ "unexpected": true }),
+            fingerprint: None,
         };
         match item.plan::<Plan>() {
             Err(ItemStatus::Failed { error }) => {

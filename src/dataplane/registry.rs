@@ -2,7 +2,7 @@
 //! Adding a plugin means adding it here; tests walk this slice to check every plugin's claims.
 
 use super::key_vault::KeyVaultPlugin;
-use super::storage_account::StorageAccountPlugin;
+use super::storage::StorageAccountPlugin;
 use super::DataPlanePlugin;
 
 pub static PLUGINS: &[&dyn DataPlanePlugin] = &[&KeyVaultPlugin, &StorageAccountPlugin];
@@ -18,6 +18,7 @@ pub fn find(resource_type: &str) -> Option<&'static dyn DataPlanePlugin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::Capability;
     use std::collections::HashSet;
 
     #[test]
@@ -55,6 +56,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_declared_limit_names_kinds_of_its_plugin_and_a_reason() {
+        for plugin in PLUGINS {
+            let info = plugin.info();
+            for limit in info.limits {
+                assert!(
+                    !limit.reason.is_empty(),
+                    "{}: a limit without a reason",
+                    info.name
+                );
+                for kind in limit.kinds {
+                    assert!(
+                        info.item_kinds.iter().any(|k| k.name == *kind),
+                        "{}: {} limit names an unknown kind {kind}",
+                        info.name,
+                        limit.capability
+                    );
+                }
+            }
+        }
+        let key_vault = find("Microsoft.KeyVault/vaults").unwrap().info();
+        assert!(!key_vault.can(Capability::CopyValue, "key"));
+        assert!(key_vault.can(Capability::CopyValue, "secret"));
+        assert!(!key_vault.can(Capability::IfSourceNewer, "secret"));
     }
 
     #[test]

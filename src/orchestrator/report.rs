@@ -36,6 +36,8 @@ pub struct ItemCounts {
     pub extra: u64,
     /// `atg verify`: not compared item by item, or a run would fail them.
     pub unverified: u64,
+    /// `--plan FILE`: applied by an earlier run of the same plan, so not done again.
+    pub already_applied: u64,
 }
 
 impl ItemCounts {
@@ -85,6 +87,7 @@ impl ItemCounts {
         self.different += other.different;
         self.extra += other.extra;
         self.unverified += other.unverified;
+        self.already_applied += other.already_applied;
     }
 
     /// `atg verify`: the items the mode promises that the target holds exactly, as a fraction
@@ -148,6 +151,9 @@ pub struct ResourceReport {
     pub items: Vec<ItemOutcome>,
     /// `atg verify`: [`ItemCounts::fidelity`] of this resource; null otherwise.
     pub fidelity: Option<f64>,
+    /// A dry run's decisions, for `--plan-out` (not part of the report).
+    #[serde(skip)]
+    pub plan: Vec<super::plan_file::PlanEntry>,
     pub duration_ms: u64,
 }
 

@@ -182,6 +182,7 @@ fn report_schema() {
             counts,
             counts_by_kind: BTreeMap::from([("secret".to_owned(), counts)]),
             fidelity: None,
+            plan: Vec::new(),
             items,
             duration_ms: 1,
         }

@@ -1,8 +1,6 @@
 //! `atg verify`: both sides read back item by item after a deploy, with verdicts a pipeline can
 //! gate on; the target is damaged through the testkit's plain REST client (not atg's clients).
 
-use serde_json::Value;
-
 use crate::common::*;
 use crate::key_vault::{seed_source, SENTINEL};
 
@@ -11,15 +9,6 @@ async fn verify(stack: &Stack, inventory: &std::path::Path, args: &[&str]) -> Ru
     let mut all = stack.deploy_args(inventory, args);
     all[0] = "verify".into();
     atg(&all, &TARGET_PRINCIPAL).await
-}
-
-fn verdict<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
-    report["resources"][0]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["kind"] == kind && item["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in {report}"))
 }
 
 #[tokio::test]
@@ -43,7 +32,7 @@ async fn verify_passes_an_exact_copy_and_names_every_damage_without_writing() {
     assert_eq!(report["totals"]["fidelity"], 1.0, "{report}");
     assert_eq!(report["resources"][0]["fidelity"], 1.0, "{report}");
     assert_eq!(
-        verdict(&report, "certificate", "self-cert")["verdict"],
+        report_item(&report, "certificate", "self-cert")["verdict"],
         "identical"
     );
 
@@ -73,19 +62,22 @@ async fn verify_passes_an_exact_copy_and_names_every_damage_without_writing() {
     let damaged = verify(&stack, &inventory, &replication).await;
     assert_eq!(damaged.code, 1, "{damaged}");
     let report = damaged.report();
-    let plain = verdict(&report, "secret", "plain");
+    let plain = report_item(&report, "secret", "plain");
     assert_eq!(plain["verdict"], "different", "{plain}");
     assert_eq!(plain["differs"], serde_json::json!(["value"]), "{plain}");
-    let versioned = verdict(&report, "secret", "versioned");
+    let versioned = report_item(&report, "secret", "versioned");
     assert_eq!(versioned["verdict"], "different", "{versioned}");
     assert_eq!(
         versioned["differs"],
         serde_json::json!(["tags"]),
         "{versioned}"
     );
-    assert_eq!(verdict(&report, "secret", "typed")["verdict"], "missing");
     assert_eq!(
-        verdict(&report, "secret", "only-in-target")["verdict"],
+        report_item(&report, "secret", "typed")["verdict"],
+        "missing"
+    );
+    assert_eq!(
+        report_item(&report, "secret", "only-in-target")["verdict"],
         "extra"
     );
     let totals = &report["totals"]["items"];

@@ -29,7 +29,7 @@ use super::clients::{absent_on_404, failed, name_of, Listings, Vaults};
 use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
-use super::{decided, on_differs, CERTIFICATE};
+use super::{decided, fingerprint, on_differs, CERTIFICATE};
 use crate::azure::{AzureError, AzureErrorKind, Sensitive};
 
 /// The certificate listings of both vaults.
@@ -66,7 +66,7 @@ pub(super) async fn plan(
         |certificate| certificate.id.as_ref(),
     )?;
     let mut items = Vec::with_capacity(paired.len());
-    for (name, _, target) in paired {
+    for (name, source, target) in paired {
         let lowercase = name.to_ascii_lowercase();
         let collision = match (
             plain_secrets.contains(&lowercase),
@@ -84,12 +84,19 @@ pub(super) async fn plan(
         } else {
             deleted.plan(CERTIFICATE, &name, job.on_deleted)
         };
+        let fingerprint = fingerprint(
+            source,
+            target,
+            |item: &CertificateProperties| item.attributes.as_ref().and_then(|a| a.updated),
+            deleted.contains(CERTIFICATE, &name),
+        );
         items.push(PlannedItem {
             kind: CERTIFICATE,
             name,
             action,
             notes: Vec::new(),
             detail: serde_json::Value::Null,
+            fingerprint: Some(fingerprint),
         });
     }
     Ok(items)

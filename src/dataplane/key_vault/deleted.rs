@@ -79,15 +79,20 @@ impl DeletedNames {
         }
     }
 
-    /// The plan for a name absent from the target: created, or `--on-deleted`'s action when
-    /// the name is soft-deleted there.
-    pub fn plan(&self, kind: &str, name: &str, policy: OnDeleted) -> PlannedAction {
+    /// Whether the target holds `name` soft-deleted.
+    pub fn contains(&self, kind: &str, name: &str) -> bool {
         let names = match kind {
             SECRET => &self.secrets,
             KEY => &self.keys,
             _ => &self.certificates,
         };
-        if !names.contains(&name.to_ascii_lowercase()) {
+        names.contains(&name.to_ascii_lowercase())
+    }
+
+    /// The plan for a name absent from the target: created, or `--on-deleted`'s action when
+    /// the name is soft-deleted there.
+    pub fn plan(&self, kind: &str, name: &str, policy: OnDeleted) -> PlannedAction {
+        if !self.contains(kind, name) {
             return PlannedAction::Create;
         }
         match policy {

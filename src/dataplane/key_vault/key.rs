@@ -18,7 +18,7 @@ use super::clients::{absent_on_404, failed, name_of, Listings, Vaults};
 use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
-use super::{decided, on_differs, KEY};
+use super::{decided, fingerprint, on_differs, KEY};
 use crate::azure::AzureError;
 
 const TEMPLATE_KEEPS_KEY_MATERIAL: &str =
@@ -91,12 +91,19 @@ pub(super) async fn plan(
         if new_material {
             notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
         }
+        let fingerprint = fingerprint(
+            key,
+            target,
+            |item: &KeyProperties| item.attributes.as_ref().and_then(|a| a.updated),
+            deleted.contains(KEY, &name),
+        );
         items.push(PlannedItem {
             kind: KEY,
             name,
             action,
             notes,
             detail: serde_json::Value::Null,
+            fingerprint: Some(fingerprint),
         });
     }
     Ok(items)

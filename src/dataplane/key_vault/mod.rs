@@ -39,9 +39,9 @@ use serde_json::Value;
 
 use super::kit::{self, Decision, Existing, Newer, Typed};
 use super::{
-    ApplyPlan, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Mode, OnConflict,
-    PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
-    EXTRA,
+    ApplyPlan, Capability, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Limit, Mode,
+    OnConflict, PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError,
+    PluginInfo, Side, EXTRA,
 };
 use crate::azure::Cloud;
 use clients::Vaults;
@@ -138,6 +138,18 @@ static INFO: PluginInfo = PluginInfo {
         "key material is never exported: target keys are new keys with the same shape",
         "no certificate is ordered from a CA",
     ],
+    limits: &[
+        Limit {
+            capability: Capability::CopyValue,
+            kinds: &[KEY],
+            reason: "key material never leaves a vault: the target key is new material with the source key's shape",
+        },
+        Limit {
+            capability: Capability::IfSourceNewer,
+            kinds: &[],
+            reason: "a vault item's modification time is when it was written to that vault, not comparable across vaults: --on-conflict if-source-newer acts as skip",
+        },
+    ],
 };
 
 /// Key Vault keeps no modification time comparable across vaults: a written item's `updated`
@@ -157,6 +169,28 @@ fn decided(policy: OnConflict, what: &str, planned: PlannedAction) -> PlannedAct
         }
         other => other,
     }
+}
+
+/// A modification time as a fingerprint part (`?` when the service gave none).
+fn stamp(updated: Option<time::OffsetDateTime>) -> String {
+    updated.map_or_else(|| "?".to_owned(), |t| t.unix_timestamp().to_string())
+}
+
+/// What a plan's decision on an item was made from: when each side last changed (`updated`
+/// reads it; a new version or new metadata changes it), and whether the target's name is
+/// soft-deleted when the target lacks the item. Never a value.
+fn fingerprint<T>(
+    source: &T,
+    target: Option<&T>,
+    updated: impl Fn(&T) -> Option<time::OffsetDateTime>,
+    deleted_in_target: bool,
+) -> String {
+    let target = match target {
+        Some(target) => stamp(updated(target)),
+        None if deleted_in_target => "deleted".to_owned(),
+        None => "absent".to_owned(),
+    };
+    format!("source {}, target {target}", stamp(updated(source)))
 }
 
 /// What `--on-conflict` does with an item the target holds and that differs: `None` to write
@@ -234,6 +268,7 @@ impl DataPlanePlugin for KeyVaultPlugin {
                         action: PlannedAction::Extra,
                         notes: Vec::new(),
                         detail: Value::Null,
+                        fingerprint: None,
                     },
                     detail: ItemPlan::Extra,
                 })
@@ -291,6 +326,11 @@ struct VaultPlan {
 
 #[async_trait]
 impl ApplyPlan for VaultPlan {
+    fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool) {
+        self.items
+            .retain(|typed| keep(typed.item.kind, &typed.item.name));
+    }
+
     async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
         let VaultPlan { items, vaults } = *self;
         let concurrency = ctx.item_slots.available_permits().max(1);

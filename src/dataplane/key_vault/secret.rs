@@ -19,7 +19,7 @@ use super::clients::{failed, list_all, secret_name, Listings, Vaults};
 use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
-use super::{decided, on_differs, SECRET};
+use super::{decided, fingerprint, on_differs, SECRET};
 use crate::azure::{AzureError, Sensitive};
 
 /// The metadata of a secret that atg compares and copies (never the value).
@@ -160,6 +160,12 @@ pub(super) async fn plan(
             } else {
                 deleted.plan(SECRET, &name, job.on_deleted)
             };
+            let fingerprint = fingerprint(
+                properties,
+                target,
+                |item: &SecretProperties| item.attributes.as_ref().and_then(|a| a.updated),
+                deleted.contains(SECRET, &name),
+            );
             Typed {
                 item: PlannedItem {
                     kind: SECRET,
@@ -167,6 +173,7 @@ pub(super) async fn plan(
                     action,
                     notes: Vec::new(),
                     detail: serde_json::Value::Null,
+                    fingerprint: Some(fingerprint),
                 },
                 detail: SecretPlan {
                     source: meta,

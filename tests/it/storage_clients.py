@@ -4,6 +4,7 @@ results are checked by a different client than the one under test.
     python3 storage_clients.py seed CONNECTION_STRING CA_PEM SPEC_JSON
     python3 storage_clients.py put-blob CONNECTION_STRING CA_PEM CONTAINER BLOB_JSON
     python3 storage_clients.py delete-blob CONNECTION_STRING CA_PEM CONTAINER BLOB
+    python3 storage_clients.py put-entity CONNECTION_STRING CA_PEM TABLE ENTITY_JSON
     python3 storage_clients.py dump CONNECTION_STRING CA_PEM   -> JSON on stdout
     python3 storage_clients.py bulk CONNECTION_STRING CA_PEM CONTAINER COUNT MIN MAX SEED
 
@@ -233,6 +234,11 @@ if __name__ == "__main__":
     elif command == "delete-blob":
         blob, _, _ = clients(sys.argv[2], sys.argv[3])
         blob.get_container_client(sys.argv[4]).delete_blob(sys.argv[5])
+    elif command == "put-entity":
+        _, _, table = clients(sys.argv[2], sys.argv[3])
+        entity = json.loads(sys.argv[5])
+        table.get_table_client(sys.argv[4]).upsert_entity(
+            {k: (typed(v) if isinstance(v, list) else v) for k, v in entity.items()})
     elif command == "dump":
         dump(sys.argv[2], sys.argv[3])
     elif command == "bulk":

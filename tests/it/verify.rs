@@ -143,14 +143,20 @@ async fn verify_storage(storage: &StorageStack, inventory: &std::path::Path) -> 
 }
 
 #[tokio::test]
-async fn storage_blobs_are_planned_and_verified_one_by_one() {
+async fn storage_blobs_and_entities_are_planned_and_verified_one_by_one() {
     let storage = StorageStack::start().await;
     let blobs: Vec<_> = (0..5)
         .map(|i| json!({ "name": format!("b{i}"), "size": 100 * (i + 1) }))
         .collect();
     storage.seed(
         SOURCE,
-        &json!({ "containers": [{ "name": "data", "metadata": {}, "blobs": blobs }] }),
+        &json!({
+            "containers": [{ "name": "data", "metadata": {}, "blobs": blobs }],
+            "tables": [{ "name": "people", "entities": [
+                { "PartitionKey": "p", "RowKey": "1", "Name": "ada" },
+                { "PartitionKey": "p", "RowKey": "2", "Name": "grace", "Age": ["Int32", 36] }
+            ]}]
+        }),
     );
     let inventory = storage.inventory(json!({}));
 
@@ -174,6 +180,14 @@ async fn storage_blobs_are_planned_and_verified_one_by_one() {
     assert_eq!(resource["counts_by_kind"]["blob"]["planned"], 5, "{report}");
     assert_eq!(resource["counts_by_kind"]["blob"]["planned_changes"], 5);
     assert_eq!(resource["facts"]["bytes_to_copy"], 1500, "{report}");
+    assert_eq!(resource["counts_by_kind"]["entity"]["planned_changes"], 2);
+    let people = report_item(&report, "table", "people");
+    assert!(
+        people["notes"]
+            .to_string()
+            .contains("entities: 2 to create"),
+        "{people}"
+    );
     let data = report_item(&report, "container", "data");
     assert!(
         data["notes"].to_string().contains("blobs: 5 to create"),
@@ -188,7 +202,8 @@ async fn storage_blobs_are_planned_and_verified_one_by_one() {
     let exact = verify_storage(&storage, &inventory).await;
     assert_eq!(exact.code, 0, "{exact}");
     let report = exact.report();
-    assert_eq!(report["totals"]["items"]["identical"], 6, "{report}");
+    // 5 blobs, 2 entities, the container and the table.
+    assert_eq!(report["totals"]["items"]["identical"], 9, "{report}");
     assert_eq!(report["totals"]["fidelity"], 1.0, "{report}");
 
     // Damage the target behind atg's back (Python SDK): one blob changed, one deleted, one
@@ -210,6 +225,14 @@ async fn storage_blobs_are_planned_and_verified_one_by_one() {
         "data",
         &json!({ "name": "zz-extra", "size": 1 }).to_string(),
     ]);
+    storage.python(&[
+        "put-entity",
+        &conn,
+        &ca,
+        "people",
+        &json!({ "PartitionKey": "p", "RowKey": "2", "Name": "grace", "Age": ["Int32", 37] })
+            .to_string(),
+    ]);
     let writes = storage.target_writes().len();
     let damaged = verify_storage(&storage, &inventory).await;
     assert_eq!(damaged.code, 1, "{damaged}");
@@ -227,7 +250,9 @@ async fn storage_blobs_are_planned_and_verified_one_by_one() {
     );
     let totals = &report["totals"]["items"];
     assert_eq!(totals["missing"], 1, "{report}");
-    assert_eq!(totals["different"], 1, "{report}");
+    assert_eq!(totals["different"], 2, "{report}");
+    let grace = report_item(&report, "entity", "people/p/2");
+    assert_eq!(grace["verdict"], "different", "{grace}");
     assert_eq!(totals["extra"], 1, "{report}");
     assert_eq!(storage.target_writes().len(), writes, "verify wrote");
 }

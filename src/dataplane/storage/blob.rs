@@ -291,10 +291,11 @@ pub(super) async fn copy_blobs(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn blob(name: &str) -> BlobItem {
+    /// A hot block blob with a hash, for decisions.
+    pub(in crate::dataplane::storage) fn blob(name: &str) -> BlobItem {
         BlobItem {
             name: name.into(),
             size: 10,

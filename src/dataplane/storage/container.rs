@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 
 use super::access::{note_unwritable_policies, policies_with_key, set_with_key, Clients};
 use super::blob::{self, copy_blobs};
-use super::blob_plan;
+use super::planning;
 use super::{
     failed, human_bytes, list_error, planned, settings_conflict, ItemPlan, BLOB, CONTAINER,
     SOURCE_POLICIES_UNREAD,
@@ -114,10 +114,10 @@ pub(super) async fn plan(
         // applied.
         let decided = (job.mode == Mode::Replication
             && (ctx.dry_run() || job.verify || job.from_plan))
-            .then(|| blob_plan::plan_blobs(ctx, job, clients, name));
+            .then(|| planning::plan_blobs(ctx, job, clients, name));
         let (blobs, bytes, archived, decided) = if let Some(walk) = decided {
             let walk = walk.await?;
-            (walk.blobs, walk.bytes, walk.archived, Some(walk))
+            (walk.items, walk.bytes, walk.archived, Some(walk))
         } else {
             let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
             let mut listing = std::pin::pin!(blob::listing(&clients.source_blob, name));
@@ -137,7 +137,7 @@ pub(super) async fn plan(
         total_archived += archived;
         let mut notes = vec![format!("{blobs} blob(s), {}", human_bytes(bytes))];
         if let Some(walk) = &decided {
-            notes.push(walk.summary());
+            notes.push(format!("blobs: {}", walk.summary()));
             total_to_copy += walk.bytes_to_copy;
         }
         notes.extend(policy_notes);

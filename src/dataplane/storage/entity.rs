@@ -14,7 +14,7 @@ use crate::dataplane::kit::{merge_sorted, paged, Decision, Existing, Newer};
 use crate::dataplane::{Counted, ItemOutcome, ItemStatus, Job, OnConflict, PluginContext};
 
 /// What to do with one source entity, given the target's entity of the same keys.
-fn decide(source: &Entity, target: Option<&Entity>, policy: OnConflict) -> Decision {
+pub(super) fn decide(source: &Entity, target: Option<&Entity>, policy: OnConflict) -> Decision {
     let existing = match target {
         None => Existing::Absent,
         Some(target) if target.same_properties(source) => Existing::Identical,

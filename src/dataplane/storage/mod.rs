@@ -32,12 +32,12 @@
 
 mod access;
 mod blob;
-mod blob_plan;
 mod container;
 mod copy;
 mod entity;
 mod messages;
 mod options;
+mod planning;
 mod queue;
 mod table;
 

@@ -6,12 +6,15 @@ use futures::TryStreamExt;
 
 use super::access::{note_unwritable_policies, policies_with_key, set_with_key, Clients};
 use super::entity::{self, copy_entities};
+use super::planning;
 use super::{
     failed, list_error, planned, settings_conflict, ItemPlan, ENTITY, SOURCE_POLICIES_UNREAD, TABLE,
 };
 use crate::azure::storage::SignedIdentifier;
 use crate::dataplane::kit::{paged, Typed};
-use crate::dataplane::{Discovery, ItemStatus, Job, Mode, PluginContext, PluginError};
+use crate::dataplane::{
+    Difference, Discovery, ItemStatus, Job, Mode, PlannedAction, PluginContext, PluginError,
+};
 
 /// A table as planning found it on both sides.
 #[derive(Debug)]
@@ -73,8 +76,16 @@ pub(super) async fn plan(
         // Entities are data: template mode neither copies nor reads them (its declared source
         // permissions have no entities/read).
         let mut notes = Vec::new();
+        let mut decided = None;
         if job.mode == Mode::Template {
             notes.push("entities are not read or copied in template mode".into());
+        } else if ctx.dry_run() || job.verify || job.from_plan {
+            // Entity by entity when the plan is the point (a dry run, verify, a plan file).
+            let walk = planning::plan_entities(ctx, job, clients, &name).await?;
+            total_entities += walk.items;
+            notes.push(format!("{} entit(ies)", walk.items));
+            notes.push(format!("entities: {}", walk.summary()));
+            decided = Some(walk.fingerprint);
         } else {
             let mut entities = 0u64;
             let mut listing = std::pin::pin!(entity::listing(&clients.source_table, &name));
@@ -96,13 +107,22 @@ pub(super) async fn plan(
             target_exists,
             target: target.flatten(),
         };
-        items.push(planned(
-            TABLE,
-            name,
-            target_exists,
-            notes,
-            ItemPlan::Table(plan),
-        ));
+        let mut item = planned(TABLE, name, target_exists, notes, ItemPlan::Table(plan));
+        if let (Some(fingerprint), ItemPlan::Table(plan)) = (decided, &item.detail) {
+            // The table's own settings (stored access policies) decide its plan; its entities
+            // are counted beside it.
+            if plan.target_exists {
+                let differs =
+                    plan.source.is_some() && plan.target.is_some() && plan.source != plan.target;
+                item.item.action = PlannedAction::compared(if differs {
+                    vec![Difference::Attributes]
+                } else {
+                    Vec::new()
+                });
+            }
+            item.item.fingerprint = Some(fingerprint);
+        }
+        items.push(item);
     }
     let facts = &mut discovery.facts;
     facts.insert("tables".into(), tables.into());

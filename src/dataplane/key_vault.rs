@@ -53,9 +53,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    apply_each, DataPlanePlugin, Difference, Discovery, ItemKindInfo, ItemStatus, Job, Mode,
-    OnConflict, OnDeleted, PermissionInfo, PlannedAction, PlannedItem, PluginContext, PluginError,
-    PluginInfo, Side,
+    apply_each, ApplyPlan, DataPlanePlugin, Difference, Discovery, ItemKindInfo, ItemStatus, Job,
+    Mode, OnConflict, OnDeleted, PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext,
+    PluginError, PluginInfo, Side,
 };
 use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::Resource;
@@ -645,279 +645,292 @@ impl DataPlanePlugin for KeyVaultPlugin {
         Ok(())
     }
 
-    async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
-        let cloud = ctx.http.cloud;
-        let source_url = vault_url(&job.pair.source, cloud)?;
-        let target_url = vault_url(&job.pair.target, cloud)?;
-        let source = VaultClients::new(
-            &source_url,
-            &ctx.http,
-            &ctx.source.credential,
-            WriteAccess::ReadOnly,
-        )?;
-        let target = VaultClients::new(
-            &target_url,
-            &ctx.http,
-            &ctx.target.credential,
-            WriteAccess::ReadOnly,
-        )?;
+    async fn plan(&self, ctx: &PluginContext, job: &Job) -> Result<Plan, PluginError> {
+        let discovery = discover(ctx, job).await?;
+        Ok(Plan {
+            discovery: discovery.clone(),
+            apply: Box::new(VaultPlan { discovery }),
+        })
+    }
+}
 
-        let mut discovery = Discovery::default();
+/// Reads both sides and plans every item.
+async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
+    let cloud = ctx.http.cloud;
+    let source_url = vault_url(&job.pair.source, cloud)?;
+    let target_url = vault_url(&job.pair.target, cloud)?;
+    let source = VaultClients::new(
+        &source_url,
+        &ctx.http,
+        &ctx.source.credential,
+        WriteAccess::ReadOnly,
+    )?;
+    let target = VaultClients::new(
+        &target_url,
+        &ctx.http,
+        &ctx.target.credential,
+        WriteAccess::ReadOnly,
+    )?;
+
+    let mut discovery = Discovery::default();
+    discovery
+        .facts
+        .insert("source_vault".into(), Value::String(source_url.to_string()));
+    discovery
+        .facts
+        .insert("target_vault".into(), Value::String(target_url.to_string()));
+
+    // Secrets.
+    let source_secrets: Vec<SecretProperties> = list_all(
+        source.secrets.list_secret_properties(None),
+        "list source secrets",
+    )
+    .await?;
+    let target_secrets: Vec<SecretProperties> = list_all(
+        target.secrets.list_secret_properties(None),
+        "list target secrets",
+    )
+    .await?;
+    let target_by_name: HashMap<String, SecretMeta> = target_secrets
+        .iter()
+        .filter_map(|p| {
+            Some((
+                secret_name(p)?.to_ascii_lowercase(),
+                SecretMeta::of_properties(p),
+            ))
+        })
+        .collect();
+
+    // Names a certificate would take over: secrets and keys that are not its own.
+    let target_plain_secrets: HashSet<String> = target_secrets
+        .iter()
+        .filter(|p| p.managed != Some(true))
+        .filter_map(secret_name)
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let deleted = DeletedNames::list(&target).await?;
+    if let Some(note) = &deleted.unlisted {
         discovery
             .facts
-            .insert("source_vault".into(), Value::String(source_url.to_string()));
-        discovery
-            .facts
-            .insert("target_vault".into(), Value::String(target_url.to_string()));
-
-        // Secrets.
-        let source_secrets: Vec<SecretProperties> = list_all(
-            source.secrets.list_secret_properties(None),
-            "list source secrets",
-        )
-        .await?;
-        let target_secrets: Vec<SecretProperties> = list_all(
-            target.secrets.list_secret_properties(None),
-            "list target secrets",
-        )
-        .await?;
-        let target_by_name: HashMap<String, SecretMeta> = target_secrets
-            .iter()
-            .filter_map(|p| {
-                Some((
-                    secret_name(p)?.to_ascii_lowercase(),
-                    SecretMeta::of_properties(p),
-                ))
-            })
-            .collect();
-
-        // Names a certificate would take over: secrets and keys that are not its own.
-        let target_plain_secrets: HashSet<String> = target_secrets
-            .iter()
-            .filter(|p| p.managed != Some(true))
-            .filter_map(secret_name)
-            .map(|n| n.to_ascii_lowercase())
-            .collect();
-        let deleted = DeletedNames::list(&target).await?;
-        if let Some(note) = &deleted.unlisted {
-            discovery
-                .facts
-                .insert("target_deleted_items".into(), Value::String(note.clone()));
-        }
-
-        let mut secret_items = Vec::with_capacity(source_secrets.len());
-        for properties in &source_secrets {
-            let Some(name) = secret_name(properties) else {
-                return Err(PluginError::Invalid(format!(
-                    "the source vault listed a secret without a usable id ({:?})",
-                    properties.id
-                )));
-            };
-            let meta = SecretMeta::of_properties(properties);
-            let target_meta = target_by_name.get(&name.to_ascii_lowercase()).cloned();
-            let action = if properties.managed == Some(true) {
-                PlannedAction::Skip {
-                    reason: "certificate-backed secret: copied with its certificate".into(),
-                }
-            } else if let Some(target_meta) = &target_meta {
-                // Metadata from the listings; the value (replication) is compared below.
-                PlannedAction::compared(meta.differences(target_meta))
-            } else {
-                deleted.plan(SECRET, &name, job.on_deleted)
-            };
-            let detail = serde_json::to_value(SecretDetail {
-                source: meta,
-                target: target_meta,
-            })
-            .unwrap_or(Value::Null);
-            secret_items.push(PlannedItem {
-                kind: SECRET,
-                name,
-                action,
-                notes: Vec::new(),
-                detail,
-            });
-        }
-        // Count older versions (only the current one is copied), a bounded number at a time.
-        let slots = ctx.item_slots.clone();
-        let to_count: Vec<(usize, String)> = secret_items
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| {
-                !matches!(
-                    item.action,
-                    PlannedAction::Skip { .. } | PlannedAction::Fail { .. }
-                )
-            })
-            .map(|(index, item)| (index, item.name.clone()))
-            .collect();
-        let client = &source.secrets;
-        let counted: Vec<(usize, Result<usize, PluginError>)> =
-            futures::stream::iter(to_count.into_iter().map(|(index, name)| {
-                let slots = slots.clone();
-                async move {
-                    let _permit = slots.acquire().await;
-                    let versions: Result<Vec<SecretProperties>, PluginError> = list_all(
-                        client.list_secret_properties_versions(&name, None),
-                        "list source secret versions",
-                    )
-                    .await;
-                    (index, versions.map(|v| v.len()))
-                }
-            }))
-            .buffer_unordered(ctx.item_slots.available_permits().max(1))
-            .collect()
-            .await;
-        if job.mode == Mode::Replication {
-            plan_secret_values(ctx, &source, &target, &mut secret_items).await;
-        }
-        for item in &mut secret_items {
-            item.action = with_conflict_policy(job.on_conflict, SECRET, item.action.clone());
-        }
-        for (index, versions) in counted {
-            let versions = versions?;
-            if versions > 1 {
-                secret_items[index].notes.push(format!(
-                    "{} older version(s) not copied (only the current version is)",
-                    versions - 1
-                ));
-            }
-        }
-        discovery.items.extend(secret_items);
-
-        // Keys.
-        let source_keys: Vec<azure_security_keyvault_keys::models::KeyProperties> =
-            list_all(source.keys.list_key_properties(None), "list source keys").await?;
-        let target_keys: Vec<azure_security_keyvault_keys::models::KeyProperties> =
-            list_all(target.keys.list_key_properties(None), "list target keys").await?;
-        let target_key_names: Vec<String> = target_keys
-            .iter()
-            .filter_map(|k| name_of(k.kid.as_ref()))
-            .map(|n| n.to_ascii_lowercase())
-            .collect();
-        let target_plain_keys: HashSet<String> = target_keys
-            .iter()
-            .filter(|k| k.managed != Some(true))
-            .filter_map(|k| name_of(k.kid.as_ref()))
-            .map(|n| n.to_ascii_lowercase())
-            .collect();
-        for key in &source_keys {
-            let Some(name) = name_of(key.kid.as_ref()) else {
-                return Err(PluginError::Invalid(format!(
-                    "the source vault listed a key without a usable id ({:?})",
-                    key.kid
-                )));
-            };
-            let action = if key.managed == Some(true) {
-                PlannedAction::Skip {
-                    reason: "certificate-backed key: copied with its certificate".into(),
-                }
-            } else if target_key_names.contains(&name.to_ascii_lowercase()) {
-                let planned = plan_existing_key(&source, &target, &name).await?;
-                match with_conflict_policy(job.on_conflict, KEY, planned) {
-                    // As apply: past --on-conflict, template mode never makes key material.
-                    PlannedAction::Overwrite { differs }
-                        if job.mode == Mode::Template && differs.contains(&Difference::KeyType) =>
-                    {
-                        PlannedAction::Skip {
-                            reason: TEMPLATE_KEEPS_KEY_MATERIAL.into(),
-                        }
-                    }
-                    planned => planned,
-                }
-            } else {
-                deleted.plan(KEY, &name, job.on_deleted)
-            };
-            let mut notes = Vec::new();
-            let new_material = match &action {
-                PlannedAction::Create | PlannedAction::Recover | PlannedAction::Purge => true,
-                PlannedAction::Overwrite { differs } => differs.contains(&Difference::KeyType),
-                _ => false,
-            };
-            if new_material {
-                notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
-            }
-            discovery.items.push(PlannedItem {
-                kind: KEY,
-                name,
-                action,
-                notes,
-                detail: Value::Null,
-            });
-        }
-
-        // Certificates.
-        let source_certificates: Vec<
-            azure_security_keyvault_certificates::models::CertificateProperties,
-        > = list_all(
-            source.certificates.list_certificate_properties(None),
-            "list source certificates",
-        )
-        .await?;
-        let target_certificates: Vec<
-            azure_security_keyvault_certificates::models::CertificateProperties,
-        > = list_all(
-            target.certificates.list_certificate_properties(None),
-            "list target certificates",
-        )
-        .await?;
-        let target_certificate_names: Vec<String> = target_certificates
-            .iter()
-            .filter_map(|c| name_of(c.id.as_ref()))
-            .map(|n| n.to_ascii_lowercase())
-            .collect();
-        for certificate in &source_certificates {
-            let Some(name) = name_of(certificate.id.as_ref()) else {
-                return Err(PluginError::Invalid(format!(
-                    "the source vault listed a certificate without a usable id ({:?})",
-                    certificate.id
-                )));
-            };
-            let lowercase = name.to_ascii_lowercase();
-            let collision = match (
-                target_plain_secrets.contains(&lowercase),
-                target_plain_keys.contains(&lowercase),
-            ) {
-                (true, true) => Some("a secret and a key"),
-                (true, false) => Some("a secret"),
-                (false, true) => Some("a key"),
-                (false, false) => None,
-            };
-            let action = if let Some(taken) = collision {
-                name_taken(job.on_conflict, &name, taken)
-            } else if target_certificate_names.contains(&lowercase) {
-                PlannedAction::Compare
-            } else {
-                deleted.plan(CERTIFICATE, &name, job.on_deleted)
-            };
-            discovery.items.push(PlannedItem {
-                kind: CERTIFICATE,
-                name,
-                action,
-                notes: Vec::new(),
-                detail: Value::Null,
-            });
-        }
-
-        discovery
-            .facts
-            .insert("secrets".into(), Value::from(source_secrets.len()));
-        discovery
-            .facts
-            .insert("keys".into(), Value::from(source_keys.len()));
-        discovery.facts.insert(
-            "certificates".into(),
-            Value::from(source_certificates.len()),
-        );
-        Ok(discovery)
+            .insert("target_deleted_items".into(), Value::String(note.clone()));
     }
 
-    async fn apply(
-        &self,
-        ctx: &PluginContext,
-        job: &Job,
-        discovery: Discovery,
-    ) -> Result<(), PluginError> {
+    let mut secret_items = Vec::with_capacity(source_secrets.len());
+    for properties in &source_secrets {
+        let Some(name) = secret_name(properties) else {
+            return Err(PluginError::Invalid(format!(
+                "the source vault listed a secret without a usable id ({:?})",
+                properties.id
+            )));
+        };
+        let meta = SecretMeta::of_properties(properties);
+        let target_meta = target_by_name.get(&name.to_ascii_lowercase()).cloned();
+        let action = if properties.managed == Some(true) {
+            PlannedAction::Skip {
+                reason: "certificate-backed secret: copied with its certificate".into(),
+            }
+        } else if let Some(target_meta) = &target_meta {
+            // Metadata from the listings; the value (replication) is compared below.
+            PlannedAction::compared(meta.differences(target_meta))
+        } else {
+            deleted.plan(SECRET, &name, job.on_deleted)
+        };
+        let detail = serde_json::to_value(SecretDetail {
+            source: meta,
+            target: target_meta,
+        })
+        .unwrap_or(Value::Null);
+        secret_items.push(PlannedItem {
+            kind: SECRET,
+            name,
+            action,
+            notes: Vec::new(),
+            detail,
+        });
+    }
+    // Count older versions (only the current one is copied), a bounded number at a time.
+    let slots = ctx.item_slots.clone();
+    let to_count: Vec<(usize, String)> = secret_items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| {
+            !matches!(
+                item.action,
+                PlannedAction::Skip { .. } | PlannedAction::Fail { .. }
+            )
+        })
+        .map(|(index, item)| (index, item.name.clone()))
+        .collect();
+    let client = &source.secrets;
+    let counted: Vec<(usize, Result<usize, PluginError>)> =
+        futures::stream::iter(to_count.into_iter().map(|(index, name)| {
+            let slots = slots.clone();
+            async move {
+                let _permit = slots.acquire().await;
+                let versions: Result<Vec<SecretProperties>, PluginError> = list_all(
+                    client.list_secret_properties_versions(&name, None),
+                    "list source secret versions",
+                )
+                .await;
+                (index, versions.map(|v| v.len()))
+            }
+        }))
+        .buffer_unordered(ctx.item_slots.available_permits().max(1))
+        .collect()
+        .await;
+    if job.mode == Mode::Replication {
+        plan_secret_values(ctx, &source, &target, &mut secret_items).await;
+    }
+    for item in &mut secret_items {
+        item.action = with_conflict_policy(job.on_conflict, SECRET, item.action.clone());
+    }
+    for (index, versions) in counted {
+        let versions = versions?;
+        if versions > 1 {
+            secret_items[index].notes.push(format!(
+                "{} older version(s) not copied (only the current version is)",
+                versions - 1
+            ));
+        }
+    }
+    discovery.items.extend(secret_items);
+
+    // Keys.
+    let source_keys: Vec<azure_security_keyvault_keys::models::KeyProperties> =
+        list_all(source.keys.list_key_properties(None), "list source keys").await?;
+    let target_keys: Vec<azure_security_keyvault_keys::models::KeyProperties> =
+        list_all(target.keys.list_key_properties(None), "list target keys").await?;
+    let target_key_names: Vec<String> = target_keys
+        .iter()
+        .filter_map(|k| name_of(k.kid.as_ref()))
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let target_plain_keys: HashSet<String> = target_keys
+        .iter()
+        .filter(|k| k.managed != Some(true))
+        .filter_map(|k| name_of(k.kid.as_ref()))
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    for key in &source_keys {
+        let Some(name) = name_of(key.kid.as_ref()) else {
+            return Err(PluginError::Invalid(format!(
+                "the source vault listed a key without a usable id ({:?})",
+                key.kid
+            )));
+        };
+        let action = if key.managed == Some(true) {
+            PlannedAction::Skip {
+                reason: "certificate-backed key: copied with its certificate".into(),
+            }
+        } else if target_key_names.contains(&name.to_ascii_lowercase()) {
+            let planned = plan_existing_key(&source, &target, &name).await?;
+            match with_conflict_policy(job.on_conflict, KEY, planned) {
+                // As apply: past --on-conflict, template mode never makes key material.
+                PlannedAction::Overwrite { differs }
+                    if job.mode == Mode::Template && differs.contains(&Difference::KeyType) =>
+                {
+                    PlannedAction::Skip {
+                        reason: TEMPLATE_KEEPS_KEY_MATERIAL.into(),
+                    }
+                }
+                planned => planned,
+            }
+        } else {
+            deleted.plan(KEY, &name, job.on_deleted)
+        };
+        let mut notes = Vec::new();
+        let new_material = match &action {
+            PlannedAction::Create | PlannedAction::Recover | PlannedAction::Purge => true,
+            PlannedAction::Overwrite { differs } => differs.contains(&Difference::KeyType),
+            _ => false,
+        };
+        if new_material {
+            notes.push("new key material: data encrypted, wrapped or signed with the source key cannot be decrypted, unwrapped or verified with the target key".into());
+        }
+        discovery.items.push(PlannedItem {
+            kind: KEY,
+            name,
+            action,
+            notes,
+            detail: Value::Null,
+        });
+    }
+
+    // Certificates.
+    let source_certificates: Vec<
+        azure_security_keyvault_certificates::models::CertificateProperties,
+    > = list_all(
+        source.certificates.list_certificate_properties(None),
+        "list source certificates",
+    )
+    .await?;
+    let target_certificates: Vec<
+        azure_security_keyvault_certificates::models::CertificateProperties,
+    > = list_all(
+        target.certificates.list_certificate_properties(None),
+        "list target certificates",
+    )
+    .await?;
+    let target_certificate_names: Vec<String> = target_certificates
+        .iter()
+        .filter_map(|c| name_of(c.id.as_ref()))
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    for certificate in &source_certificates {
+        let Some(name) = name_of(certificate.id.as_ref()) else {
+            return Err(PluginError::Invalid(format!(
+                "the source vault listed a certificate without a usable id ({:?})",
+                certificate.id
+            )));
+        };
+        let lowercase = name.to_ascii_lowercase();
+        let collision = match (
+            target_plain_secrets.contains(&lowercase),
+            target_plain_keys.contains(&lowercase),
+        ) {
+            (true, true) => Some("a secret and a key"),
+            (true, false) => Some("a secret"),
+            (false, true) => Some("a key"),
+            (false, false) => None,
+        };
+        let action = if let Some(taken) = collision {
+            name_taken(job.on_conflict, &name, taken)
+        } else if target_certificate_names.contains(&lowercase) {
+            PlannedAction::Compare
+        } else {
+            deleted.plan(CERTIFICATE, &name, job.on_deleted)
+        };
+        discovery.items.push(PlannedItem {
+            kind: CERTIFICATE,
+            name,
+            action,
+            notes: Vec::new(),
+            detail: Value::Null,
+        });
+    }
+
+    discovery
+        .facts
+        .insert("secrets".into(), Value::from(source_secrets.len()));
+    discovery
+        .facts
+        .insert("keys".into(), Value::from(source_keys.len()));
+    discovery.facts.insert(
+        "certificates".into(),
+        Value::from(source_certificates.len()),
+    );
+    Ok(discovery)
+}
+
+/// The plan of one resource, as discovery made it.
+struct VaultPlan {
+    discovery: Discovery,
+}
+
+#[async_trait]
+impl ApplyPlan for VaultPlan {
+    async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
+        let discovery = self.discovery;
         let cloud = ctx.http.cloud;
         let source_url = vault_url(&job.pair.source, cloud)?;
         let target_url = vault_url(&job.pair.target, cloud)?;

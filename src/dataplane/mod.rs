@@ -3,12 +3,15 @@
 //!
 //! A plugin declares what it can do ([`PluginInfo`]: resource types, modes, item kinds,
 //! permissions per mode) so the orchestrator can refuse honestly instead of failing halfway.
-//! It works in two steps: [`DataPlanePlugin::discover`] reads both sides and plans every item
-//! (this is all a dry-run does), then [`DataPlanePlugin::apply`] carries the plan out.
+//! It works in two steps: [`DataPlanePlugin::plan`] reads both sides and plans every item (this
+//! is all a dry-run does), then [`ApplyPlan::apply`] carries that plan out with what planning
+//! built (clients, the source's authorisation): nothing is resolved twice. The shared
+//! machinery (conflict decisions, listings, waits, options, the apply loop) is in [`kit`].
 //! Everything a plugin needs comes through [`PluginContext`]; plugins never import the
 //! orchestrator, the CLI or the UI.
 
 pub mod key_vault;
+pub mod kit;
 pub mod registry;
 pub mod storage_account;
 
@@ -124,12 +127,15 @@ impl PluginInfo {
     }
 }
 
+/// Identifies one job of a run (unique even when one source is paired with several targets):
+/// a plugin reports its items through it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub usize);
+
 /// One resource pair to work on, with the run's policies.
 #[derive(Clone, Debug)]
 pub struct Job {
-    /// Identifies this job in progress and item reports (unique per run, even when one source
-    /// is paired with several targets).
-    pub key: String,
+    pub id: JobId,
     pub pair: ResourcePair,
     pub mode: Mode,
     pub on_conflict: OnConflict,
@@ -245,8 +251,8 @@ impl PlannedItem {
     }
 }
 
-/// Discovery of one resource pair.
-#[derive(Debug, Default)]
+/// Discovery of one resource pair: what the report shows of a plan.
+#[derive(Clone, Debug, Default)]
 pub struct Discovery {
     pub items: Vec<PlannedItem>,
     /// Items discovered but planned as part of a larger item (blobs of a container, entities of
@@ -332,14 +338,14 @@ pub enum Counted {
 
 /// Where plugins report progress and item outcomes; the orchestrator implements it.
 pub trait Reporter: Send + Sync {
-    /// The number of items of a resource became known.
-    fn discovered(&self, resource: &str, items: u64);
+    /// The number of items of a job became known.
+    fn discovered(&self, job: JobId, items: u64);
     /// One item finished; it is listed in the report.
-    fn item(&self, resource: &str, outcome: ItemOutcome);
+    fn item(&self, job: JobId, outcome: ItemOutcome);
     /// `count` items of `kind` finished unremarkably. Counted in the report's totals but not
     /// listed one by one: for services with millions of items (blobs, table entities), where
     /// failures and skips with reasons still go through [`Reporter::item`].
-    fn count(&self, resource: &str, kind: &'static str, status: Counted, count: u64);
+    fn count(&self, job: JobId, kind: &'static str, status: Counted, count: u64);
 }
 
 /// One side's identity and transport.
@@ -459,48 +465,7 @@ impl PluginError {
     }
 }
 
-/// Applies planned items `concurrency` at a time, each reported once through `ctx.reporter`
-/// with its duration; an item not started before a cancellation is reported skipped, one
-/// started runs to its end (the work never races the cancellation: see
-/// [`PluginContext::in_item_slot`] for the bound on its writes).
-/// `apply` returns the item's status and its notes (the plan's notes, possibly extended).
-pub async fn apply_each<F, Fut>(
-    ctx: &PluginContext,
-    job: &Job,
-    items: Vec<PlannedItem>,
-    concurrency: usize,
-    apply: F,
-) where
-    F: Fn(PlannedItem) -> Fut,
-    Fut: std::future::Future<Output = (ItemStatus, Vec<String>)>,
-{
-    use futures::StreamExt;
-    futures::stream::iter(items)
-        .for_each_concurrent(concurrency.max(1), |item| {
-            let kind = item.kind;
-            let name = item.name.clone();
-            let started = std::time::Instant::now();
-            let work = (!ctx.cancel.is_cancelled()).then(|| apply(item.clone()));
-            async move {
-                let (status, notes) = match work {
-                    Some(work) => work.await,
-                    None => (Interrupted::BeforeStart.into(), item.notes),
-                };
-                ctx.reporter.item(
-                    &job.key,
-                    ItemOutcome {
-                        kind,
-                        name,
-                        status,
-                        notes,
-                        duration_ms: u64::try_from(started.elapsed().as_millis())
-                            .unwrap_or(u64::MAX),
-                    },
-                );
-            }
-        })
-        .await;
-}
+pub use kit::apply_each;
 
 #[async_trait]
 pub trait DataPlanePlugin: Send + Sync {
@@ -525,17 +490,24 @@ pub trait DataPlanePlugin: Send + Sync {
         Ok(())
     }
 
-    /// Reads the source and the target and plans every item. Writes nothing.
-    async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError>;
+    /// Reads the source and the target and plans every item. Writes nothing: a dry run stops
+    /// here.
+    async fn plan(&self, ctx: &PluginContext, job: &Job) -> Result<Plan, PluginError>;
+}
 
-    /// Carries out the plan, reporting each item through `ctx.reporter`. One item's failure is
+/// A resource's plan: what the report shows of it, and what carries it out.
+pub struct Plan {
+    pub discovery: Discovery,
+    pub apply: Box<dyn ApplyPlan>,
+}
+
+/// A plugin's typed plan of one resource, owning what planning built (clients, the source's
+/// authorisation).
+#[async_trait]
+pub trait ApplyPlan: Send {
+    /// Carries the plan out, reporting each item through `ctx.reporter`. One item's failure is
     /// reported and does not stop the others.
-    async fn apply(
-        &self,
-        ctx: &PluginContext,
-        job: &Job,
-        discovery: Discovery,
-    ) -> Result<(), PluginError>;
+    async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError>;
 }
 
 #[cfg(test)]

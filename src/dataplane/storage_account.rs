@@ -37,9 +37,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    apply_each, Counted, DataPlanePlugin, Discovery, Interrupted, ItemKindInfo, ItemOutcome,
-    ItemStatus, Job, Mode, OnConflict, PermissionInfo, PlannedAction, PlannedItem, PluginContext,
-    PluginError, PluginInfo, Side, SideContext,
+    apply_each, ApplyPlan, Counted, DataPlanePlugin, Discovery, Interrupted, ItemKindInfo,
+    ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict, PermissionInfo, Plan, PlannedAction,
+    PlannedItem, PluginContext, PluginError, PluginInfo, Side, SideContext,
 };
 use crate::azure::arm::{self, ArmClient};
 use crate::azure::error::AzureErrorKind;
@@ -918,181 +918,188 @@ impl DataPlanePlugin for StorageAccountPlugin {
         Ok(())
     }
 
-    async fn discover(&self, ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
-        let clients = clients(ctx, job, WriteAccess::ReadOnly).await?;
-        let mut discovery = Discovery::default();
-        let facts = &mut discovery.facts;
-        facts.insert(
-            "source_authorisation".into(),
-            clients.access.method.clone().into(),
-        );
-        facts.insert(
-            "source_blob_endpoint".into(),
-            clients.source_blob.base().as_str().into(),
-        );
-        facts.insert(
-            "target_blob_endpoint".into(),
-            clients.target_blob.base().as_str().into(),
-        );
+    async fn plan(&self, ctx: &PluginContext, job: &Job) -> Result<Plan, PluginError> {
+        let discovery = discover(ctx, job).await?;
+        Ok(Plan {
+            discovery: discovery.clone(),
+            apply: Box::new(AccountPlan { discovery }),
+        })
+    }
+}
 
-        // Containers and their blobs (counted page by page, never held).
-        let (mut total_blobs, mut total_bytes, mut total_archived) = (0u64, 0u64, 0u64);
+/// Reads both sides and plans every item.
+async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginError> {
+    let clients = clients(ctx, job, WriteAccess::ReadOnly).await?;
+    let mut discovery = Discovery::default();
+    let facts = &mut discovery.facts;
+    facts.insert(
+        "source_authorisation".into(),
+        clients.access.method.clone().into(),
+    );
+    facts.insert(
+        "source_blob_endpoint".into(),
+        clients.source_blob.base().as_str().into(),
+    );
+    facts.insert(
+        "target_blob_endpoint".into(),
+        clients.target_blob.base().as_str().into(),
+    );
+
+    // Containers and their blobs (counted page by page, never held).
+    let (mut total_blobs, mut total_bytes, mut total_archived) = (0u64, 0u64, 0u64);
+    let mut marker: Option<String> = None;
+    let mut containers = Vec::new();
+    loop {
+        let page = clients
+            .source_blob
+            .list_containers(marker.as_deref())
+            .await
+            .map_err(|e| list_error("source containers", e))?;
+        containers.extend(page.items);
+        marker = page.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    for container in &containers {
+        let name = container.name.as_str();
+        let read_error =
+            |side: &str, e| PluginError::azure(format!("read {side} container `{name}`"), e);
+        let mut policy_notes = Vec::new();
+        let mut source = clients
+            .source_blob
+            .container_settings(name)
+            .await
+            .map_err(|e| read_error("source", e))?
+            .unwrap_or_default();
+        if !source.policies_readable {
+            let keyed = &clients.source_keyed;
+            let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
+                k.blob.container_acl(name)
+            });
+            if let Some(policies) = read.await.map_err(|e| read_error("source", e))? {
+                source.access_policies = policies;
+                source.policies_readable = true;
+            }
+        }
+        let mut target = clients
+            .target_blob
+            .container_settings(name)
+            .await
+            .map_err(|e| read_error("target", e))?;
+        if let Some(existing) = target.as_mut().filter(|t| !t.policies_readable) {
+            let keyed = &clients.target_keyed;
+            let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
+                k.blob.container_acl(name)
+            });
+            if let Some(policies) = read.await.map_err(|e| read_error("target", e))? {
+                existing.access_policies = policies;
+                existing.policies_readable = true;
+            }
+        }
+        let needed =
+            source.policies_readable && !source.access_policies.is_empty() && target.is_none();
+        note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
+        let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
         let mut marker: Option<String> = None;
-        let mut containers = Vec::new();
         loop {
-            let page = clients
+            let Some(page) = clients
                 .source_blob
-                .list_containers(marker.as_deref())
+                .list_blobs(&container.name, marker.as_deref(), BLOB_PAGE)
                 .await
-                .map_err(|e| list_error("source containers", e))?;
-            containers.extend(page.items);
+                .map_err(|e| list_error(&format!("blobs of `{}`", container.name), e))?
+            else {
+                break;
+            };
+            for blob in &page.items {
+                blobs += 1;
+                bytes += blob.size;
+                archived += u64::from(blob.is_archived());
+            }
             marker = page.next_marker;
             if marker.is_none() {
                 break;
             }
         }
-        for container in &containers {
-            let name = container.name.as_str();
+        total_blobs += blobs;
+        total_bytes += bytes;
+        total_archived += archived;
+        let mut notes = vec![format!("{blobs} blob(s), {}", human_bytes(bytes))];
+        notes.extend(policy_notes);
+        if archived > 0 {
+            notes.push(format!(
+                "{archived} archived blob(s) will be skipped: rehydrate them first"
+            ));
+        }
+        if job.mode == Mode::Template && blobs > 0 {
+            notes.push("blobs are not copied in template mode".into());
+        }
+        discovery.items.push(PlannedItem {
+            kind: CONTAINER,
+            name: container.name.clone(),
+            action: if target.is_some() {
+                PlannedAction::Compare
+            } else {
+                PlannedAction::Create
+            },
+            notes,
+            detail: serde_json::to_value(ContainerPlan { source, target }).unwrap_or(Value::Null),
+        });
+    }
+    facts.insert("containers".into(), containers.len().into());
+    facts.insert("blobs".into(), total_blobs.into());
+    discovery.nested.insert(BLOB, total_blobs);
+    facts.insert("bytes".into(), total_bytes.into());
+    facts.insert("archived_blobs".into(), total_archived.into());
+
+    // Queues.
+    let mut marker: Option<String> = None;
+    let mut queues = 0u64;
+    loop {
+        let page = clients
+            .source_queue
+            .list_queues(marker.as_deref())
+            .await
+            .map_err(|e| list_error("source queues", e))?;
+        for queue in page.items {
+            queues += 1;
+            let name = queue.name.as_str();
             let read_error =
-                |side: &str, e| PluginError::azure(format!("read {side} container `{name}`"), e);
-            let mut policy_notes = Vec::new();
-            let mut source = clients
-                .source_blob
-                .container_settings(name)
+                |side: &str, e| PluginError::azure(format!("read {side} queue `{name}`"), e);
+            let mut notes = Vec::new();
+            let (mut source, messages) = clients
+                .source_queue
+                .queue_settings(name)
                 .await
                 .map_err(|e| read_error("source", e))?
                 .unwrap_or_default();
-            if !source.policies_readable {
+            if source.policies_unreadable {
                 let keyed = &clients.source_keyed;
-                let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
-                    k.blob.container_acl(name)
-                });
+                let read = policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
                 if let Some(policies) = read.await.map_err(|e| read_error("source", e))? {
                     source.access_policies = policies;
-                    source.policies_readable = true;
+                    source.policies_unreadable = false;
                 }
             }
             let mut target = clients
-                .target_blob
-                .container_settings(name)
+                .target_queue
+                .queue_settings(name)
                 .await
-                .map_err(|e| read_error("target", e))?;
-            if let Some(existing) = target.as_mut().filter(|t| !t.policies_readable) {
+                .map_err(|e| read_error("target", e))?
+                .map(|(settings, _)| settings);
+            if let Some(existing) = target.as_mut().filter(|t| t.policies_unreadable) {
                 let keyed = &clients.target_keyed;
-                let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
-                    k.blob.container_acl(name)
-                });
+                let read = policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
                 if let Some(policies) = read.await.map_err(|e| read_error("target", e))? {
                     existing.access_policies = policies;
-                    existing.policies_readable = true;
+                    existing.policies_unreadable = false;
                 }
             }
-            let needed =
-                source.policies_readable && !source.access_policies.is_empty() && target.is_none();
-            note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
-            let (mut blobs, mut bytes, mut archived) = (0u64, 0u64, 0u64);
-            let mut marker: Option<String> = None;
-            loop {
-                let Some(page) = clients
-                    .source_blob
-                    .list_blobs(&container.name, marker.as_deref(), BLOB_PAGE)
-                    .await
-                    .map_err(|e| list_error(&format!("blobs of `{}`", container.name), e))?
-                else {
-                    break;
-                };
-                for blob in &page.items {
-                    blobs += 1;
-                    bytes += blob.size;
-                    archived += u64::from(blob.is_archived());
-                }
-                marker = page.next_marker;
-                if marker.is_none() {
-                    break;
-                }
-            }
-            total_blobs += blobs;
-            total_bytes += bytes;
-            total_archived += archived;
-            let mut notes = vec![format!("{blobs} blob(s), {}", human_bytes(bytes))];
-            notes.extend(policy_notes);
-            if archived > 0 {
-                notes.push(format!(
-                    "{archived} archived blob(s) will be skipped: rehydrate them first"
-                ));
-            }
-            if job.mode == Mode::Template && blobs > 0 {
-                notes.push("blobs are not copied in template mode".into());
-            }
-            discovery.items.push(PlannedItem {
-                kind: CONTAINER,
-                name: container.name.clone(),
-                action: if target.is_some() {
-                    PlannedAction::Compare
-                } else {
-                    PlannedAction::Create
-                },
-                notes,
-                detail: serde_json::to_value(ContainerPlan { source, target })
-                    .unwrap_or(Value::Null),
-            });
-        }
-        facts.insert("containers".into(), containers.len().into());
-        facts.insert("blobs".into(), total_blobs.into());
-        discovery.nested.insert(BLOB, total_blobs);
-        facts.insert("bytes".into(), total_bytes.into());
-        facts.insert("archived_blobs".into(), total_archived.into());
-
-        // Queues.
-        let mut marker: Option<String> = None;
-        let mut queues = 0u64;
-        loop {
-            let page = clients
-                .source_queue
-                .list_queues(marker.as_deref())
-                .await
-                .map_err(|e| list_error("source queues", e))?;
-            for queue in page.items {
-                queues += 1;
-                let name = queue.name.as_str();
-                let read_error =
-                    |side: &str, e| PluginError::azure(format!("read {side} queue `{name}`"), e);
-                let mut notes = Vec::new();
-                let (mut source, messages) = clients
-                    .source_queue
-                    .queue_settings(name)
-                    .await
-                    .map_err(|e| read_error("source", e))?
-                    .unwrap_or_default();
-                if source.policies_unreadable {
-                    let keyed = &clients.source_keyed;
-                    let read =
-                        policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
-                    if let Some(policies) = read.await.map_err(|e| read_error("source", e))? {
-                        source.access_policies = policies;
-                        source.policies_unreadable = false;
-                    }
-                }
-                let mut target = clients
-                    .target_queue
-                    .queue_settings(name)
-                    .await
-                    .map_err(|e| read_error("target", e))?
-                    .map(|(settings, _)| settings);
-                if let Some(existing) = target.as_mut().filter(|t| t.policies_unreadable) {
-                    let keyed = &clients.target_keyed;
-                    let read =
-                        policies_with_key(ctx, keyed, &mut notes, |k| k.queue.queue_acl(name));
-                    if let Some(policies) = read.await.map_err(|e| read_error("target", e))? {
-                        existing.access_policies = policies;
-                        existing.policies_unreadable = false;
-                    }
-                }
-                let needed = !source.policies_unreadable
-                    && !source.access_policies.is_empty()
-                    && target.is_none();
-                note_unwritable_policies(ctx, &clients, needed, &mut notes).await;
-                notes.push(match (job.mode, clients.copy_queue_messages) {
+            let needed = !source.policies_unreadable
+                && !source.access_policies.is_empty()
+                && target.is_none();
+            note_unwritable_policies(ctx, &clients, needed, &mut notes).await;
+            notes.push(match (job.mode, clients.copy_queue_messages) {
                     (Mode::Template, _) => format!(
                         "messages are not copied in template mode (about {messages} in the source)"
                     ),
@@ -1103,139 +1110,138 @@ impl DataPlanePlugin for StorageAccountPlugin {
                         "about {messages} message(s) in the source: those Peek Messages shows (at most 32) are compared with the target's"
                     ),
                 });
-                discovery.items.push(PlannedItem {
-                    kind: QUEUE,
-                    name: queue.name,
-                    action: if target.is_some() {
-                        PlannedAction::Compare
-                    } else {
-                        PlannedAction::Create
-                    },
-                    notes,
-                    detail: serde_json::to_value(QueuePlan { source, target })
-                        .unwrap_or(Value::Null),
-                });
-            }
-            marker = page.next_marker;
-            if marker.is_none() {
-                break;
-            }
+            discovery.items.push(PlannedItem {
+                kind: QUEUE,
+                name: queue.name,
+                action: if target.is_some() {
+                    PlannedAction::Compare
+                } else {
+                    PlannedAction::Create
+                },
+                notes,
+                detail: serde_json::to_value(QueuePlan { source, target }).unwrap_or(Value::Null),
+            });
         }
-        facts.insert("queues".into(), queues.into());
-
-        // Tables and their entities (counted).
-        let mut next: Option<String> = None;
-        let (mut tables, mut total_entities) = (0u64, 0u64);
-        loop {
-            let (names, continuation) = clients
-                .source_table
-                .list_tables(next.as_deref())
-                .await
-                .map_err(|e| list_error("source tables", e))?;
-            for name in names {
-                tables += 1;
-                let read_error =
-                    |side: &str, e| PluginError::azure(format!("read {side} table `{name}`"), e);
-                let mut policy_notes = Vec::new();
-                let mut source = clients
-                    .source_table
-                    .table_access_policies(&name)
-                    .await
-                    .map_err(|e| read_error("source", e))?
-                    .flatten();
-                if source.is_none() {
-                    let keyed = &clients.source_keyed;
-                    let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
-                        k.table.table_acl(&name)
-                    });
-                    source = read.await.map_err(|e| read_error("source", e))?;
-                }
-                let mut target = clients
-                    .target_table
-                    .table_access_policies(&name)
-                    .await
-                    .map_err(|e| read_error("target", e))?;
-                if matches!(target, Some(None)) {
-                    let keyed = &clients.target_keyed;
-                    let read = policies_with_key(ctx, keyed, &mut policy_notes, |k| {
-                        k.table.table_acl(&name)
-                    });
-                    target = Some(read.await.map_err(|e| read_error("target", e))?);
-                }
-                let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
-                note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
-                let mut entities = 0u64;
-                let mut continuation: Option<(String, String)> = None;
-                loop {
-                    let Some(page) = clients
-                        .source_table
-                        .query_entities(&name, continuation.as_ref())
-                        .await
-                        .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
-                    else {
-                        break;
-                    };
-                    entities += page.entities.len() as u64;
-                    continuation = page.next;
-                    if continuation.is_none() {
-                        break;
-                    }
-                }
-                total_entities += entities;
-                let mut notes = vec![format!("{entities} entit(ies)")];
-                notes.extend(policy_notes);
-                if job.mode == Mode::Template && entities > 0 {
-                    notes.push("entities are not copied in template mode".into());
-                }
-                discovery.items.push(PlannedItem {
-                    kind: TABLE,
-                    name,
-                    action: if target.is_some() {
-                        PlannedAction::Compare
-                    } else {
-                        PlannedAction::Create
-                    },
-                    notes,
-                    detail: serde_json::to_value(TablePlan {
-                        source,
-                        target_exists: target.is_some(),
-                        target: target.flatten(),
-                    })
-                    .unwrap_or(Value::Null),
-                });
-            }
-            next = continuation;
-            if next.is_none() {
-                break;
-            }
+        marker = page.next_marker;
+        if marker.is_none() {
+            break;
         }
-        facts.insert("tables".into(), tables.into());
-        facts.insert("entities".into(), total_entities.into());
-        discovery.nested.insert(ENTITY, total_entities);
-        Ok(discovery)
     }
+    facts.insert("queues".into(), queues.into());
 
-    async fn apply(
-        &self,
-        ctx: &PluginContext,
-        job: &Job,
-        discovery: Discovery,
-    ) -> Result<(), PluginError> {
+    // Tables and their entities (counted).
+    let mut next: Option<String> = None;
+    let (mut tables, mut total_entities) = (0u64, 0u64);
+    loop {
+        let (names, continuation) = clients
+            .source_table
+            .list_tables(next.as_deref())
+            .await
+            .map_err(|e| list_error("source tables", e))?;
+        for name in names {
+            tables += 1;
+            let read_error =
+                |side: &str, e| PluginError::azure(format!("read {side} table `{name}`"), e);
+            let mut policy_notes = Vec::new();
+            let mut source = clients
+                .source_table
+                .table_access_policies(&name)
+                .await
+                .map_err(|e| read_error("source", e))?
+                .flatten();
+            if source.is_none() {
+                let keyed = &clients.source_keyed;
+                let read =
+                    policies_with_key(ctx, keyed, &mut policy_notes, |k| k.table.table_acl(&name));
+                source = read.await.map_err(|e| read_error("source", e))?;
+            }
+            let mut target = clients
+                .target_table
+                .table_access_policies(&name)
+                .await
+                .map_err(|e| read_error("target", e))?;
+            if matches!(target, Some(None)) {
+                let keyed = &clients.target_keyed;
+                let read =
+                    policies_with_key(ctx, keyed, &mut policy_notes, |k| k.table.table_acl(&name));
+                target = Some(read.await.map_err(|e| read_error("target", e))?);
+            }
+            let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
+            note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
+            let mut entities = 0u64;
+            let mut continuation: Option<(String, String)> = None;
+            loop {
+                let Some(page) = clients
+                    .source_table
+                    .query_entities(&name, continuation.as_ref())
+                    .await
+                    .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
+                else {
+                    break;
+                };
+                entities += page.entities.len() as u64;
+                continuation = page.next;
+                if continuation.is_none() {
+                    break;
+                }
+            }
+            total_entities += entities;
+            let mut notes = vec![format!("{entities} entit(ies)")];
+            notes.extend(policy_notes);
+            if job.mode == Mode::Template && entities > 0 {
+                notes.push("entities are not copied in template mode".into());
+            }
+            discovery.items.push(PlannedItem {
+                kind: TABLE,
+                name,
+                action: if target.is_some() {
+                    PlannedAction::Compare
+                } else {
+                    PlannedAction::Create
+                },
+                notes,
+                detail: serde_json::to_value(TablePlan {
+                    source,
+                    target_exists: target.is_some(),
+                    target: target.flatten(),
+                })
+                .unwrap_or(Value::Null),
+            });
+        }
+        next = continuation;
+        if next.is_none() {
+            break;
+        }
+    }
+    facts.insert("tables".into(), tables.into());
+    facts.insert("entities".into(), total_entities.into());
+    discovery.nested.insert(ENTITY, total_entities);
+    Ok(discovery)
+}
+
+/// The plan of one resource, as discovery made it.
+struct AccountPlan {
+    discovery: Discovery,
+}
+
+#[async_trait]
+impl ApplyPlan for AccountPlan {
+    async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
+        let discovery = self.discovery;
         let clients = Arc::new(clients(ctx, job, ctx.target.access).await?);
-        let resource = job.key.clone();
+        let resource = job.id;
         // Four containers, queues or tables at a time; their blobs and entities share the run's
         // item slots.
         apply_each(ctx, job, discovery.items, 4, |item| {
             let clients = clients.clone();
-            let resource = resource.clone();
             async move {
                 let mut notes = item.notes.clone();
                 let status = match item.kind {
                     CONTAINER => {
-                        apply_container(ctx, job, &clients, &resource, &item, &mut notes).await
+                        apply_container(ctx, job, &clients, resource, &item, &mut notes).await
                     }
                     QUEUE => apply_queue(ctx, job, &clients, &item, &mut notes).await,
-                    TABLE => apply_table(ctx, job, &clients, &resource, &item, &mut notes).await,
+                    TABLE => apply_table(ctx, job, &clients, resource, &item, &mut notes).await,
                     other => ItemStatus::Failed {
                         error: format!("internal: unknown item kind `{other}`"),
                     },
@@ -1421,7 +1427,7 @@ async fn apply_container(
     ctx: &PluginContext,
     job: &Job,
     clients: &Arc<Clients>,
-    resource: &str,
+    resource: JobId,
     item: &PlannedItem,
     notes: &mut Vec<String>,
 ) -> ItemStatus {
@@ -1681,7 +1687,7 @@ async fn copy_blobs(
     ctx: &PluginContext,
     job: &Job,
     clients: &Arc<Clients>,
-    resource: &str,
+    resource: JobId,
     container: &str,
 ) -> Tally {
     let mut tally = Tally::default();
@@ -2516,7 +2522,7 @@ async fn apply_table(
     ctx: &PluginContext,
     job: &Job,
     clients: &Clients,
-    resource: &str,
+    resource: JobId,
     item: &PlannedItem,
     notes: &mut Vec<String>,
 ) -> ItemStatus {
@@ -2684,7 +2690,7 @@ async fn copy_entities(
     ctx: &PluginContext,
     job: &Job,
     clients: &Clients,
-    resource: &str,
+    resource: JobId,
     table: &str,
 ) -> Tally {
     let mut tally = Tally::default();
@@ -2779,7 +2785,7 @@ async fn copy_entities(
 async fn flush(
     ctx: &PluginContext,
     clients: &Clients,
-    resource: &str,
+    resource: JobId,
     table: &str,
     batch: &mut Vec<EntityWrite>,
     tally: &mut Tally,

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::azure::{AzureHttp, Cloud, WriteAccess};
 use crate::dataplane::{
-    registry, Counted, DataPlanePlugin, ItemOutcome, ItemStatus, Job, Mode, OnConflict, OnDeleted,
-    PluginContext, PluginError, Reporter, SideContext,
+    registry, Counted, DataPlanePlugin, ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict,
+    OnDeleted, Plan, PluginContext, PluginError, Reporter, SideContext,
 };
 use crate::inventory::{escape_controls, Inventory, ResourcePair};
 use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
@@ -43,12 +43,14 @@ pub struct RunSettings {
 
 /// Progress events for the UI. The orchestrator does not print.
 pub trait ProgressSink: Send + Sync {
-    fn resource_started(&self, resource: &str, plugin: &str);
-    fn resource_discovered(&self, resource: &str, items: u64);
-    fn item_finished(&self, resource: &str, outcome: &ItemOutcome);
+    /// A job started: `name` is what to show for it (the source's resource id).
+    fn resource_started(&self, job: JobId, name: &str, plugin: &str);
+    fn resource_discovered(&self, job: JobId, items: u64);
+    fn item_finished(&self, job: JobId, outcome: &ItemOutcome);
     /// Items finished without being listed (see `Reporter::count`).
-    fn items_counted(&self, resource: &str, count: u64);
-    fn resource_finished(&self, resource: &str, status: ResourceStatus);
+    fn items_counted(&self, job: JobId, count: u64);
+    /// A job ended (possibly without starting: unsupported, cancelled before it started).
+    fn resource_finished(&self, job: JobId, name: &str, status: ResourceStatus);
 }
 
 /// What a resource's items came to: the listed outcomes and the counts per kind (which also
@@ -61,21 +63,21 @@ struct ResourceTally {
 
 /// Collects item outcomes per resource and forwards them to the UI.
 struct Collector {
-    resources: Mutex<HashMap<String, ResourceTally>>,
+    resources: Mutex<HashMap<JobId, ResourceTally>>,
     progress: Arc<dyn ProgressSink>,
 }
 
 impl Reporter for Collector {
-    fn discovered(&self, resource: &str, items: u64) {
-        self.progress.resource_discovered(resource, items);
+    fn discovered(&self, job: JobId, items: u64) {
+        self.progress.resource_discovered(job, items);
     }
 
-    fn item(&self, resource: &str, outcome: ItemOutcome) {
+    fn item(&self, job: JobId, outcome: ItemOutcome) {
         // Names, kinds and statuses only: an outcome never holds a value.
-        tracing::debug!(resource, kind = outcome.kind, item = %outcome.name, status = ?outcome.status, "item finished");
-        self.progress.item_finished(resource, &outcome);
+        tracing::debug!(job = job.0, kind = outcome.kind, item = %outcome.name, status = ?outcome.status, "item finished");
+        self.progress.item_finished(job, &outcome);
         if let Ok(mut resources) = self.resources.lock() {
-            let tally = resources.entry(resource.to_owned()).or_default();
+            let tally = resources.entry(job).or_default();
             tally
                 .by_kind
                 .entry(outcome.kind)
@@ -85,11 +87,11 @@ impl Reporter for Collector {
         }
     }
 
-    fn count(&self, resource: &str, kind: &'static str, status: Counted, count: u64) {
-        self.progress.items_counted(resource, count);
+    fn count(&self, job: JobId, kind: &'static str, status: Counted, count: u64) {
+        self.progress.items_counted(job, count);
         if let Ok(mut resources) = self.resources.lock() {
             let counts = resources
-                .entry(resource.to_owned())
+                .entry(job)
                 .or_default()
                 .by_kind
                 .entry(kind)
@@ -104,20 +106,20 @@ impl Reporter for Collector {
 }
 
 impl Collector {
-    fn set_discovered(&self, resource: &str, discovered: &BTreeMap<&'static str, u64>) {
+    fn set_discovered(&self, job: JobId, discovered: &BTreeMap<&'static str, u64>) {
         if let Ok(mut resources) = self.resources.lock() {
-            let tally = resources.entry(resource.to_owned()).or_default();
+            let tally = resources.entry(job).or_default();
             for (kind, count) in discovered {
                 tally.by_kind.entry(kind).or_default().discovered += count;
             }
         }
     }
 
-    fn take(&self, resource: &str) -> ResourceTally {
+    fn take(&self, job: JobId) -> ResourceTally {
         self.resources
             .lock()
             .ok()
-            .and_then(|mut resources| resources.remove(resource))
+            .and_then(|mut resources| resources.remove(&job))
             .unwrap_or_default()
     }
 }
@@ -293,8 +295,8 @@ async fn run_resource(
     progress: &dyn ProgressSink,
 ) -> ResourceReport {
     let started = Instant::now();
-    // Unique per job; progress shows the source's name from it.
-    let label = format!("{} #{index}", pair.source.id);
+    let job_id = JobId(index);
+    let label = pair.source.id.clone();
     let mut report = ResourceReport {
         source_id: pair.source.id.clone(),
         target_id: pair.target.id.clone(),
@@ -318,7 +320,7 @@ async fn run_resource(
             "no data-plane plugin for {} (see `atg plugins`)",
             pair.source.resource_type
         ));
-        progress.resource_finished(&label, report.status);
+        progress.resource_finished(job_id, &label, report.status);
         return report;
     };
     let info = plugin.info();
@@ -329,27 +331,27 @@ async fn run_resource(
             "the {} plugin has no {} mode",
             info.name, settings.mode
         ));
-        progress.resource_finished(&label, report.status);
+        progress.resource_finished(job_id, &label, report.status);
         return report;
     }
     if ctx.cancel.is_cancelled() {
         report.status = ResourceStatus::Cancelled;
         report.reason = Some("cancelled before it started".into());
-        progress.resource_finished(&label, report.status);
+        progress.resource_finished(job_id, &label, report.status);
         return report;
     }
-    progress.resource_started(&label, info.name);
-    tracing::debug!(resource = %label, plugin = info.name, mode = %settings.mode, dry_run = settings.dry_run, "resource started");
+    progress.resource_started(job_id, &label, info.name);
+    tracing::debug!(job = index, resource = %label, plugin = info.name, mode = %settings.mode, dry_run = settings.dry_run, "resource started");
     let job = Job {
-        key: label.clone(),
+        id: job_id,
         pair,
         mode: settings.mode,
         on_conflict: settings.on_conflict,
         on_deleted: settings.on_deleted,
     };
     let outcome: Result<(), PluginError> = async {
-        let discovery = tokio::select! {
-            discovery = plugin.discover(ctx, &job) => discovery?,
+        let Plan { discovery, apply } = tokio::select! {
+            plan = plugin.plan(ctx, &job) => plan?,
             () = ctx.cancel.cancelled() => return Err(PluginError::Cancelled),
         };
         report.facts.clone_from(&discovery.facts);
@@ -357,12 +359,12 @@ async fn run_resource(
         for item in &discovery.items {
             *discovered.entry(item.kind).or_default() += 1;
         }
-        collector.set_discovered(&label, &discovered);
-        ctx.reporter.discovered(&label, discovered.values().sum());
+        collector.set_discovered(job_id, &discovered);
+        ctx.reporter.discovered(job_id, discovered.values().sum());
         if settings.dry_run {
             for item in discovery.items {
                 ctx.reporter.item(
-                    &label,
+                    job_id,
                     ItemOutcome {
                         kind: item.kind,
                         name: item.name,
@@ -374,11 +376,11 @@ async fn run_resource(
             }
             return Ok(());
         }
-        plugin.apply(ctx, &job, discovery).await
+        apply.apply(ctx, &job).await
     }
     .await;
 
-    let tally = collector.take(&label);
+    let tally = collector.take(job_id);
     report.items = tally.outcomes;
     report
         .items
@@ -412,7 +414,7 @@ async fn run_resource(
         }
     }
     report.duration_ms = millis(started.elapsed());
-    progress.resource_finished(&label, report.status);
+    progress.resource_finished(job_id, &label, report.status);
     report
 }
 
@@ -428,7 +430,7 @@ mod tests {
 
     /// A plugin that plans two items per resource and fails resources named `broken`.
     struct FakePlugin {
-        applied: AtomicUsize,
+        applied: Arc<AtomicUsize>,
     }
 
     static FAKE_INFO: PluginInfo = PluginInfo {
@@ -446,15 +448,11 @@ mod tests {
             &FAKE_INFO
         }
 
-        async fn discover(
-            &self,
-            _ctx: &PluginContext,
-            job: &Job,
-        ) -> Result<crate::dataplane::Discovery, PluginError> {
+        async fn plan(&self, _ctx: &PluginContext, job: &Job) -> Result<Plan, PluginError> {
             if job.pair.source.name == "broken" {
                 return Err(PluginError::Invalid("broken on purpose".into()));
             }
-            Ok(Discovery {
+            let discovery = Discovery {
                 items: ["a", "b"]
                     .into_iter()
                     .map(|name| PlannedItem {
@@ -467,23 +465,32 @@ mod tests {
                     .collect(),
                 facts: serde_json::Map::new(),
                 nested: BTreeMap::from([("part", 3)]),
+            };
+            Ok(Plan {
+                discovery: discovery.clone(),
+                apply: Box::new(FakeApply {
+                    applied: self.applied.clone(),
+                    discovery,
+                }),
             })
         }
+    }
 
-        async fn apply(
-            &self,
-            ctx: &PluginContext,
-            job: &Job,
-            discovery: Discovery,
-        ) -> Result<(), PluginError> {
+    struct FakeApply {
+        applied: Arc<AtomicUsize>,
+        discovery: Discovery,
+    }
+
+    #[async_trait]
+    impl crate::dataplane::ApplyPlan for FakeApply {
+        async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
             self.applied.fetch_add(1, Ordering::SeqCst);
-            ctx.reporter.count(&job.key, "part", Counted::Created, 1);
-            ctx.reporter
-                .count(&job.key, "part", Counted::Overwritten, 1);
-            ctx.reporter.count(&job.key, "part", Counted::Identical, 1);
-            for item in discovery.items {
+            ctx.reporter.count(job.id, "part", Counted::Created, 1);
+            ctx.reporter.count(job.id, "part", Counted::Overwritten, 1);
+            ctx.reporter.count(job.id, "part", Counted::Identical, 1);
+            for item in self.discovery.items {
                 ctx.reporter.item(
-                    &job.key,
+                    job.id,
                     ItemOutcome {
                         kind: item.kind,
                         name: item.name,
@@ -501,11 +508,11 @@ mod tests {
 
     struct Quiet;
     impl ProgressSink for Quiet {
-        fn resource_started(&self, _: &str, _: &str) {}
-        fn resource_discovered(&self, _: &str, _: u64) {}
-        fn item_finished(&self, _: &str, _: &ItemOutcome) {}
-        fn items_counted(&self, _: &str, _: u64) {}
-        fn resource_finished(&self, _: &str, _: ResourceStatus) {}
+        fn resource_started(&self, _: JobId, _: &str, _: &str) {}
+        fn resource_discovered(&self, _: JobId, _: u64) {}
+        fn item_finished(&self, _: JobId, _: &ItemOutcome) {}
+        fn items_counted(&self, _: JobId, _: u64) {}
+        fn resource_finished(&self, _: JobId, _: &str, _: ResourceStatus) {}
     }
 
     fn resource(resource_type: &str, name: &str) -> Resource {
@@ -589,7 +596,7 @@ mod tests {
 
     fn leak() -> &'static FakePlugin {
         Box::leak(Box::new(FakePlugin {
-            applied: AtomicUsize::new(0),
+            applied: Arc::new(AtomicUsize::new(0)),
         }))
     }
 

@@ -11,20 +11,21 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::azure::policies::RetryStats;
-use crate::dataplane::{ItemOutcome, ItemStatus};
+use crate::dataplane::{ItemOutcome, ItemStatus, JobId};
 use crate::orchestrator::report::ResourceStatus;
 use crate::orchestrator::ProgressSink;
 
 pub enum Progress {
     Hidden,
-    Lines,
+    /// One line per event, naming the resource (names by job, from when each started).
+    Lines(Mutex<HashMap<JobId, String>>),
     Bars(Bars),
 }
 
 pub struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
-    per_resource: Mutex<HashMap<String, ProgressBar>>,
+    per_resource: Mutex<HashMap<JobId, ProgressBar>>,
 }
 
 impl Progress {
@@ -33,7 +34,7 @@ impl Progress {
             return Progress::Hidden;
         }
         if !terminal {
-            return Progress::Lines;
+            return Progress::Lines(Mutex::new(HashMap::new()));
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let overall = multi.add(ProgressBar::new(0));
@@ -58,17 +59,21 @@ impl Progress {
     }
 }
 
-/// The source's name from a job key (`<source id> #<index>`).
-fn name(resource: &str) -> &str {
-    let id = resource.rsplit_once(" #").map_or(resource, |(id, _)| id);
+/// The last segment of a resource id: the resource's name.
+fn name(id: &str) -> &str {
     id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
 }
 
 impl ProgressSink for Progress {
-    fn resource_started(&self, resource: &str, plugin: &str) {
+    fn resource_started(&self, job: JobId, resource: &str, plugin: &str) {
         match self {
             Progress::Hidden => {}
-            Progress::Lines => eprintln!("atg: {} [{plugin}]: discovering", name(resource)),
+            Progress::Lines(names) => {
+                eprintln!("atg: {} [{plugin}]: discovering", name(resource));
+                if let Ok(mut names) = names.lock() {
+                    names.insert(job, name(resource).to_owned());
+                }
+            }
             Progress::Bars(bars) => {
                 let bar = bars.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
@@ -79,23 +84,27 @@ impl ProgressSink for Progress {
                 bar.set_message("discovering");
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
                 if let Ok(mut map) = bars.per_resource.lock() {
-                    map.insert(resource.to_owned(), bar);
+                    map.insert(job, bar);
                 }
             }
         }
     }
 
-    fn resource_discovered(&self, resource: &str, items: u64) {
+    fn resource_discovered(&self, job: JobId, items: u64) {
         match self {
             Progress::Hidden => {}
-            Progress::Lines => eprintln!("atg: {}: {items} item(s)", name(resource)),
+            Progress::Lines(names) => {
+                if let Some(name) = names.lock().ok().and_then(|m| m.get(&job).cloned()) {
+                    eprintln!("atg: {name}: {items} item(s)");
+                }
+            }
             Progress::Bars(bars) => {
                 bars.overall.inc_length(items);
                 if let Some(bar) = bars
                     .per_resource
                     .lock()
                     .ok()
-                    .and_then(|m| m.get(resource).cloned())
+                    .and_then(|m| m.get(&job).cloned())
                 {
                     bar.set_length(items);
                     bar.set_style(
@@ -109,14 +118,14 @@ impl ProgressSink for Progress {
         }
     }
 
-    fn item_finished(&self, resource: &str, outcome: &ItemOutcome) {
+    fn item_finished(&self, job: JobId, outcome: &ItemOutcome) {
         if let Progress::Bars(bars) = self {
             bars.overall.inc(1);
             if let Some(bar) = bars
                 .per_resource
                 .lock()
                 .ok()
-                .and_then(|m| m.get(resource).cloned())
+                .and_then(|m| m.get(&job).cloned())
             {
                 bar.inc(1);
                 if matches!(outcome.status, ItemStatus::Failed { .. }) {
@@ -126,21 +135,21 @@ impl ProgressSink for Progress {
         }
     }
 
-    fn items_counted(&self, resource: &str, count: u64) {
+    fn items_counted(&self, job: JobId, count: u64) {
         if let Progress::Bars(bars) = self {
             bars.overall.inc(count);
             if let Some(bar) = bars
                 .per_resource
                 .lock()
                 .ok()
-                .and_then(|m| m.get(resource).cloned())
+                .and_then(|m| m.get(&job).cloned())
             {
                 bar.inc(count);
             }
         }
     }
 
-    fn resource_finished(&self, resource: &str, status: ResourceStatus) {
+    fn resource_finished(&self, job: JobId, resource: &str, status: ResourceStatus) {
         let status = match status {
             ResourceStatus::Succeeded => "done",
             ResourceStatus::Failed => "failed",
@@ -149,13 +158,18 @@ impl ProgressSink for Progress {
         };
         match self {
             Progress::Hidden => {}
-            Progress::Lines => eprintln!("atg: {}: {status}", name(resource)),
+            Progress::Lines(names) => {
+                eprintln!("atg: {}: {status}", name(resource));
+                if let Ok(mut names) = names.lock() {
+                    names.remove(&job);
+                }
+            }
             Progress::Bars(bars) => {
                 if let Some(bar) = bars
                     .per_resource
                     .lock()
                     .ok()
-                    .and_then(|mut m| m.remove(resource))
+                    .and_then(|mut m| m.remove(&job))
                 {
                     bar.finish_with_message(status.to_owned());
                 }
@@ -217,26 +231,26 @@ impl Statistics {
 }
 
 impl ProgressSink for Statistics {
-    fn resource_started(&self, resource: &str, plugin: &str) {
-        self.display.resource_started(resource, plugin);
+    fn resource_started(&self, job: JobId, resource: &str, plugin: &str) {
+        self.display.resource_started(job, resource, plugin);
     }
 
-    fn resource_discovered(&self, resource: &str, items: u64) {
-        self.display.resource_discovered(resource, items);
+    fn resource_discovered(&self, job: JobId, items: u64) {
+        self.display.resource_discovered(job, items);
     }
 
-    fn item_finished(&self, resource: &str, outcome: &ItemOutcome) {
+    fn item_finished(&self, job: JobId, outcome: &ItemOutcome) {
         self.items_done.fetch_add(1, Ordering::Relaxed);
-        self.display.item_finished(resource, outcome);
+        self.display.item_finished(job, outcome);
     }
 
-    fn items_counted(&self, resource: &str, count: u64) {
+    fn items_counted(&self, job: JobId, count: u64) {
         self.items_done.fetch_add(count, Ordering::Relaxed);
-        self.display.items_counted(resource, count);
+        self.display.items_counted(job, count);
     }
 
-    fn resource_finished(&self, resource: &str, status: ResourceStatus) {
+    fn resource_finished(&self, job: JobId, resource: &str, status: ResourceStatus) {
         self.resources_done.fetch_add(1, Ordering::Relaxed);
-        self.display.resource_finished(resource, status);
+        self.display.resource_finished(job, resource, status);
     }
 }

@@ -1,0 +1,69 @@
+//! The per-item apply loop every plugin uses.
+
+use futures::StreamExt;
+
+use super::super::{Interrupted, ItemOutcome, ItemStatus, Job, PlannedItem, PluginContext};
+
+/// An item of a typed plan: what the report shows of it, and the plugin's own plan of it.
+#[derive(Clone, Debug)]
+pub struct Typed<D> {
+    pub item: PlannedItem,
+    pub detail: D,
+}
+
+impl<D> AsRef<PlannedItem> for Typed<D> {
+    fn as_ref(&self) -> &PlannedItem {
+        &self.item
+    }
+}
+
+impl AsRef<PlannedItem> for PlannedItem {
+    fn as_ref(&self) -> &PlannedItem {
+        self
+    }
+}
+
+/// Applies planned items `concurrency` at a time, each reported once through `ctx.reporter`
+/// with its duration; an item not started before a cancellation is reported skipped, one
+/// started runs to its end (the work never races the cancellation: see
+/// [`PluginContext::in_item_slot`](super::super::PluginContext::in_item_slot) for the bound on its writes).
+/// `apply` returns the item's status and its notes (the plan's notes, possibly extended).
+pub async fn apply_each<I, F, Fut>(
+    ctx: &PluginContext,
+    job: &Job,
+    items: Vec<I>,
+    concurrency: usize,
+    apply: F,
+) where
+    I: AsRef<PlannedItem>,
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = (ItemStatus, Vec<String>)>,
+{
+    futures::stream::iter(items)
+        .for_each_concurrent(concurrency.max(1), |item| {
+            let planned = item.as_ref();
+            let kind = planned.kind;
+            let name = planned.name.clone();
+            let notes = planned.notes.clone();
+            let started = std::time::Instant::now();
+            let work = (!ctx.cancel.is_cancelled()).then(|| apply(item));
+            async move {
+                let (status, notes) = match work {
+                    Some(work) => work.await,
+                    None => (Interrupted::BeforeStart.into(), notes),
+                };
+                ctx.reporter.item(
+                    job.id,
+                    ItemOutcome {
+                        kind,
+                        name,
+                        status,
+                        notes,
+                        duration_ms: u64::try_from(started.elapsed().as_millis())
+                            .unwrap_or(u64::MAX),
+                    },
+                );
+            }
+        })
+        .await;
+}

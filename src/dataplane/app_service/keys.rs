@@ -82,17 +82,17 @@ pub(super) async fn plan(sides: &Sides, on_conflict: OnConflict) -> Result<Vec<I
 }
 
 async fn host_keys(sides: &Sides) -> Result<(web::HostKeys, web::HostKeys), AzureError> {
-    Ok((
-        web::host_keys(&sides.source, &sides.source_site).await?,
-        web::host_keys(&sides.target, &sides.target_site).await?,
-    ))
+    futures::try_join!(
+        web::host_keys(&sides.source, &sides.source_site),
+        web::host_keys(&sides.target, &sides.target_site),
+    )
 }
 
 async fn function_names(sides: &Sides) -> Result<(Vec<String>, Vec<String>), AzureError> {
-    Ok((
-        web::functions(&sides.source, &sides.source_site).await?,
-        web::functions(&sides.target, &sides.target_site).await?,
-    ))
+    futures::try_join!(
+        web::functions(&sides.source, &sides.source_site),
+        web::functions(&sides.target, &sides.target_site),
+    )
 }
 
 /// One item per source key under `prefix`, decided against the target's key of that name.

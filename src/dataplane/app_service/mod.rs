@@ -22,6 +22,7 @@ mod sticky;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -46,6 +47,8 @@ const FUNCTION_KEY: &str = "function-key";
 
 /// Slots written at once (each creation is a long-running operation).
 const SLOT_CONCURRENCY: usize = 4;
+/// Site and slots whose configuration is read at once while planning.
+const SCOPE_CONCURRENCY: usize = 4;
 
 static INFO: PluginInfo = PluginInfo {
     name: "app-service",
@@ -350,59 +353,64 @@ type Planned = (Vec<Item>, Vec<Item>, Map<String, Value>);
 
 impl Planner<'_> {
     async fn plan(&self) -> Result<Planned, PluginError> {
-        let read = |what: &str, side: &str| {
-            let operation = format!("read the {side} {what}");
-            move |e: AzureError| PluginError::azure(operation, e)
-        };
         let sides = self.sides;
-        let source_site = web::site(&sides.source, &sides.source_site)
-            .await
-            .map_err(read("site", "source"))?;
-        let target_site = web::site(&sides.target, &sides.target_site)
-            .await
-            .map_err(read("site", "target"))?;
+        let (source_site, target_site) = read_both(
+            "site".into(),
+            web::site(&sides.source, &sides.source_site),
+            web::site(&sides.target, &sides.target_site),
+        )
+        .await?;
         let (slot_items, target_slots) = slots::plan(sides, &target_site).await?;
         let mut scopes = vec![Scope::production()];
         scopes.extend(slot_items.iter().map(|slot| Scope::slot(&slot.item.name)));
-        let mut items = Vec::new();
-        for scope in &scopes {
-            let in_target = scope
-                .slot
-                .as_ref()
-                .is_none_or(|slot| target_slots.contains(slot));
-            items.extend(self.plan_scope(scope, in_target).await?);
-        }
-        items.push(sticky::plan(sides).await?);
+        // Collected first: a stream holding the closure would not be Send for every lifetime.
+        let scope_plans: Vec<_> = scopes
+            .iter()
+            .map(|scope| {
+                let in_target = scope
+                    .slot
+                    .as_ref()
+                    .is_none_or(|slot| target_slots.contains(slot));
+                self.plan_scope(scope, in_target)
+            })
+            .collect();
+        let per_scope = futures::stream::iter(scope_plans)
+            .buffered(SCOPE_CONCURRENCY)
+            .try_collect::<Vec<Vec<Item>>>();
+        let copies_keys = source_site.is_function_app() && self.job.mode == Mode::Replication;
+        let keys = async {
+            if copies_keys {
+                keys::plan(sides, self.job.on_conflict).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (per_scope, sticky, keys) = futures::try_join!(per_scope, sticky::plan(sides), keys)?;
+        let mut items: Vec<Item> = per_scope.into_iter().flatten().collect();
+        items.push(sticky);
+        items.extend(keys);
         let mut facts = Map::new();
         facts.insert("kind".into(), source_site.kind.clone().into());
         facts.insert(
             "application_code".into(),
             "not copied: deploy it to the target with its pipeline (zip deploy, run-from-package, container image)".into(),
         );
-        if source_site.is_function_app() {
-            match self.job.mode {
-                Mode::Replication => items.extend(keys::plan(sides, self.job.on_conflict).await?),
-                Mode::Template => {
-                    facts.insert(
-                        "function_keys".into(),
-                        "not copied in template mode (a placeholder key would be a known credential)".into(),
-                    );
-                }
-            }
+        if source_site.is_function_app() && !copies_keys {
+            facts.insert(
+                "function_keys".into(),
+                "not copied in template mode (a placeholder key would be a known credential)"
+                    .into(),
+            );
         }
         Ok((slot_items, items, facts))
     }
 
-    /// The settings, connection strings and site configuration of one scope. A slot the target
-    /// lacks is planned against empty maps: it is created first.
+    /// The settings, connection strings and site configuration of one scope, read at once. A
+    /// slot the target lacks is planned against empty maps: it is created first.
     async fn plan_scope(&self, scope: &Scope, in_target: bool) -> Result<Vec<Item>, PluginError> {
         let sides = self.sides;
         let source = scope.path(&sides.source_site);
         let target = scope.path(&sides.target_site);
-        let read = |what: &'static str, side: &'static str| {
-            let label = scope.label.clone();
-            move |e: AzureError| PluginError::azure(format!("read the {side} {what} of {label}"), e)
-        };
         let rules = |what, infrastructure| settings::Rules {
             what,
             mode: self.job.mode,
@@ -413,43 +421,66 @@ impl Planner<'_> {
             cloud: self.ctx.http.cloud,
             placeholder: self.ctx.placeholder,
         };
-        let source_settings = web::app_settings(&sides.source, &source)
-            .await
-            .map_err(read("app settings", "source"))?;
-        let target_settings = if_present(in_target, web::app_settings(&sides.target, &target))
-            .await
-            .map_err(read("app settings", "target"))?;
-        let settings_item = settings::map_item(
-            APP_SETTINGS,
-            scope,
-            (&source_settings, &target_settings),
-            &rules("app setting", true),
-            |map, action| Work::AppSettings {
-                scope: scope.clone(),
-                map,
-                action,
-            },
-        );
-        let source_strings = web::connection_strings(&sides.source, &source)
-            .await
-            .map_err(read("connection strings", "source"))?;
-        let target_strings = if_present(in_target, web::connection_strings(&sides.target, &target))
-            .await
-            .map_err(read("connection strings", "target"))?;
-        let strings_item = settings::map_item(
-            CONNECTION_STRINGS,
-            scope,
-            (&source_strings, &target_strings),
-            &rules("connection string", false),
-            |map, action| Work::ConnectionStrings {
-                scope: scope.clone(),
-                map,
-                action,
-            },
-        );
-        let config_item = site_config::plan(sides, scope, in_target, self.job.on_conflict).await?;
+        let settings_item = async {
+            let maps = read_both(
+                format!("app settings of {}", scope.label),
+                web::app_settings(&sides.source, &source),
+                if_present(in_target, web::app_settings(&sides.target, &target)),
+            )
+            .await?;
+            let rules = rules("app setting", true);
+            Ok(settings::map_item(
+                APP_SETTINGS,
+                scope,
+                (&maps.0, &maps.1),
+                &rules,
+                |map, action| Work::AppSettings {
+                    scope: scope.clone(),
+                    map,
+                    action,
+                },
+            ))
+        };
+        let strings_item = async {
+            let maps = read_both(
+                format!("connection strings of {}", scope.label),
+                web::connection_strings(&sides.source, &source),
+                if_present(in_target, web::connection_strings(&sides.target, &target)),
+            )
+            .await?;
+            let rules = rules("connection string", false);
+            Ok(settings::map_item(
+                CONNECTION_STRINGS,
+                scope,
+                (&maps.0, &maps.1),
+                &rules,
+                |map, action| Work::ConnectionStrings {
+                    scope: scope.clone(),
+                    map,
+                    action,
+                },
+            ))
+        };
+        let config_item = site_config::plan(sides, scope, in_target, self.job.on_conflict);
+        let (settings_item, strings_item, config_item) =
+            futures::try_join!(settings_item, strings_item, config_item)?;
         Ok(vec![settings_item, strings_item, config_item])
     }
+}
+
+/// Reads `what` on both sides at once (`source`, `target`); a failure names the side.
+async fn read_both<T>(
+    what: String,
+    source: impl std::future::Future<Output = Result<T, AzureError>>,
+    target: impl std::future::Future<Output = Result<T, AzureError>>,
+) -> Result<(T, T), PluginError> {
+    let named = |side: &'static str| {
+        let operation = format!("read the {side} {what}");
+        move |error| PluginError::azure(operation, error)
+    };
+    futures::try_join!(async { source.await.map_err(named("source")) }, async {
+        target.await.map_err(named("target"))
+    },)
 }
 
 /// What `read` answers when the target has the scope (`in_target`), else an empty value

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{item, Item, Scope, Sides, Work, SITE_CONFIG};
+use super::{if_present, item, read_both, Item, Scope, Sides, Work, SITE_CONFIG};
 use crate::azure::arm::web;
 use crate::dataplane::kit::{Decision, Existing, Newer};
 use crate::dataplane::{Difference, OnConflict, PluginError};
@@ -33,20 +33,13 @@ pub(super) async fn plan(
     in_target: bool,
     on_conflict: OnConflict,
 ) -> Result<Item, PluginError> {
-    let read = |side: &'static str| {
-        let label = scope.label.clone();
-        move |e| PluginError::azure(format!("read the {side} site configuration of {label}"), e)
-    };
-    let source = web::site_config(&sides.source, &scope.path(&sides.source_site))
-        .await
-        .map_err(read("source"))?;
-    let target = if in_target {
-        web::site_config(&sides.target, &scope.path(&sides.target_site))
-            .await
-            .map_err(read("target"))?
-    } else {
-        Map::new()
-    };
+    let target_path = scope.path(&sides.target_site);
+    let (source, target) = read_both(
+        format!("site configuration of {}", scope.label),
+        web::site_config(&sides.source, &scope.path(&sides.source_site)),
+        if_present(in_target, web::site_config(&sides.target, &target_path)),
+    )
+    .await?;
     let fields = differing(&source, &target);
     let existing = if fields.is_empty() {
         Existing::Identical

@@ -2,7 +2,7 @@
 //! site's plan and in its location, without content (Terraform does not create slots; both
 //! modes create them, since settings and stickiness need them).
 
-use super::{item, Item, Sides, Work, SLOT};
+use super::{item, read_both, Item, Sides, Work, SLOT};
 use crate::azure::arm::web::{self, SiteInfo};
 use crate::azure::AzureError;
 use crate::dataplane::{PlannedAction, PluginError};
@@ -12,15 +12,12 @@ pub(super) async fn plan(
     sides: &Sides,
     target_site: &SiteInfo,
 ) -> Result<(Vec<Item>, Vec<String>), PluginError> {
-    let read = |side: &'static str| {
-        move |e: AzureError| PluginError::azure(format!("list the {side} slots"), e)
-    };
-    let source_slots = web::slots(&sides.source, &sides.source_site)
-        .await
-        .map_err(read("source"))?;
-    let target_slots = web::slots(&sides.target, &sides.target_site)
-        .await
-        .map_err(read("target"))?;
+    let (source_slots, target_slots) = read_both(
+        "slots".into(),
+        web::slots(&sides.source, &sides.source_site),
+        web::slots(&sides.target, &sides.target_site),
+    )
+    .await?;
     let items = source_slots
         .into_iter()
         .map(|slot| {

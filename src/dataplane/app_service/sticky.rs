@@ -1,22 +1,18 @@
 //! Slot-sticky names (`config/slotConfigNames`, site level): the source's names are added to
 //! the target's; a name the target marks sticky stays sticky.
 
-use super::{item, Item, Sides, Work, STICKY_NAMES};
+use super::{item, read_both, Item, Sides, Work, STICKY_NAMES};
 use crate::azure::arm::web::{self, SlotConfigNames};
-use crate::azure::AzureError;
 use crate::dataplane::{Difference, PlannedAction, PluginError};
 
 /// The one sticky-names item of a site.
 pub(super) async fn plan(sides: &Sides) -> Result<Item, PluginError> {
-    let read = |side: &'static str| {
-        move |e: AzureError| PluginError::azure(format!("read the {side} slot-sticky names"), e)
-    };
-    let source = web::slot_config_names(&sides.source, &sides.source_site)
-        .await
-        .map_err(read("source"))?;
-    let target = web::slot_config_names(&sides.target, &sides.target_site)
-        .await
-        .map_err(read("target"))?;
+    let (source, target) = read_both(
+        "slot-sticky names".into(),
+        web::slot_config_names(&sides.source, &sides.source_site),
+        web::slot_config_names(&sides.target, &sides.target_site),
+    )
+    .await?;
     let merged = union(&source, &target);
     let action = if merged == target {
         PlannedAction::Identical

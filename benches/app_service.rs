@@ -161,8 +161,10 @@ async fn main() {
     let (atg_seconds, report) = run_atg(&emulator, &ca, &inventory);
     println!("app_service/latency-20ms: {sites} sites x {settings} app settings");
     println!(
-        "  atg:        {atg_seconds:8.2} s  ({} resources succeeded, {} items failed)",
-        report["totals"]["resources"]["succeeded"], report["totals"]["items"]["failed"]
+        "  atg:        {atg_seconds:8.2} s  ({} sites succeeded, {} items replicated, {} failed)",
+        report["totals"]["succeeded"],
+        report["totals"]["items"]["replicated"],
+        report["totals"]["items"]["failed"]
     );
     match run_peer(&emulator, &ca, &peer_list) {
         Some((peer_seconds, peer_sites)) => {

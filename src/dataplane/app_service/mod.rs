@@ -151,6 +151,7 @@ static INFO: PluginInfo = PluginInfo {
         "application code is not copied: deploy it to the target with its pipeline (zip deploy, run-from-package, container image); function keys of functions the target lacks are copied by a run after that",
         "the target's infrastructure settings (AzureWebJobsStorage, WEBSITE_CONTENTSHARE, WEBSITE_CONTENTAZUREFILECONNECTIONSTRING, APPLICATIONINSIGHTS_CONNECTION_STRING, APPINSIGHTS_INSTRUMENTATIONKEY, FUNCTIONS_*, WEBSITE_RUN_FROM_PACKAGE, DOCKER_REGISTRY_SERVER_*, MICROSOFT_PROVIDER_AUTHENTICATION_SECRET) are kept, each reported; options.copy_infrastructure_settings names those to copy",
         "app settings carry no ETag: a write between atg's read and its write (Terraform, a deployment) is overwritten with the map atg read",
+        "template mode still lists the source's settings to learn their names (the service answers names with values): the values are never written, logged or reported",
     ],
 };
 

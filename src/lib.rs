@@ -8,9 +8,10 @@
 //! ```
 //!
 //! - [`cli`]: flags only; [`settings`]: flags + environment → validated settings.
-//! - [`commands`]: `deploy` and `plugins`.
+//! - [`commands`]: `deploy` (and `verify`, the same run read-only), `plugins`, completions, man.
 //! - [`orchestrator`]: plan, mode semantics, concurrency, cancellation, dry-run, report.
-//! - [`dataplane`]: the `DataPlanePlugin` trait, the static registry, one file per service.
+//! - [`dataplane`]: the `DataPlanePlugin` trait, the static registry, the plugin kit (`kit/`) and one
+//!   folder per service.
 //! - [`azure`]: every HTTP call: clouds, credential chain, policies (host allow-list, write
 //!   guard, retries), ARM client, classified errors, redacting types.
 //! - [`inventory`]: source/target resource pairs (JSON today).

@@ -10,6 +10,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use atg::cli::{Cli, Command};
+use atg::commands::deploy::Purpose;
 use atg::commands::{self, ExitStatus};
 use atg::ui::Printer;
 
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
     // Opened before anything else: a log file that cannot be written stops the run before any
     // request.
     let log_file = match &cli.command {
-        Command::Deploy(args) => args.log_file.as_deref(),
+        Command::Deploy(args) | Command::Verify(args) => args.log_file.as_deref(),
         _ => None,
     };
     let log_file = match log_file.map(open_log_file).transpose() {
@@ -63,7 +64,8 @@ fn main() -> ExitCode {
     };
     let status = runtime.block_on(async {
         match &cli.command {
-            Command::Deploy(args) => commands::deploy::run(args, printer).await,
+            Command::Deploy(args) => commands::deploy::run(args, printer, Purpose::Deploy).await,
+            Command::Verify(args) => commands::deploy::run(args, printer, Purpose::Verify).await,
             Command::Plugins(args) => commands::plugins::run(args, printer),
             Command::Completions(args) => commands::docs::completions(args, printer),
             Command::Man => commands::docs::man(printer),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::azure::credential::{CredentialEnvironment, CredentialSettings, ServicePrincipal};
 use crate::azure::{HttpSettings, Sensitive};
 use crate::cli::{DeployArgs, OutputFormat};
-use crate::dataplane::Mode;
+use crate::dataplane::{Mode, OnConflict, OnDeleted};
 use crate::inventory::graph::{GraphInventory, TargetSource};
 use crate::inventory::matching::MatchOptions;
 use crate::inventory::neo4j::GraphSettings;
@@ -298,6 +298,30 @@ fn service_principal(
 }
 
 impl DeploySettings {
+    /// The settings of `atg verify`: a dry run that plans item by item, where a difference is
+    /// a difference whatever `--on-conflict` says. Flags that only shape writes are refused.
+    pub fn for_verify(mut self, args: &DeployArgs) -> Result<Self, SettingsError> {
+        let refused = [
+            (args.dry_run, "--dry-run"),
+            (args.detailed_exitcode, "--detailed-exitcode"),
+            (args.on_conflict != OnConflict::default(), "--on-conflict"),
+            (args.on_deleted != OnDeleted::default(), "--on-deleted"),
+            (args.plan.is_some(), "--plan"),
+            (args.plan_out.is_some(), "--plan-out"),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+            return Err(settings_error(
+                format!("atg verify takes no {flag}"),
+                Some("verify always reads only, compares every item and exits 0 only when the targets hold everything the mode promises"),
+            ));
+        }
+        self.run.verify = true;
+        self.run.dry_run = true;
+        self.run.on_conflict = OnConflict::Overwrite;
+        self.run.on_deleted = OnDeleted::Recover;
+        Ok(self)
+    }
+
     pub fn from_args(
         args: &DeployArgs,
         environment: CredentialEnvironment,
@@ -308,6 +332,12 @@ impl DeploySettings {
             return Err(settings_error(
                 "--detailed-exitcode needs --dry-run",
                 Some("add --dry-run: its exit code then says whether the plan would change anything (0 no, 3 yes)"),
+            ));
+        }
+        if args.plan_out.is_some() && !args.dry_run {
+            return Err(settings_error(
+                "--plan-out needs --dry-run",
+                Some("add --dry-run: the plan is what a dry run decides; apply it later with --plan FILE"),
             ));
         }
         let resources = resource_source(args, &mut warnings)?;
@@ -373,11 +403,14 @@ impl DeploySettings {
                     ModeChoice::Ask | ModeChoice::Default => Mode::Template,
                 },
                 dry_run: args.dry_run,
+                verify: false,
                 on_conflict: args.on_conflict,
                 on_deleted: args.on_deleted,
                 concurrency: usize::from(args.concurrency),
                 resource_concurrency: 4,
                 settle_timeout: Duration::from_secs(60),
+                approved: None,
+                journal: None,
             },
             http: HttpSettings {
                 cloud: args.cloud,

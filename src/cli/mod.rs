@@ -11,6 +11,8 @@ use crate::ui::ColorChoice;
 // The grace period quoted is `dataplane::CANCEL_GRACE` (a test keeps them equal).
 const EXIT_CODES: &str = "Exit codes:\n    0  every resource succeeded (items may be skipped, with reasons)\n    1  the run finished with failures, or was cancelled (first Ctrl-C: no new item starts,\n       items in flight finish within 30 s, then the report)\n    2  the run could not start: bad flags, inventory or credentials (with --output json,\n       also a JSON document on stdout)\n    3  --dry-run --detailed-exitcode: changes are pending (an item planned create, overwrite,\n       compare, recover or purge; 0 then means nothing would change)\n  130  interrupted twice (a second Ctrl-C): stopped at once, no report";
 
+const VERIFY_EXIT_CODES: &str = "Exit codes:\n    0  every target holds everything the mode promises, the same as its source\n    1  something promised is missing, different or could not be compared (or a resource\n       could not be read)\n    2  the run could not start: bad flags, inventory or credentials";
+
 /// atg fills deployed Azure resources from a source tenant: Key Vault secrets, keys and
 /// certificates first (the data plane that Terraform leaves empty).
 #[derive(Parser)]
@@ -47,7 +49,7 @@ impl Cli {
         let matches = Cli::command().try_get_matches_from(args)?;
         let mut cli =
             Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut Cli::command()))?;
-        if let (Command::Deploy(deploy), Some(("deploy", given))) =
+        if let (Command::Deploy(deploy) | Command::Verify(deploy), Some((_, given))) =
             (&mut cli.command, matches.subcommand())
         {
             deploy.graph.typed_neo4j_flags = [
@@ -72,6 +74,12 @@ pub enum Command {
     /// Replicate the data plane of source resources into their deployed targets.
     #[command(after_help = EXIT_CODES)]
     Deploy(Box<DeployArgs>),
+    /// Compare every target with its source, item by item, after a deploy: missing, different
+    /// and extra items and a fidelity figure. Same inputs as deploy; reads both sides, writes
+    /// nothing; values are compared in memory and never printed. Exit 0 only when everything
+    /// the mode promises is there and the same, 1 otherwise, 2 when it cannot start.
+    #[command(after_help = VERIFY_EXIT_CODES)]
+    Verify(Box<DeployArgs>),
     /// List the supported resource types, their modes, item kinds and required permissions.
     Plugins(PluginsArgs),
     /// Print a shell completion script to stdout, e.g. `atg completions bash > /etc/bash_completion.d/atg`.
@@ -208,6 +216,17 @@ pub struct DeployArgs {
     /// item would fail or a resource failed.
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// With --dry-run: also write the plan to FILE (versioned JSON: names, decisions and
+    /// fingerprints, never a value), for `--plan FILE` to apply after review.
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
+
+    /// Apply exactly the plan in FILE (from --dry-run --plan-out): only the items it decided,
+    /// each only when its source and target did not change since (else refused as stale).
+    /// Applied items are recorded in FILE.applied, so running it again resumes.
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub plan: Option<PathBuf>,
 }
 
 /// Resources from ATG's graph (instead of --inventory): sources are the graph's original

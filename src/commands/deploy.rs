@@ -1,4 +1,5 @@
-//! `atg deploy`: settings → inventory → mode → credentials → orchestrator → report.
+//! `atg deploy` and `atg verify`: settings → inventory → mode → credentials → orchestrator →
+//! report. Verify is the same run, read-only and item by item, judged by its verdicts.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -10,8 +11,10 @@ use super::ExitStatus;
 use crate::azure::credential::{chain_links, ChainCredential, CredentialEnvironment};
 use crate::azure::{AzureError, AzureHttp};
 use crate::cli::{DeployArgs, OutputFormat};
+use crate::dataplane::{OnConflict, OnDeleted};
 use crate::inventory::json::JsonInventory;
 use crate::inventory::{escape_controls, InventoryError, InventorySource};
+use crate::orchestrator::plan_file::{Approved, Journal, PlanFile, PlannedResource, PLAN_VERSION};
 use crate::orchestrator::{self, Connections};
 use crate::settings::{DeploySettings, ModeChoice, ResourceSource};
 use crate::ui::progress::{Progress, Statistics};
@@ -36,24 +39,51 @@ fn could_not_run(
     ExitStatus::Error
 }
 
-pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
+/// Which command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `atg deploy`: plan, then apply (unless --dry-run).
+    Deploy,
+    /// `atg verify`: compare both sides item by item; write nothing.
+    Verify,
+}
+
+pub async fn run(args: &DeployArgs, printer: Printer, purpose: Purpose) -> ExitStatus {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let mut settings =
-        match DeploySettings::from_args(args, CredentialEnvironment::from_process(), terminal) {
-            Ok(settings) => settings,
-            Err(error) => {
-                return could_not_run(
-                    printer,
-                    args.output,
-                    &error.message,
-                    &error.hint.into_iter().collect::<Vec<_>>(),
-                );
-            }
-        };
+    let settings = DeploySettings::from_args(args, CredentialEnvironment::from_process(), terminal)
+        .and_then(|settings| match purpose {
+            Purpose::Deploy => Ok(settings),
+            Purpose::Verify => settings.for_verify(args),
+        });
+    let mut settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            return could_not_run(
+                printer,
+                args.output,
+                &error.message,
+                &error.hint.into_iter().collect::<Vec<_>>(),
+            );
+        }
+    };
     for warning in &settings.warnings {
         printer.warn(warning);
     }
-    if !args.dataplane {
+    let plan = match &args.plan {
+        Some(path) => match use_plan(path, args, &mut settings) {
+            Ok(plan) => Some(plan),
+            Err(message) => {
+                return could_not_run(
+                    printer,
+                    args.output,
+                    &format!("cannot apply the plan `{}`: {message}", path.display()),
+                    &["make the plan with the same inputs: atg deploy --dataplane --dry-run --plan-out FILE ...".to_owned()],
+                );
+            }
+        },
+        None => None,
+    };
+    if !args.dataplane && purpose == Purpose::Deploy {
         tracing::debug!("--dataplane not given: the data plane is the only stage atg runs");
     }
 
@@ -216,6 +246,28 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     }
     progress.finish();
     report.filtered_pairs = filtered;
+    if let Some(plan) = &plan {
+        let unknown = plan
+            .resources
+            .iter()
+            .filter(|planned| {
+                !report.resources.iter().any(|resource| {
+                    resource.source_id.eq_ignore_ascii_case(&planned.source_id)
+                        && resource.target_id.eq_ignore_ascii_case(&planned.target_id)
+                })
+            })
+            .count();
+        if unknown > 0 {
+            report.inventory_warnings.push(format!(
+                "the plan has {unknown} pair(s) this inventory (after filters) lacks: not applied"
+            ));
+        }
+    }
+    if let Some(journal) = &settings.run.journal {
+        if let Some(failure) = journal.failure() {
+            report.inventory_warnings.push(failure);
+        }
+    }
 
     // A pipeline that asked for a report and did not get one must not see success.
     let mut report_lost = false;
@@ -237,6 +289,15 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
             report_lost = true;
         }
     }
+    if let Some(path) = &args.plan_out {
+        if let Err(error) = write_plan(path, &report, &settings) {
+            printer.error(
+                &format!("cannot write the plan to `{}`: {error}", path.display()),
+                &[],
+            );
+            report_lost = true;
+        }
+    }
     printer.summary(&report);
     if !report.succeeded() || report_lost {
         ExitStatus::Failure
@@ -249,4 +310,85 @@ pub async fn run(args: &DeployArgs, printer: Printer) -> ExitStatus {
     } else {
         ExitStatus::Success
     }
+}
+
+/// Reads the plan of `--plan`, checks it fits the run, and makes the run apply it: its mode and
+/// policies, what it approved, and its journal.
+fn use_plan(
+    path: &std::path::Path,
+    args: &DeployArgs,
+    settings: &mut DeploySettings,
+) -> Result<PlanFile, String> {
+    let plan = PlanFile::read(path)?;
+    if let ModeChoice::Explicit(mode) = settings.mode {
+        if mode != plan.mode {
+            return Err(format!(
+                "it was made in {} mode and --dataplane-mode says {mode}",
+                plan.mode
+            ));
+        }
+    }
+    let cloud = settings.http.cloud.to_string();
+    if plan.cloud != cloud {
+        return Err(format!(
+            "it was made for the {} cloud and this run is for {cloud}",
+            plan.cloud
+        ));
+    }
+    for (given, planned, flag) in [
+        (
+            args.on_conflict != OnConflict::default() && args.on_conflict != plan.on_conflict,
+            format!("{:?}", plan.on_conflict),
+            "--on-conflict",
+        ),
+        (
+            args.on_deleted != OnDeleted::default() && args.on_deleted != plan.on_deleted,
+            format!("{:?}", plan.on_deleted),
+            "--on-deleted",
+        ),
+    ] {
+        if given {
+            return Err(format!(
+                "{flag} differs from the plan's ({planned}): the plan's decisions were made with it"
+            ));
+        }
+    }
+    let journal = Journal::open(path)?;
+    settings.mode = ModeChoice::Explicit(plan.mode);
+    settings.run.mode = plan.mode;
+    settings.run.on_conflict = plan.on_conflict;
+    settings.run.on_deleted = plan.on_deleted;
+    settings.run.approved = Some(Arc::new(Approved::new(&plan, &journal)));
+    settings.run.journal = Some(Arc::new(journal));
+    Ok(plan)
+}
+
+/// Writes a dry run's decisions as a plan file (`--plan-out`).
+fn write_plan(
+    path: &std::path::Path,
+    report: &crate::orchestrator::report::Report,
+    settings: &DeploySettings,
+) -> std::io::Result<()> {
+    let plan = PlanFile {
+        plan_version: PLAN_VERSION,
+        atg_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_at: report.started_at.clone(),
+        mode: settings.run.mode,
+        on_conflict: settings.run.on_conflict,
+        on_deleted: settings.run.on_deleted,
+        cloud: report.cloud.clone(),
+        resources: report
+            .resources
+            .iter()
+            .filter(|resource| resource.plugin.is_some() && resource.error.is_none())
+            .map(|resource| PlannedResource {
+                source_id: resource.source_id.clone(),
+                target_id: resource.target_id.clone(),
+                resource_type: resource.resource_type.clone(),
+                items: resource.plan.clone(),
+            })
+            .collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&plan).map_err(std::io::Error::other)?;
+    std::fs::write(path, bytes)
 }

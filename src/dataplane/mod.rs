@@ -14,7 +14,7 @@ pub mod app_service;
 pub mod key_vault;
 pub mod kit;
 pub mod registry;
-pub mod storage_account;
+pub mod storage;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,7 +30,9 @@ use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::ResourcePair;
 
 /// What a run copies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Structure only: names, settings, containers, placeholder secret values. No secret value
@@ -50,7 +52,9 @@ impl fmt::Display for Mode {
 }
 
 /// What to do when the target already has an item of that name and it differs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
     /// Write the source's version over it (Key Vault keeps the previous one as an older version).
@@ -67,7 +71,9 @@ pub enum OnConflict {
 }
 
 /// What to do when the target has the name soft-deleted (Key Vault's 409 `ObjectIsDeletedButRecoverable`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnDeleted {
     /// Recover the deleted item, then continue as if it had been there.
@@ -103,6 +109,47 @@ pub struct PermissionInfo {
     pub roles: &'static [&'static str],
 }
 
+/// Something a plugin's items can have done to them in general, which a plugin may declare it
+/// cannot do (see [`Limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Template mode writes the item (with a placeholder where a value goes).
+    Template,
+    /// Replication copies the item's value as it is (not new material of the same shape).
+    CopyValue,
+    /// `--on-conflict if-source-newer` compares the source's and the target's modification
+    /// times; without it the policy acts as `skip`.
+    IfSourceNewer,
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Template => "template",
+            Capability::CopyValue => "copy-value",
+            Capability::IfSourceNewer => "if-source-newer",
+        })
+    }
+}
+
+/// A capability a plugin lacks for some of its item kinds, and why: declared up front (as
+/// rclone's backends declare the features they lack) so `atg plugins` shows it and the
+/// conformance suite checks the lack is reported instead of skipping a check silently.
+#[derive(Debug)]
+pub struct Limit {
+    pub capability: Capability,
+    /// The item kinds it applies to; empty means every kind of the plugin.
+    pub kinds: &'static [&'static str],
+    pub reason: &'static str,
+}
+
+impl Limit {
+    pub fn applies_to(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+}
+
 #[derive(Debug)]
 pub struct PluginInfo {
     /// Short name, e.g. `key-vault`.
@@ -114,11 +161,21 @@ pub struct PluginInfo {
     pub permissions: &'static [PermissionInfo],
     /// Fast paths and limits worth knowing (server-side copy, what is never copied).
     pub notes: &'static [&'static str],
+    /// What the plugin cannot do, by capability and item kind.
+    pub limits: &'static [Limit],
 }
 
 impl PluginInfo {
     pub fn supports(&self, mode: Mode) -> bool {
         self.modes.contains(&mode)
+    }
+
+    /// Whether items of `kind` can have `capability` (no declared [`Limit`] says otherwise).
+    pub fn can(&self, capability: Capability, kind: &str) -> bool {
+        !self
+            .limits
+            .iter()
+            .any(|limit| limit.capability == capability && limit.applies_to(kind))
     }
 
     pub fn handles(&self, resource_type: &str) -> bool {
@@ -141,11 +198,17 @@ pub struct Job {
     pub mode: Mode,
     pub on_conflict: OnConflict,
     pub on_deleted: OnDeleted,
+    /// `atg verify`: plan every item the mode promises one by one (no container-level
+    /// `compare`), and list the target's items the source lacks as [`PlannedAction::Extra`].
+    pub verify: bool,
+    /// `--plan FILE`: the plan's fingerprints are compared, so planning computes them as a dry
+    /// run does (Storage walks both blob listings).
+    pub from_plan: bool,
 }
 
 /// What differs between an item of the source and the target's item of that name. Names what,
 /// never the values (a value is compared in memory and never printed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Difference {
     /// The secret's value (replication only; template mode never reads values).
@@ -158,6 +221,13 @@ pub enum Difference {
     KeyType,
     /// A key's permitted operations.
     Operations,
+    /// A certificate: another certificate (thumbprint) when it is imported, another policy
+    /// when it is created from its policy.
+    Certificate,
+    /// A blob's, entity's or container's metadata (user-defined name/value pairs).
+    Metadata,
+    /// A blob's access tier.
+    Tier,
 }
 
 impl Difference {
@@ -172,6 +242,9 @@ impl Difference {
                 Difference::Attributes => "attributes",
                 Difference::KeyType => "key type",
                 Difference::Operations => "operations",
+                Difference::Certificate => "certificate",
+                Difference::Metadata => "metadata",
+                Difference::Tier => "tier",
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -179,7 +252,7 @@ impl Difference {
 }
 
 /// What the plan says will happen to an item. One fixed shape per variant, tagged `planned`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "planned")]
 pub enum PlannedAction {
     /// Absent in the target: will be written.
@@ -201,6 +274,8 @@ pub enum PlannedAction {
     /// Will be reported failed without a write, for the reason given (`--on-deleted fail`, a
     /// name taken by an item of another kind).
     Fail { reason: String },
+    /// Only in the target (listed by `atg verify`): atg never writes or deletes it.
+    Extra,
 }
 
 impl PlannedAction {
@@ -212,9 +287,10 @@ impl PlannedAction {
             | PlannedAction::Compare
             | PlannedAction::Recover
             | PlannedAction::Purge => true,
-            PlannedAction::Identical | PlannedAction::Skip { .. } | PlannedAction::Fail { .. } => {
-                false
-            }
+            PlannedAction::Identical
+            | PlannedAction::Skip { .. }
+            | PlannedAction::Fail { .. }
+            | PlannedAction::Extra => false,
         }
     }
 
@@ -240,6 +316,10 @@ pub struct PlannedItem {
     pub notes: Vec<String>,
     /// Plugin-private data carried from discovery to apply (metadata only).
     pub detail: serde_json::Value,
+    /// What the decision was made from on both sides (versions, entity tags, modification times;
+    /// never a value): a plan applied later (`--plan FILE`) refuses the item as stale when it
+    /// changed. `None` when the service offers nothing to tell a change by.
+    pub fingerprint: Option<String>,
 }
 
 impl PlannedItem {
@@ -297,6 +377,11 @@ pub enum ItemStatus {
         #[serde(flatten)]
         plan: PlannedAction,
     },
+    /// `atg verify`: how the target's item stands against the source's.
+    Verified {
+        #[serde(flatten)]
+        verdict: Verdict,
+    },
     Failed {
         error: String,
     },
@@ -311,6 +396,48 @@ impl ItemStatus {
             ItemStatus::Overwritten { action }
         } else {
             ItemStatus::Created { action }
+        }
+    }
+}
+
+/// How a target item stands against the source's (`atg verify`). Values are compared in
+/// memory and never printed or stored. One fixed shape per variant, tagged `verdict`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "verdict")]
+pub enum Verdict {
+    /// The same on both sides, for everything the mode copies.
+    Identical,
+    /// Absent in the target (or only soft-deleted there).
+    Missing,
+    /// Present in the target and different (`differs` says what, never the values).
+    Different { differs: Vec<Difference> },
+    /// Only in the target: not promised by the source, never deleted by atg.
+    Extra,
+    /// Not something the mode copies (the reason says why: e.g. a certificate's own secret,
+    /// an archived blob); not counted in the fidelity.
+    Skipped { reason: String },
+    /// Could not be compared item by item, or a run would fail it (the reason says why):
+    /// counted against the fidelity.
+    Unverified { reason: String },
+}
+
+/// Why an item only the target holds is never written (it is planned only by `atg verify`).
+pub const EXTRA: &str = "only in the target: atg never writes or deletes it";
+
+impl From<PlannedAction> for Verdict {
+    fn from(plan: PlannedAction) -> Self {
+        match plan {
+            PlannedAction::Identical => Verdict::Identical,
+            PlannedAction::Create | PlannedAction::Recover | PlannedAction::Purge => {
+                Verdict::Missing
+            }
+            PlannedAction::Overwrite { differs } => Verdict::Different { differs },
+            PlannedAction::Extra => Verdict::Extra,
+            PlannedAction::Skip { reason } => Verdict::Skipped { reason },
+            PlannedAction::Fail { reason } => Verdict::Unverified { reason },
+            PlannedAction::Compare => Verdict::Unverified {
+                reason: "compared only as a whole, not item by item".into(),
+            },
         }
     }
 }
@@ -335,6 +462,13 @@ pub enum Counted {
     Overwritten,
     /// Already identical in the target.
     Identical,
+    /// Dry run: absent in the target, would be written (`atg verify`: missing).
+    PlannedCreate,
+    /// Dry run: present in the target and different, would be written over (`atg verify`:
+    /// different).
+    PlannedOverwrite,
+    /// `atg verify`: only in the target.
+    Extra,
 }
 
 /// Where plugins report progress and item outcomes; the orchestrator implements it.
@@ -512,6 +646,10 @@ pub trait ApplyPlan: Send {
     /// Carries the plan out, reporting each item through `ctx.reporter`. One item's failure is
     /// reported and does not stop the others.
     async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError>;
+
+    /// Keeps only the items `keep` accepts (by kind and name): applying a plan file carries out
+    /// only what it approved.
+    fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool);
 }
 
 #[cfg(test)]
@@ -599,6 +737,7 @@ mod tests {
             action: PlannedAction::Create,
             notes: Vec::new(),
             detail: serde_json::json!({ "unexpected": true }),
+            fingerprint: None,
         };
         match item.plan::<Plan>() {
             Err(ItemStatus::Failed { error }) => {

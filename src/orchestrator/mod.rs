@@ -9,6 +9,7 @@
 //! Only discovery, which reads, is dropped at the cancellation.
 
 pub mod filter;
+pub mod plan_file;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::azure::{AzureHttp, Cloud, WriteAccess};
 use crate::dataplane::{
     registry, Counted, DataPlanePlugin, ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict,
-    OnDeleted, Plan, PluginContext, PluginError, Reporter, SideContext,
+    OnDeleted, Plan, PlannedAction, PluginContext, PluginError, PluginInfo, Reporter, Side,
+    SideContext,
 };
 use crate::inventory::{escape_controls, Inventory, ResourcePair};
 use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
@@ -32,6 +34,9 @@ use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
 pub struct RunSettings {
     pub mode: Mode,
     pub dry_run: bool,
+    /// `atg verify`: a dry run that plans item by item, lists the target's extra items and
+    /// reports verdicts instead of plans.
+    pub verify: bool,
     pub on_conflict: OnConflict,
     pub on_deleted: OnDeleted,
     /// Item operations in flight across the run.
@@ -39,6 +44,10 @@ pub struct RunSettings {
     /// Resources worked on at once.
     pub resource_concurrency: usize,
     pub settle_timeout: Duration,
+    /// `--plan FILE`: only what the plan approved is carried out, and what runs of it applied
+    /// is recorded in its journal (and not done again).
+    pub approved: Option<Arc<plan_file::Approved>>,
+    pub journal: Option<Arc<plan_file::Journal>>,
 }
 
 /// Progress events for the UI. The orchestrator does not print.
@@ -65,6 +74,11 @@ struct ResourceTally {
 struct Collector {
     resources: Mutex<HashMap<JobId, ResourceTally>>,
     progress: Arc<dyn ProgressSink>,
+    /// `atg verify`: plans are reported as verdicts.
+    verify: bool,
+    /// `--plan FILE`: where settled items are recorded, with each job's pair.
+    journal: Option<Arc<plan_file::Journal>>,
+    pairs: Mutex<HashMap<JobId, (String, String)>>,
 }
 
 impl Reporter for Collector {
@@ -72,7 +86,26 @@ impl Reporter for Collector {
         self.progress.resource_discovered(job, items);
     }
 
-    fn item(&self, job: JobId, outcome: ItemOutcome) {
+    fn item(&self, job: JobId, mut outcome: ItemOutcome) {
+        if let Some(journal) = &self.journal {
+            let pair = self.pairs.lock().ok().and_then(|p| p.get(&job).cloned());
+            if let Some((source_id, target_id)) = pair {
+                journal.record(
+                    &source_id,
+                    &target_id,
+                    outcome.kind,
+                    &outcome.name,
+                    &outcome.status,
+                );
+            }
+        }
+        if self.verify {
+            if let ItemStatus::Planned { plan } = outcome.status {
+                outcome.status = ItemStatus::Verified {
+                    verdict: plan.into(),
+                };
+            }
+        }
         // Names, kinds and statuses only: an outcome never holds a value.
         tracing::debug!(job = job.0, kind = outcome.kind, item = %outcome.name, status = ?outcome.status, "item finished");
         self.progress.item_finished(job, &outcome);
@@ -100,6 +133,13 @@ impl Reporter for Collector {
                 Counted::Created => counts.add_written(false, count),
                 Counted::Overwritten => counts.add_written(true, count),
                 Counted::Identical => counts.identical += count,
+                Counted::PlannedCreate if self.verify => counts.missing += count,
+                Counted::PlannedOverwrite if self.verify => counts.different += count,
+                Counted::PlannedCreate | Counted::PlannedOverwrite => {
+                    counts.planned += count;
+                    counts.planned_changes += count;
+                }
+                Counted::Extra => counts.extra += count,
             }
         }
     }
@@ -112,6 +152,13 @@ impl Collector {
             for (kind, count) in discovered {
                 tally.by_kind.entry(kind).or_default().discovered += count;
             }
+        }
+    }
+
+    fn already_applied(&self, job: JobId, kind: &'static str, count: u64) {
+        if let Ok(mut resources) = self.resources.lock() {
+            let tally = resources.entry(job).or_default();
+            tally.by_kind.entry(kind).or_default().already_applied += count;
         }
     }
 
@@ -129,6 +176,67 @@ pub struct Connections {
     pub http: AzureHttp,
     pub source: Arc<crate::azure::credential::ChainCredential>,
     pub target: Arc<crate::azure::credential::ChainCredential>,
+}
+
+/// `--plan FILE`: keeps in `discovery` only the items the plan approved as they are now;
+/// reports the others (not in the plan, stale, planned but no longer there) and counts those
+/// an earlier run of the plan applied.
+fn admit_approved(
+    approved: &plan_file::Approved,
+    info: &PluginInfo,
+    job: &Job,
+    discovery: &mut crate::dataplane::Discovery,
+    ctx: &PluginContext,
+    collector: &Collector,
+) {
+    let (source_id, target_id) = (&job.pair.source.id, &job.pair.target.id);
+    let mut seen = std::collections::HashSet::new();
+    discovery.items.retain(|item| {
+        seen.insert((item.kind, item.name.clone()));
+        match approved.admit(source_id, target_id, item) {
+            plan_file::Admission::Apply => true,
+            plan_file::Admission::AlreadyApplied => {
+                collector.already_applied(job.id, item.kind, 1);
+                false
+            }
+            plan_file::Admission::Refuse(status) => {
+                ctx.reporter.item(
+                    job.id,
+                    ItemOutcome {
+                        kind: item.kind,
+                        name: item.name.clone(),
+                        status,
+                        notes: item.notes.clone(),
+                        duration_ms: 0,
+                    },
+                );
+                false
+            }
+        }
+    });
+    let vanished = approved
+        .items(source_id, target_id)
+        .into_iter()
+        .flat_map(|items| items.values())
+        .filter(|entry| !seen.contains(&(entry.kind.as_str(), entry.name.clone())));
+    for entry in vanished {
+        // Kinds are the plugin's own: a kind it does not know is reported as an item.
+        let kind = info
+            .item_kinds
+            .iter()
+            .find(|kind| kind.name == entry.kind)
+            .map_or("item", |kind| kind.name);
+        ctx.reporter.item(
+            job.id,
+            ItemOutcome {
+                kind,
+                name: entry.name.clone(),
+                status: plan_file::stale("planned, but no longer in the source's listing"),
+                notes: Vec::new(),
+                duration_ms: 0,
+            },
+        );
+    }
 }
 
 /// Checks every pair with its plugin before any request: its options, and that every endpoint
@@ -209,6 +317,9 @@ pub async fn run_with_plugins(
     let collector = Arc::new(Collector {
         resources: Mutex::new(HashMap::new()),
         progress: progress.clone(),
+        verify: settings.verify,
+        journal: settings.journal.clone(),
+        pairs: Mutex::new(HashMap::new()),
     });
     let ctx = PluginContext {
         http: connections.http.clone(),
@@ -254,6 +365,7 @@ pub async fn run_with_plugins(
         atg_version: env!("CARGO_PKG_VERSION"),
         mode: settings.mode,
         dry_run: settings.dry_run,
+        verify: settings.verify,
         cloud: connections.http.cloud.to_string(),
         inventory: inventory.origin,
         started_at,
@@ -313,6 +425,8 @@ async fn run_resource(
         counts: ItemCounts::default(),
         counts_by_kind: BTreeMap::new(),
         items: Vec::new(),
+        fidelity: None,
+        plan: Vec::new(),
         duration_ms: 0,
     };
     let Some(plugin) = plugin_for(plugins, &pair.source.resource_type) else {
@@ -341,6 +455,30 @@ async fn run_resource(
         progress.resource_finished(job_id, &label, report.status);
         return report;
     }
+    if let Some(approved) = &settings.approved {
+        let (done, all) = approved.progress(&report.source_id, &report.target_id);
+        let reason = if approved
+            .items(&report.source_id, &report.target_id)
+            .is_none()
+        {
+            Some("not in the plan: not contacted".to_owned())
+        } else if all {
+            report.counts.already_applied = done as u64;
+            Some(format!(
+                "already applied by an earlier run of this plan ({done} item(s)): not contacted"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            report.reason = Some(reason);
+            progress.resource_finished(job_id, &label, report.status);
+            return report;
+        }
+    }
+    if let Ok(mut pairs) = collector.pairs.lock() {
+        pairs.insert(job_id, (report.source_id.clone(), report.target_id.clone()));
+    }
     progress.resource_started(job_id, &label, info.name);
     tracing::debug!(job = index, resource = %label, plugin = info.name, mode = %settings.mode, dry_run = settings.dry_run, "resource started");
     let job = Job {
@@ -349,9 +487,14 @@ async fn run_resource(
         mode: settings.mode,
         on_conflict: settings.on_conflict,
         on_deleted: settings.on_deleted,
+        verify: settings.verify,
+        from_plan: settings.approved.is_some(),
     };
     let outcome: Result<(), PluginError> = async {
-        let Plan { discovery, apply } = tokio::select! {
+        let Plan {
+            mut discovery,
+            mut apply,
+        } = tokio::select! {
             plan = plugin.plan(ctx, &job) => plan?,
             () = ctx.cancel.cancelled() => return Err(PluginError::Cancelled),
         };
@@ -363,6 +506,12 @@ async fn run_resource(
         collector.set_discovered(job_id, &discovered);
         ctx.reporter.discovered(job_id, discovered.values().sum());
         if settings.dry_run {
+            report.plan = discovery
+                .items
+                .iter()
+                .filter(|item| item.action != PlannedAction::Extra)
+                .map(plan_file::PlanEntry::of)
+                .collect();
             for item in discovery.items {
                 ctx.reporter.item(
                     job_id,
@@ -376,6 +525,15 @@ async fn run_resource(
                 );
             }
             return Ok(());
+        }
+        if let Some(approved) = &settings.approved {
+            admit_approved(approved, info, &job, &mut discovery, ctx, collector);
+            let keep: std::collections::HashSet<(&str, &str)> = discovery
+                .items
+                .iter()
+                .map(|item| (item.kind, item.name.as_str()))
+                .collect();
+            apply.retain(&|kind, name| keep.contains(&(kind, name)));
         }
         apply.apply(ctx, &job).await
     }
@@ -399,7 +557,7 @@ async fn run_resource(
             report.status = ResourceStatus::Cancelled;
         }
         Ok(()) => {
-            report.status = if report.counts.failed > 0 {
+            report.status = if report.counts.failed > 0 || report.counts.verify_gaps() > 0 {
                 ResourceStatus::Failed
             } else {
                 ResourceStatus::Succeeded
@@ -411,12 +569,39 @@ async fn run_resource(
         }
         Err(error) => {
             report.status = ResourceStatus::Failed;
-            report.error = Some(error.to_string());
+            let remedy = match &error {
+                PluginError::Azure { source, .. } if source.is_forbidden() => {
+                    forbidden_remedy(info, settings.mode)
+                }
+                _ => String::new(),
+            };
+            report.error = Some(format!("{error}{remedy}"));
         }
+    }
+    if settings.verify {
+        report.fidelity = Some(report.counts.fidelity());
     }
     report.duration_ms = millis(started.elapsed());
     progress.resource_finished(job_id, &label, report.status);
     report
+}
+
+/// The `hint:` line of a resource refused with 401/403: the roles the plugin declares for the
+/// mode, per side (which side refused is in the error's operation).
+fn forbidden_remedy(info: &PluginInfo, mode: Mode) -> String {
+    let roles = |side: Side| {
+        info.permissions
+            .iter()
+            .filter(|p| p.mode == mode && p.side == side)
+            .flat_map(|p| p.roles.iter().copied())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "\nhint: for {mode} the source identity needs {} and the target identity {} on the resource (`atg plugins` lists the data actions)",
+        roles(Side::Source),
+        roles(Side::Target)
+    )
 }
 
 #[cfg(test)]
@@ -441,6 +626,7 @@ mod tests {
         item_kinds: &[],
         permissions: &[],
         notes: &[],
+        limits: &[],
     };
 
     #[async_trait]
@@ -462,6 +648,7 @@ mod tests {
                         action: PlannedAction::Create,
                         notes: Vec::new(),
                         detail: serde_json::Value::Null,
+                        fingerprint: Some(format!("{name}@1")),
                     })
                     .collect(),
                 facts: serde_json::Map::new(),
@@ -484,6 +671,12 @@ mod tests {
 
     #[async_trait]
     impl crate::dataplane::ApplyPlan for FakeApply {
+        fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool) {
+            self.discovery
+                .items
+                .retain(|item| keep(item.kind, &item.name));
+        }
+
         async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
             self.applied.fetch_add(1, Ordering::SeqCst);
             ctx.reporter.count(job.id, "part", Counted::Created, 1);
@@ -549,11 +742,14 @@ mod tests {
         RunSettings {
             mode,
             dry_run,
+            verify: false,
             on_conflict: OnConflict::Overwrite,
             on_deleted: OnDeleted::Recover,
             concurrency: 4,
             resource_concurrency: 2,
             settle_timeout: Duration::from_secs(1),
+            approved: None,
+            journal: None,
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::azure::policies::RetryCounts;
-use crate::dataplane::{ItemOutcome, ItemStatus, Mode, PlannedAction};
+use crate::dataplane::{ItemOutcome, ItemStatus, Mode, PlannedAction, Verdict};
 use crate::inventory::{Evidence, MatchRule, Unmatched};
 
 /// The version of the report's shape; docs/report.md says what changed in each.
@@ -28,6 +28,18 @@ pub struct ItemCounts {
     pub failed: u64,
     /// Dry-run: items planned, whatever the plan.
     pub planned: u64,
+    /// Dry-run: items counted but not listed (blobs, entities) that would be written.
+    pub planned_changes: u64,
+    /// `atg verify`: absent in the target.
+    pub missing: u64,
+    /// `atg verify`: present in the target and different.
+    pub different: u64,
+    /// `atg verify`: only in the target.
+    pub extra: u64,
+    /// `atg verify`: not compared item by item, or a run would fail them.
+    pub unverified: u64,
+    /// `--plan FILE`: applied by an earlier run of the same plan, so not done again.
+    pub already_applied: u64,
 }
 
 impl ItemCounts {
@@ -41,6 +53,14 @@ impl ItemCounts {
             ItemStatus::Skipped { .. } => self.skipped += 1,
             ItemStatus::Planned { .. } => self.planned += 1,
             ItemStatus::Failed { .. } => self.failed += 1,
+            ItemStatus::Verified { verdict } => match verdict {
+                Verdict::Identical => self.identical += 1,
+                Verdict::Missing => self.missing += 1,
+                Verdict::Different { .. } => self.different += 1,
+                Verdict::Extra => self.extra += 1,
+                Verdict::Skipped { .. } => self.skipped += 1,
+                Verdict::Unverified { .. } => self.unverified += 1,
+            },
         }
     }
 
@@ -65,6 +85,31 @@ impl ItemCounts {
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.planned += other.planned;
+        self.planned_changes += other.planned_changes;
+        self.missing += other.missing;
+        self.different += other.different;
+        self.extra += other.extra;
+        self.unverified += other.unverified;
+        self.already_applied += other.already_applied;
+    }
+
+    /// `atg verify`: the items the mode promises that the target holds exactly, as a fraction
+    /// of those promised (identical, missing, different, unverified); 1 when none are.
+    pub fn fidelity(&self) -> f64 {
+        let promised = self.identical + self.missing + self.different + self.unverified;
+        if promised == 0 {
+            1.0
+        } else {
+            // Counts stay far below 2^52: exact as f64.
+            #[allow(clippy::cast_precision_loss)]
+            let fidelity = self.identical as f64 / promised as f64;
+            fidelity
+        }
+    }
+
+    /// `atg verify`: whether something promised is missing, different or unverified.
+    pub fn verify_gaps(&self) -> u64 {
+        self.missing + self.different + self.unverified
     }
 }
 
@@ -107,6 +152,11 @@ pub struct ResourceReport {
     /// Items listed one by one: every Key Vault item; for Storage, containers, queues, tables
     /// and the blobs and entities that failed or were skipped for a reason.
     pub items: Vec<ItemOutcome>,
+    /// `atg verify`: [`ItemCounts::fidelity`] of this resource; null otherwise.
+    pub fidelity: Option<f64>,
+    /// A dry run's decisions, for `--plan-out` (not part of the report).
+    #[serde(skip)]
+    pub plan: Vec<super::plan_file::PlanEntry>,
     pub duration_ms: u64,
 }
 
@@ -118,6 +168,8 @@ pub struct Totals {
     pub unsupported: u64,
     pub cancelled: u64,
     pub items: ItemCounts,
+    /// `atg verify`: [`ItemCounts::fidelity`] over every resource; null otherwise.
+    pub fidelity: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -132,6 +184,8 @@ pub struct Report {
     pub atg_version: &'static str,
     pub mode: Mode,
     pub dry_run: bool,
+    /// `atg verify` (read both sides, wrote nothing) rather than `atg deploy`.
+    pub verify: bool,
     pub cloud: String,
     pub inventory: String,
     pub started_at: String,
@@ -165,6 +219,7 @@ impl Report {
             }
             totals.items.merge(&resource.counts);
         }
+        totals.fidelity = self.verify.then(|| totals.items.fidelity());
         self.totals = totals;
     }
 
@@ -172,10 +227,10 @@ impl Report {
     /// `create`, `overwrite`, `compare`, `recover` or `purge` (`--detailed-exitcode` exits 3).
     pub fn changes_pending(&self) -> bool {
         self.resources.iter().any(|resource| {
-            resource
-                .items
-                .iter()
-                .any(|item| matches!(&item.status, ItemStatus::Planned { plan } if plan.changes()))
+            resource.counts.planned_changes > 0
+                || resource.items.iter().any(
+                    |item| matches!(&item.status, ItemStatus::Planned { plan } if plan.changes()),
+                )
         })
     }
 

@@ -11,7 +11,9 @@ pub mod progress;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::dataplane::{registry, Difference, ItemStatus, Mode, PlannedAction, PluginInfo, Side};
+use crate::dataplane::{
+    registry, Difference, ItemStatus, Mode, PlannedAction, PluginInfo, Side, Verdict,
+};
 use crate::inventory::{escape_controls, Inventory};
 use crate::orchestrator::report::{ItemCounts, Report, ResourceStatus};
 
@@ -113,7 +115,13 @@ impl Printer {
         let items = &totals.items;
         let headline = format!(
             "{}{}: {} resource(s): {} succeeded, {} failed, {} unsupported{}; items: {} in {:.1}s",
-            if report.dry_run { "dry run: " } else { "" },
+            if report.verify {
+                "verify: "
+            } else if report.dry_run {
+                "dry run: "
+            } else {
+                ""
+            },
             report.mode,
             totals.resources,
             totals.succeeded,
@@ -124,7 +132,7 @@ impl Printer {
             } else {
                 String::new()
             },
-            counts_line(items, report.dry_run),
+            counts_line(items, report),
             std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
         );
         if self.quiet {
@@ -147,11 +155,11 @@ impl Printer {
                 escape_controls(&short(&resource.target_id)),
                 resource.plugin.unwrap_or("no plugin"),
                 resource.match_rule.as_str(),
-                counts_line(c, report.dry_run)
+                counts_line(c, report)
             );
             if resource.counts_by_kind.len() > 1 {
                 for (kind, c) in &resource.counts_by_kind {
-                    let _ = writeln!(out, "    {kind}: {}", counts_line(c, report.dry_run));
+                    let _ = writeln!(out, "    {kind}: {}", counts_line(c, report));
                 }
             }
             if !resource.evidence.is_empty() {
@@ -170,8 +178,28 @@ impl Printer {
             // Failures always, each with its error; skip reasons grouped, so a re-run of
             // 1,000 identical secrets is one line.
             let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+            let mut verdicts_shown = 0;
             for item in &resource.items {
                 match &item.status {
+                    ItemStatus::Verified { verdict } => match verdict {
+                        Verdict::Identical => {}
+                        Verdict::Skipped { reason } => {
+                            *reasons
+                                .entry(format!("{}: {}", item.kind, plain(reason)))
+                                .or_default() += 1;
+                        }
+                        _ if verdicts_shown < VERDICTS_SHOWN || self.verbose > 0 => {
+                            verdicts_shown += 1;
+                            let _ = writeln!(
+                                out,
+                                "    {} {} `{}`",
+                                describe_verdict(verdict),
+                                item.kind,
+                                escape_controls(&item.name),
+                            );
+                        }
+                        _ => verdicts_shown += 1,
+                    },
                     ItemStatus::Failed { error } => {
                         let _ = writeln!(
                             out,
@@ -216,6 +244,16 @@ impl Printer {
                     }
                     _ => {}
                 }
+            }
+            if verdicts_shown > VERDICTS_SHOWN && self.verbose == 0 {
+                let _ = writeln!(
+                    out,
+                    "    ... and {} more (-v lists them all; --output json has every one)",
+                    verdicts_shown - VERDICTS_SHOWN
+                );
+            }
+            if let Some(fidelity) = resource.fidelity {
+                let _ = writeln!(out, "    fidelity {}", percent(fidelity));
             }
             for (reason, count) in reasons {
                 let _ = writeln!(out, "    skipped {count} {reason}");
@@ -292,6 +330,18 @@ impl Printer {
             for note in info.notes {
                 let _ = writeln!(out, "  note: {note}");
             }
+            for limit in info.limits {
+                let kinds = if limit.kinds.is_empty() {
+                    "every kind".to_owned()
+                } else {
+                    limit.kinds.join(", ")
+                };
+                let _ = writeln!(
+                    out,
+                    "  cannot: {} ({kinds}): {}",
+                    limit.capability, limit.reason
+                );
+            }
         }
     }
 
@@ -357,11 +407,46 @@ fn read_line() -> std::io::Result<String> {
     Ok(line)
 }
 
+/// How many differences `atg verify` lists per resource without -v.
+const VERDICTS_SHOWN: usize = 20;
+
+/// A verdict in words, e.g. `different (value, tags)`.
+fn describe_verdict(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Identical => "identical".into(),
+        Verdict::Missing => "missing".into(),
+        Verdict::Different { differs } => {
+            format!("different ({})", Difference::describe(differs))
+        }
+        Verdict::Extra => "extra (only in the target)".into(),
+        Verdict::Skipped { reason } => format!("skipped: {}", plain(reason)),
+        Verdict::Unverified { reason } => format!("unverified: {}", plain(reason)),
+    }
+}
+
+/// A fidelity as a percentage, never rounded up to 100% when something is missing.
+fn percent(fidelity: f64) -> String {
+    let percent = (fidelity * 1000.0).floor() / 10.0;
+    format!("{percent:.1}%")
+}
+
 /// One line of item counts: written (`created`, `overwritten`) or, in a dry run, `planned`;
 /// `, N recovered` only when items were recovered from soft-delete, so the usual line keeps
-/// its shape.
-fn counts_line(c: &ItemCounts, dry_run: bool) -> String {
-    let written = if dry_run {
+/// its shape. `atg verify` counts verdicts and ends with the fidelity.
+fn counts_line(c: &ItemCounts, report: &Report) -> String {
+    if report.verify {
+        return format!(
+            "{} identical, {} missing, {} different, {} extra, {} unverified, {} skipped; fidelity {}",
+            c.identical,
+            c.missing,
+            c.different,
+            c.extra,
+            c.unverified,
+            c.skipped,
+            percent(c.fidelity())
+        );
+    }
+    let written = if report.dry_run {
         format!("{} planned", c.planned)
     } else {
         format!("{} created, {} overwritten", c.created, c.overwritten)
@@ -390,6 +475,7 @@ fn describe_plan(plan: &PlannedAction) -> String {
         PlannedAction::Recover => "recover".into(),
         PlannedAction::Purge => "purge".into(),
         PlannedAction::Fail { reason } => format!("fail: {reason}"),
+        PlannedAction::Extra => "extra (only in the target)".into(),
     }
 }
 
@@ -424,6 +510,7 @@ mod tests {
             atg_version: "0",
             mode: Mode::Replication,
             dry_run: false,
+            verify: false,
             cloud: "AzureCloud".into(),
             inventory: "test".into(),
             started_at: String::new(),
@@ -463,6 +550,8 @@ mod tests {
                         action: evil.into(),
                     }),
                 ],
+                fidelity: None,
+                plan: Vec::new(),
                 duration_ms: 0,
             }],
             unmatched: Vec::new(),

@@ -255,3 +255,13 @@ pub fn name_of(item: &Value) -> String {
         .unwrap_or_default();
     id.split('/').nth(4).unwrap_or_default().to_owned()
 }
+
+/// The first resource's listed item of `kind` named `name` in a JSON report.
+pub fn report_item<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
+    report["resources"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["kind"] == kind && item["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {report}"))
+}

@@ -30,11 +30,12 @@ async fn the_man_page_is_roff_naming_every_flag_with_its_help() {
     assert!(lines.next().unwrap().starts_with(".TH atg 1"), "{run}");
     assert_eq!(
         run.stdout.matches("\n.TH ").count(),
-        5,
-        "atg, atg-deploy, atg-plugins, atg-completions, atg-man: one page each, not atg-help"
+        6,
+        "atg, atg-deploy, atg-verify, atg-plugins, atg-completions, atg-man: one page each, not atg-help"
     );
     for expected in [
         "atg\\-deploy",
+        "atg\\-verify",
         "\\-\\-dataplane\\-mode",
         "\\-\\-on\\-conflict",
         "\\-\\-concurrency",

@@ -77,7 +77,7 @@ async fn a_replication_summary() {
 /// document, serialised as `--output json` writes them. Any change of shape shows here.
 #[test]
 fn report_schema() {
-    use atg::dataplane::{Difference, ItemOutcome, ItemStatus, Mode, PlannedAction};
+    use atg::dataplane::{Difference, ItemOutcome, ItemStatus, Mode, PlannedAction, Verdict};
     use atg::inventory::{Evidence, MatchRule};
     use atg::orchestrator::report::{
         Credentials, ErrorReport, ItemCounts, Report, ResourceReport, ResourceStatus, Totals,
@@ -131,6 +131,9 @@ fn report_schema() {
                 Difference::Attributes,
                 Difference::KeyType,
                 Difference::Operations,
+                Difference::Certificate,
+                Difference::Metadata,
+                Difference::Tier,
             ],
         },
         PlannedAction::Identical,
@@ -141,6 +144,21 @@ fn report_schema() {
         PlannedAction::Recover,
         PlannedAction::Purge,
         PlannedAction::Fail {
+            reason: "why".into(),
+        },
+        PlannedAction::Extra,
+    ];
+    let verdicts = vec![
+        Verdict::Identical,
+        Verdict::Missing,
+        Verdict::Different {
+            differs: vec![Difference::Value, Difference::Tags],
+        },
+        Verdict::Extra,
+        Verdict::Skipped {
+            reason: "why".into(),
+        },
+        Verdict::Unverified {
             reason: "why".into(),
         },
     ];
@@ -165,6 +183,8 @@ fn report_schema() {
             facts: serde_json::Map::new(),
             counts,
             counts_by_kind: BTreeMap::from([("secret".to_owned(), counts)]),
+            fidelity: None,
+            plan: Vec::new(),
             items,
             duration_ms: 1,
         }
@@ -174,11 +194,24 @@ fn report_schema() {
         .enumerate()
         .map(|(index, plan)| outcome(&format!("plan-{index}"), ItemStatus::Planned { plan }))
         .collect();
+    let verified = verdicts
+        .into_iter()
+        .enumerate()
+        .map(|(index, verdict)| {
+            outcome(
+                &format!("verdict-{index}"),
+                ItemStatus::Verified { verdict },
+            )
+        })
+        .collect();
+    let mut verified = resource(verified);
+    verified.fidelity = Some(verified.counts.fidelity());
     let mut report = Report {
         report_version: REPORT_VERSION,
         atg_version: "[version]",
         mode: Mode::Replication,
         dry_run: false,
+        verify: false,
         cloud: "AzureCloud".into(),
         inventory: "inventory.json".into(),
         started_at: "[time]".into(),
@@ -191,7 +224,7 @@ fn report_schema() {
         totals: Totals::default(),
         retries: atg::azure::policies::RetryCounts::default(),
         refused_writes: 0,
-        resources: vec![resource(items), resource(planned)],
+        resources: vec![resource(items), resource(planned), verified],
         unmatched: Vec::new(),
         filtered_pairs: 0,
         inventory_warnings: Vec::new(),

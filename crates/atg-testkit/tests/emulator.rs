@@ -408,6 +408,102 @@ async fn soft_delete_conflict_recover_and_purge() {
     emulator.shutdown().await;
 }
 
+/// Keys go through the same collection as secrets: soft-delete, the deleted listing, the
+/// conflict on a deleted name, recover, update, versions, backup and restore, purge.
+#[tokio::test]
+async fn keys_share_soft_delete_versions_and_backup_with_secrets() {
+    let (emulator, _) = start().await;
+    let client = VaultRestClient::new(&emulator, "kv1").expect("client");
+    client
+        .create_key("k", "EC", None, Some("P-256"))
+        .await
+        .expect("create");
+    let deleted = client
+        .raw(Method::DELETE, "/keys/k", None)
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        deleted.body["recoveryId"],
+        "https://kv1.vault.azure.net/deletedkeys/k"
+    );
+    let listed = client.list_all("/deletedkeys").await.expect("deleted list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["kid"], "https://kv1.vault.azure.net/keys/k");
+    let conflict = client
+        .raw(
+            Method::POST,
+            "/keys/k/create",
+            Some(&json!({"kty": "EC", "crv": "P-256"})),
+        )
+        .await
+        .expect("create");
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert_eq!(
+        conflict.body["error"]["innererror"]["code"],
+        "ObjectIsDeletedButRecoverable"
+    );
+    let recovered = client
+        .raw(Method::POST, "/deletedkeys/k/recover", None)
+        .await
+        .expect("recover");
+    assert_eq!(recovered.status, StatusCode::OK);
+    let updated = client
+        .raw(
+            Method::PATCH,
+            "/keys/k",
+            Some(&json!({"key_ops": ["sign"], "tags": {"env": "prod"}})),
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.body["key"]["key_ops"], json!(["sign"]));
+    assert_eq!(updated.body["tags"]["env"], "prod");
+    client
+        .create_key("k", "EC", None, Some("P-256"))
+        .await
+        .expect("create after recover");
+    assert_eq!(
+        client
+            .list_all("/keys/k/versions")
+            .await
+            .expect("versions")
+            .len(),
+        2
+    );
+    let backup = client
+        .raw(Method::POST, "/keys/k/backup", None)
+        .await
+        .expect("backup");
+    let kid = client.get_key("k").await.expect("get").expect("exists")["key"]["kid"].clone();
+    client
+        .raw(Method::DELETE, "/keys/k", None)
+        .await
+        .expect("delete");
+    let purged = client
+        .raw(Method::DELETE, "/deletedkeys/k", None)
+        .await
+        .expect("purge");
+    assert_eq!(purged.status, StatusCode::NO_CONTENT);
+    let purge_again = client
+        .raw(Method::DELETE, "/deletedkeys/k", None)
+        .await
+        .expect("purge");
+    assert_eq!(purge_again.status, StatusCode::NOT_FOUND);
+    assert_eq!(purge_again.body["error"]["code"], "KeyNotFound");
+    let restored = client
+        .raw(Method::POST, "/keys/restore", Some(&backup.body))
+        .await
+        .expect("restore");
+    assert_eq!(restored.status, StatusCode::OK);
+    assert_eq!(restored.body["key"]["kid"], kid);
+    let again = client
+        .raw(Method::POST, "/keys/restore", Some(&backup.body))
+        .await
+        .expect("restore");
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    emulator.shutdown().await;
+}
+
 fn b64url_len(value: &Value) -> usize {
     URL_SAFE_NO_PAD
         .decode(value.as_str().expect("string"))

@@ -28,8 +28,8 @@ use serde_json::{Map, Value};
 
 use super::kit::{self, apply_each, Typed};
 use super::{
-    ApplyPlan, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Mode, PermissionInfo,
-    Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
+    ApplyPlan, Capability, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Limit, Mode,
+    PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
 };
 use crate::azure::arm::web::{self, ConnectionString, KeyOwner, SlotConfigNames};
 use crate::azure::arm::ArmClient;
@@ -152,6 +152,18 @@ static INFO: PluginInfo = PluginInfo {
         "the target's infrastructure settings (AzureWebJobsStorage, WEBSITE_CONTENTSHARE, WEBSITE_CONTENTAZUREFILECONNECTIONSTRING, APPLICATIONINSIGHTS_CONNECTION_STRING, APPINSIGHTS_INSTRUMENTATIONKEY, FUNCTIONS_*, WEBSITE_RUN_FROM_PACKAGE, DOCKER_REGISTRY_SERVER_*, MICROSOFT_PROVIDER_AUTHENTICATION_SECRET) are kept, each reported; options.copy_infrastructure_settings names those to copy",
         "app settings carry no ETag: a write between atg's read and its write (Terraform, a deployment) is overwritten with the map atg read",
         "template mode still lists the source's settings to learn their names (the service answers names with values): the values are never written, logged or reported",
+    ],
+    limits: &[
+        Limit {
+            capability: Capability::Template,
+            kinds: &[HOST_KEY, FUNCTION_KEY],
+            reason: "a placeholder key would be a known credential: template mode writes no keys",
+        },
+        Limit {
+            capability: Capability::IfSourceNewer,
+            kinds: &[],
+            reason: "settings, connection strings, site configuration and keys carry no modification time: --on-conflict if-source-newer acts as skip",
+        },
     ],
 };
 
@@ -336,6 +348,8 @@ fn item(
             action,
             notes,
             detail: Value::Null,
+            // Nothing here has a version or an entity tag to tell a change by.
+            fingerprint: None,
         },
         detail: work,
     }
@@ -506,6 +520,12 @@ struct SitePlan {
 
 #[async_trait]
 impl ApplyPlan for SitePlan {
+    fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool) {
+        for items in [&mut self.slots, &mut self.items] {
+            items.retain(|typed| keep(typed.item.kind, &typed.item.name));
+        }
+    }
+
     async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
         let SitePlan {
             sides,

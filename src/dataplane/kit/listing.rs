@@ -3,12 +3,13 @@
 //! [`pair_by_key`] pairs two listings held in memory ("create if missing, else compare");
 //! [`merge_sorted`] walks two paged listings that the service returns in key order (blobs by
 //! name, entities by partition and row key) a page at a time, so a container of millions of
-//! blobs is compared in bounded memory.
+//! blobs is compared in bounded memory; [`paged`] turns a paged listing into the stream it
+//! takes.
 
 use std::collections::BTreeMap;
 
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 
 use super::super::Side;
 
@@ -33,6 +34,31 @@ impl<S, T> Merged<S, T> {
             Merged::TargetOnly(_) => None,
         }
     }
+}
+
+/// A paged listing as a stream of its items, read a page at a time as the stream is consumed
+/// (what [`merge_sorted`] takes). `page(token)` answers one page's items and the next page's
+/// token (`None` on the last page), or `None` when there is nothing to list (an absent
+/// container lists no blobs); the first call gets `None`.
+pub fn paged<'a, T, N, E, F, Fut>(page: F) -> impl Stream<Item = Result<T, E>> + Send + 'a
+where
+    F: FnMut(Option<N>) -> Fut + Send + 'a,
+    Fut: std::future::Future<Output = Result<Option<(Vec<T>, Option<N>)>, E>> + Send + 'a,
+    T: Send + 'a,
+    N: Send + 'a,
+    E: Send + 'a,
+{
+    // `Some(token)` while a page is due (`Some(None)`: the first), `None` after the last.
+    futures::stream::try_unfold((page, Some(None)), |(mut page, due)| async move {
+        let Some(token) = due else {
+            return Ok(None);
+        };
+        Ok(page(token).await?.map(|(items, next)| {
+            let items = futures::stream::iter(items.into_iter().map(Ok));
+            (items, (page, next.map(Some)))
+        }))
+    })
+    .try_flatten()
 }
 
 /// Pairs each source item with the target's item of the same key, in key order; target items
@@ -290,6 +316,41 @@ mod tests {
                 Err(MergeError::Listing(Side::Target, "403".to_owned()))
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_paged_listing_streams_its_pages_in_order_and_stops_at_the_last() {
+        let mut asked = Vec::new();
+        let items: Vec<u32> = paged(|token: Option<u32>| {
+            asked.push(token);
+            async move {
+                Ok::<_, String>(match token {
+                    None => Some((vec![1, 2], Some(1))),
+                    Some(1) => Some((Vec::new(), Some(2))),
+                    Some(_) => Some((vec![3], None)),
+                })
+            }
+        })
+        .try_collect()
+        .await
+        .unwrap();
+        assert_eq!(items, vec![1, 2, 3]);
+        assert_eq!(asked, vec![None, Some(1), Some(2)]);
+        let absent: Vec<u32> =
+            paged(|_: Option<u32>| async { Ok::<Option<(Vec<u32>, Option<u32>)>, String>(None) })
+                .try_collect()
+                .await
+                .unwrap();
+        assert!(absent.is_empty());
+        let failing: Vec<Result<u32, String>> = paged(|token: Option<u32>| async move {
+            match token {
+                None => Ok(Some((vec![1], Some(1)))),
+                Some(_) => Err("503".to_owned()),
+            }
+        })
+        .collect()
+        .await;
+        assert_eq!(failing, vec![Ok(1), Err("503".to_owned())]);
     }
 
     #[test]

@@ -15,5 +15,5 @@ pub mod poll;
 
 pub use apply::{apply_each, Typed};
 pub use conflict::{Decision, Existing, Newer};
-pub use listing::{merge_sorted, pair_by_key, MergeError, Merged};
+pub use listing::{merge_sorted, paged, pair_by_key, MergeError, Merged};
 pub use poll::{poll_until, PollError, Progress, Schedule};

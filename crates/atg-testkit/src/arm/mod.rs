@@ -231,10 +231,10 @@ pub(crate) fn arm_error(status: StatusCode, code: &str, message: &str) -> ApiRes
 
 pub(crate) fn handle(
     shared: &Shared,
-    _options: &EmulatorOptions,
+    options: &EmulatorOptions,
     request: &ApiRequest,
 ) -> ApiResponse {
-    let response = authorize_and_route(shared, request);
+    let response = authorize_and_route(shared, options, request);
     let remaining = if request.method == Method::GET {
         "x-ms-ratelimit-remaining-subscription-reads"
     } else if request.method == Method::DELETE {
@@ -250,7 +250,11 @@ pub(crate) fn handle(
         .with_header(remaining, "11999")
 }
 
-fn authorize_and_route(shared: &Shared, request: &ApiRequest) -> ApiResponse {
+fn authorize_and_route(
+    shared: &Shared,
+    options: &EmulatorOptions,
+    request: &ApiRequest,
+) -> ApiResponse {
     let Some(token) = request.bearer() else {
         return arm_error(
             StatusCode::UNAUTHORIZED,
@@ -302,6 +306,9 @@ fn authorize_and_route(shared: &Shared, request: &ApiRequest) -> ApiResponse {
         }
         _ => match ResourcePath::parse(&segments) {
             Some(path) => {
+                if let Some(answer) = forbidden(options, request, &path) {
+                    return answer;
+                }
                 let provider = provider_for(&path.namespace);
                 if !accepts(provider, api_version) {
                     return unsupported_api_version(provider, &path, api_version);
@@ -341,6 +348,53 @@ pub(crate) fn seed(state: &mut ArmState, id: &str, body: Value) -> Result<(), St
         provider_for(&path.namespace).on_created(state, &key);
     }
     Ok(())
+}
+
+/// What faults and lost answers choose an ARM request by: its action or child collection
+/// (`list`, `listkeys`, `slots`), else its last resource type (`sites`, `config`,
+/// `functionKeys`), else the last segment that is not an id (`operations`, `resources`).
+pub(crate) fn operation_collection(segments: &[&str]) -> String {
+    match ResourcePath::parse(segments) {
+        Some(path) => path
+            .tail
+            .or_else(|| path.pairs.last().map(|(kind, _)| kind.clone()))
+            .unwrap_or_default(),
+        // Skips ids (GUIDs): `.../operations/{id}` is `operations`.
+        None => segments
+            .iter()
+            .rev()
+            .find(|segment| !segment.contains('-'))
+            .map(|segment| (*segment).to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// ARM's 403 for a request under one of [`EmulatorOptions::forbidden_arm_scopes`], naming the
+/// action the identity lacks (`.../read`, `.../write`, `.../delete`, `.../{action}/action`).
+fn forbidden(
+    options: &EmulatorOptions,
+    request: &ApiRequest,
+    path: &ResourcePath,
+) -> Option<ApiResponse> {
+    let key = path.key();
+    let scope = options.forbidden_arm_scopes.iter().find(|scope| {
+        let scope = scope.trim_end_matches('/').to_ascii_lowercase();
+        key == scope || key.starts_with(&format!("{scope}/"))
+    })?;
+    let kind = path.kind();
+    let action = match (&request.method, path.tail.as_deref()) {
+        (&Method::POST, Some(action)) => format!("{kind}/{action}/action"),
+        (&Method::GET, _) => format!("{kind}/read"),
+        (&Method::DELETE, _) => format!("{kind}/delete"),
+        _ => format!("{kind}/write"),
+    };
+    Some(arm_error(
+        StatusCode::FORBIDDEN,
+        "AuthorizationFailed",
+        &format!(
+            "The client does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."
+        ),
+    ))
 }
 
 /// `Microsoft.Web` of `Microsoft.Web/sites/slots`.
@@ -402,5 +456,13 @@ mod tests {
         let collection = ResourcePath::parse(&collection).expect("collection");
         assert!(collection.pairs.is_empty());
         assert_eq!(collection.tail.as_deref(), Some("sites"));
+        let word = |path: &str| operation_collection(&path.split('/').collect::<Vec<_>>());
+        assert_eq!(word("subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/a/config/appsettings"), "config");
+        assert_eq!(word("subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/a/host/default/listkeys"), "listkeys");
+        assert_eq!(
+            word("subscriptions/0000-1/providers/Microsoft.Emulator/operations/ab-cd"),
+            "operations"
+        );
+        assert_eq!(word("subscriptions/0000-1/resources"), "resources");
     }
 }

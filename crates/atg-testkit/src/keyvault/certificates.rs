@@ -12,15 +12,18 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::collection::{
+    self, conflict_if_deleted, object_not_found, restore_conflict, Change, Collection, Kind,
+};
 use super::crypto::{self, KeyMaterial, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12};
 use super::keys::KeyData;
+use super::policy::{get_policy, normalize_policy, policy_json, update_policy};
 use super::secrets::SecretData;
 use super::{
-    backup_blob, bad_parameter, deleted_conflict, invalid_name, keys, method_not_allowed,
-    not_found, not_found_path, ok, ordinal_key, page, restore_blob, secrets, valid_name,
+    backup_blob, bad_parameter, invalid_name, keys, ok, restore_blob, secrets, valid_name,
     Attributes, Context, Object, Vault, Version,
 };
-use crate::http::{new_version, now_unix, ApiResponse};
+use crate::http::{new_version, ApiResponse};
 
 /// A self-signed request completes on the second poll, or after this long without polls.
 const COMPLETE_AFTER: Duration = Duration::from_secs(2);
@@ -38,7 +41,7 @@ pub(crate) struct PendingCertificate {
     request_id: String,
     issuer: String,
     csr: Vec<u8>,
-    policy: Value,
+    pub(super) policy: Value,
     attributes: Value,
     tags: Option<Value>,
     key: KeyMaterial,
@@ -68,12 +71,6 @@ fn operation_json(base: &str, pending: &PendingCertificate) -> Value {
             "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
         );
     }
-    out
-}
-
-fn policy_json(base: &str, name: &str, policy: &Value) -> Value {
-    let mut out = policy.clone();
-    out["id"] = json!(format!("{base}/certificates/{name}/policy"));
     out
 }
 
@@ -107,7 +104,7 @@ fn bundle(
     out
 }
 
-fn has_pending(vault: &Vault, name: &str) -> bool {
+pub(super) fn has_pending(vault: &Vault, name: &str) -> bool {
     vault.pending.contains_key(&name.to_ascii_lowercase())
 }
 
@@ -140,11 +137,66 @@ fn item(
     out
 }
 
+impl Kind for CertificateData {
+    const KIND: &'static str = "certificate";
+    const TITLE: &'static str = "Certificate";
+    const DELETED_PATH: &'static str = "deletedcertificates";
+
+    fn collection(vault: &Vault) -> &Collection<Self> {
+        &vault.certificates
+    }
+
+    fn collection_mut(vault: &mut Vault) -> &mut Collection<Self> {
+        &mut vault.certificates
+    }
+
+    fn bundle(
+        vault: &Vault,
+        context: &Context<'_>,
+        object: &Object<Self>,
+        version: &Version<Self>,
+    ) -> Value {
+        bundle(
+            &context.base,
+            object,
+            version,
+            has_pending(vault, &object.name),
+        )
+    }
+
+    fn item(
+        context: &Context<'_>,
+        object: &Object<Self>,
+        version: &Version<Self>,
+        versioned: bool,
+    ) -> Value {
+        item(&context.base, object, version, versioned)
+    }
+
+    /// The backing key and secret go with the certificate. The creation operation stays with
+    /// a deleted certificate (recover brings it back); purge removes it.
+    fn cascade(vault: &mut Vault, name: &str, change: Change) {
+        match change {
+            Change::Delete => {
+                vault.keys.delete(name);
+                vault.secrets.delete(name);
+            }
+            Change::Recover => {
+                vault.keys.recover(name);
+                vault.secrets.recover(name);
+            }
+            Change::Purge => {
+                vault.pending.remove(&name.to_ascii_lowercase());
+                vault.keys.purge(name);
+                vault.secrets.purge(name);
+            }
+        }
+    }
+}
+
 pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str]) -> ApiResponse {
-    let method = context.request.method.as_str();
     let deleted = segments[0].eq_ignore_ascii_case("deletedcertificates");
-    match (deleted, &segments[1..], method) {
-        (false, [], "GET") => list(vault, context),
+    match (deleted, &segments[1..], context.request.method.as_str()) {
         (false, ["issuers"], "GET") => ok(&json!({ "value": [], "nextLink": null })),
         (false, ["contacts"], "GET") => ApiResponse::error(
             StatusCode::NOT_FOUND,
@@ -152,9 +204,6 @@ pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str])
             "Contacts not found",
             None,
         ),
-        (false, [name], "GET") => get(vault, context, name, None),
-        (false, [name], "PATCH") => update(vault, context, name, None),
-        (false, [name], "DELETE") => delete(vault, context, name),
         (false, ["restore"], "POST") => restore(vault, context),
         (false, [name, "backup"], "POST") => backup(vault, name),
         (false, [name, "create"], "POST") => create(vault, context, name),
@@ -162,118 +211,12 @@ pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str])
         (false, [name, "pending"], "GET") => pending(vault, context, name),
         (false, [name, "policy"], "GET") => get_policy(vault, context, name),
         (false, [name, "policy"], "PATCH") => update_policy(vault, context, name),
-        (false, [name, "versions"], "GET") => versions(vault, context, name),
-        (false, [name, version], "GET") => get(vault, context, name, Some(version)),
-        (false, [name, version], "PATCH") => update(vault, context, name, Some(version)),
-        (true, [], "GET") => list_deleted(vault, context),
-        (true, [name], "GET") => get_deleted(vault, context, name),
-        (true, [name], "DELETE") => purge(vault, name),
-        (true, [name, "recover"], "POST") => recover(vault, context, name),
-        (_, [] | [_] | [_, _], _) => method_not_allowed(),
-        _ => not_found_path(),
+        (_, rest, _) => collection::route::<CertificateData>(vault, context, deleted, rest),
     }
 }
 
-fn certificate_not_found(name: &str) -> ApiResponse {
-    not_found("CertificateNotFound", "certificate", name)
-}
-
-fn deleted_not_found(name: &str) -> ApiResponse {
-    ApiResponse::error(
-        StatusCode::NOT_FOUND,
-        "CertificateNotFound",
-        &format!("Deleted Certificate not found: {name}"),
-        None,
-    )
-}
-
-fn default_lifetime_actions() -> Value {
-    json!([{ "trigger": { "lifetime_percentage": 80 }, "action": { "action_type": "AutoRenew" } }])
-}
-
-/// Fills the defaults Key Vault adds to a policy; `derived` comes from an imported certificate.
-fn normalize_policy(
-    policy: &Value,
-    derived: Option<&crypto::CertificateInfo>,
-    detected_type: Option<&str>,
-) -> Value {
-    let now = now_unix();
-    let requested_key = &policy["key_props"];
-    let family = derived.map_or("RSA", |info| crypto::jwk_family(&info.jwk));
-    let kty = requested_key["kty"].as_str().unwrap_or(family);
-    let mut key_props = json!({
-        "exportable": requested_key["exportable"].as_bool().unwrap_or(true),
-        "kty": kty,
-        "reuse_key": requested_key["reuse_key"].as_bool().unwrap_or(false),
-    });
-    if kty.starts_with("EC") {
-        let crv = requested_key["crv"]
-            .as_str()
-            .or_else(|| {
-                derived
-                    .and_then(|info| info.jwk.get("crv"))
-                    .and_then(Value::as_str)
-            })
-            .unwrap_or("P-256");
-        key_props["crv"] = json!(crv);
-    } else {
-        let size = requested_key["key_size"]
-            .as_u64()
-            .or_else(|| {
-                derived
-                    .and_then(|info| info.key_size)
-                    .and_then(|size| u64::try_from(size).ok())
-            })
-            .unwrap_or(2048);
-        key_props["key_size"] = json!(size);
-    }
-    let content_type = policy["secret_props"]["contentType"]
-        .as_str()
-        .or(detected_type)
-        .unwrap_or(CONTENT_TYPE_PKCS12);
-    let requested_x509 = &policy["x509_props"];
-    let imported = derived.is_some();
-    let mut x509 = json!({
-        "subject": requested_x509["subject"]
-            .as_str()
-            .or_else(|| derived.map(|info| info.subject.as_str()))
-            .unwrap_or_default(),
-        "ekus": requested_x509.get("ekus").cloned().unwrap_or_else(|| if imported {
-            json!([])
-        } else {
-            json!(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"])
-        }),
-        "key_usage": requested_x509.get("key_usage").cloned().unwrap_or_else(|| if imported {
-            json!([])
-        } else {
-            json!(["digitalSignature", "keyEncipherment"])
-        }),
-        "validity_months": requested_x509["validity_months"].as_i64().unwrap_or_else(|| {
-            derived.map_or(12, |info| (info.not_after - info.not_before + 15 * 86_400) / (30 * 86_400) )
-        }),
-    });
-    if let Some(sans) = requested_x509.get("sans").filter(|sans| sans.is_object()) {
-        x509["sans"] = sans.clone();
-    }
-    x509["basic_constraints"] = json!({ "ca": derived.is_some_and(|info| info.is_ca) });
-    let mut issuer = json!({ "name": policy["issuer"]["name"].as_str().unwrap_or("Unknown") });
-    for member in ["cty", "cert_transparency"] {
-        if let Some(value) = policy["issuer"].get(member) {
-            issuer[member] = value.clone();
-        }
-    }
-    json!({
-        "key_props": key_props,
-        "secret_props": { "contentType": content_type },
-        "x509_props": x509,
-        "lifetime_actions": policy.get("lifetime_actions").filter(|a| a.is_array()).cloned().unwrap_or_else(default_lifetime_actions),
-        "issuer": issuer,
-        "attributes": {
-            "enabled": policy["attributes"]["enabled"].as_bool().unwrap_or(true),
-            "created": now,
-            "updated": now,
-        },
-    })
+pub(super) fn certificate_not_found(name: &str) -> ApiResponse {
+    object_not_found::<CertificateData>(name)
 }
 
 fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
@@ -287,8 +230,8 @@ fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
     let Some(requested) = body.get("policy").filter(|policy| policy.is_object()) else {
         return bad_parameter("The request body must contain the property 'policy'.");
     };
-    if vault.certificates.is_deleted(name) {
-        return deleted_conflict("Certificate", "certificate", name);
+    if let Some(conflict) = conflict_if_deleted::<CertificateData>(vault, name) {
+        return conflict;
     }
     let policy = normalize_policy(requested, None, None);
     if policy["x509_props"]["subject"]
@@ -485,8 +428,8 @@ fn import(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
     let Some(value) = body["value"].as_str() else {
         return bad_parameter("The request body must contain the property 'value'.");
     };
-    if vault.certificates.is_deleted(name) {
-        return deleted_conflict("Certificate", "certificate", name);
+    if let Some(conflict) = conflict_if_deleted::<CertificateData>(vault, name) {
+        return conflict;
     }
     let material = match crypto::parse_import(value, body["pwd"].as_str()) {
         Ok(material) => material,
@@ -519,7 +462,7 @@ fn import(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
     ) {
         return bad_parameter(&message);
     }
-    get(vault, context, name, None)
+    collection::render::<CertificateData>(vault, context, name, None)
 }
 
 fn pending(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
@@ -540,201 +483,6 @@ fn pending(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse 
             None,
         ),
     }
-}
-
-fn get(vault: &Vault, context: &Context<'_>, name: &str, version: Option<&str>) -> ApiResponse {
-    let Some(object) = vault.certificates.get(name) else {
-        return certificate_not_found(name);
-    };
-    match object.version(version) {
-        Some(found) => ok(&bundle(
-            &context.base,
-            object,
-            found,
-            has_pending(vault, name),
-        )),
-        None => certificate_not_found(&format!("{name}/{}", version.unwrap_or_default())),
-    }
-}
-
-fn get_policy(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let policy = vault
-        .certificates
-        .get(name)
-        .and_then(|object| object.latest().map(|latest| latest.data.policy.clone()))
-        .or_else(|| {
-            vault
-                .pending
-                .get(&name.to_ascii_lowercase())
-                .map(|p| p.policy.clone())
-        });
-    match policy {
-        Some(policy) => ok(&policy_json(&context.base, name, &policy)),
-        None => certificate_not_found(name),
-    }
-}
-
-fn update_policy(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let body = match context.body() {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(latest) = vault
-        .certificates
-        .get_mut(name)
-        .and_then(|object| object.versions.last_mut())
-    else {
-        return certificate_not_found(name);
-    };
-    if let (Some(policy), Some(patch)) = (latest.data.policy.as_object_mut(), body.as_object()) {
-        // Key Vault merges the members of the policy's parts (`x509_props`, `key_props`, ...):
-        // a PATCH of `x509_props.validity_months` keeps the subject, usages and SANs.
-        for (member, value) in patch {
-            if member == "id" {
-                continue;
-            }
-            match (policy.get_mut(member), value) {
-                (Some(Value::Object(current)), Value::Object(changes)) => {
-                    for (inner, inner_value) in changes {
-                        current.insert(inner.clone(), inner_value.clone());
-                    }
-                }
-                _ => {
-                    policy.insert(member.clone(), value.clone());
-                }
-            }
-        }
-        if let Some(attributes) = policy.get_mut("attributes") {
-            attributes["updated"] = json!(now_unix());
-        }
-    }
-    let policy = latest.data.policy.clone();
-    ok(&policy_json(&context.base, name, &policy))
-}
-
-fn update(
-    vault: &mut Vault,
-    context: &Context<'_>,
-    name: &str,
-    version: Option<&str>,
-) -> ApiResponse {
-    let body = match context.body() {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let pending = has_pending(vault, name);
-    let Some(object) = vault.certificates.get_mut(name) else {
-        return certificate_not_found(name);
-    };
-    let Some(found) = object.version_mut(version) else {
-        return certificate_not_found(&format!("{name}/{}", version.unwrap_or_default()));
-    };
-    found.attributes.apply(&body["attributes"]);
-    found.attributes.updated = now_unix();
-    if let Some(tags) = body.get("tags").filter(|tags| tags.is_object()) {
-        found.tags = Some(tags.clone());
-    }
-    let found = found.clone();
-    let object = object.clone();
-    ok(&bundle(&context.base, &object, &found, pending))
-}
-
-fn list(vault: &Vault, context: &Context<'_>) -> ApiResponse {
-    let items = vault
-        .certificates
-        .active
-        .iter()
-        .filter_map(|(key, object)| {
-            object
-                .latest()
-                .map(|v| (key.clone(), item(&context.base, object, v, false)))
-        })
-        .collect();
-    page(context, items)
-}
-
-fn versions(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let Some(object) = vault.certificates.get(name) else {
-        return certificate_not_found(name);
-    };
-    let items = object
-        .versions
-        .iter()
-        .enumerate()
-        .map(|(index, version)| {
-            (
-                ordinal_key(index),
-                item(&context.base, object, version, true),
-            )
-        })
-        .collect();
-    page(context, items)
-}
-
-fn deleted_bundle(
-    context: &Context<'_>,
-    deleted: &super::Deleted<CertificateData>,
-    pending: bool,
-) -> Option<Value> {
-    let latest = deleted.object.latest()?;
-    let mut out = bundle(&context.base, &deleted.object, latest, pending);
-    deleted.decorate(&context.base, "deletedcertificates", &mut out);
-    Some(out)
-}
-
-fn delete(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let pending = has_pending(vault, name);
-    let Some(out) = vault
-        .certificates
-        .delete(name)
-        .and_then(|deleted| deleted_bundle(context, deleted, pending))
-    else {
-        return certificate_not_found(name);
-    };
-    // The backing key and secret go with the certificate.
-    vault.keys.delete(name);
-    vault.secrets.delete(name);
-    // The creation operation stays with the deleted certificate (recover brings it back);
-    // purge removes it.
-    ok(&out)
-}
-
-fn list_deleted(vault: &Vault, context: &Context<'_>) -> ApiResponse {
-    let items = vault
-        .certificates
-        .deleted
-        .iter()
-        .filter_map(|(key, deleted)| {
-            let latest = deleted.object.latest()?;
-            let mut out = item(&context.base, &deleted.object, latest, false);
-            deleted.decorate(&context.base, "deletedcertificates", &mut out);
-            Some((key.clone(), out))
-        })
-        .collect();
-    page(context, items)
-}
-
-fn get_deleted(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    vault
-        .certificates
-        .deleted
-        .get(&name.to_ascii_lowercase())
-        .and_then(|deleted| deleted_bundle(context, deleted, has_pending(vault, name)))
-        .map_or_else(|| deleted_not_found(name), |out| ok(&out))
-}
-
-fn recover(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let pending = has_pending(vault, name);
-    let Some(out) = vault.certificates.recover(name).and_then(|object| {
-        object
-            .latest()
-            .map(|v| bundle(&context.base, object, v, pending))
-    }) else {
-        return deleted_not_found(name);
-    };
-    vault.keys.recover(name);
-    vault.secrets.recover(name);
-    ok(&out)
 }
 
 /// What a certificate backup holds: every version of the certificate and of its backing key and
@@ -770,16 +518,8 @@ fn restore(vault: &mut Vault, context: &Context<'_>) -> ApiResponse {
         Err(response) => return response,
     };
     let name = backup.certificate.name.clone();
-    if vault.certificates.is_deleted(&name) {
-        return deleted_conflict("Certificate", "certificate", &name);
-    }
-    if vault.certificates.get(&name).is_some() {
-        return ApiResponse::error(
-            StatusCode::CONFLICT,
-            "Conflict",
-            &format!("Certificate {name} already exists in this vault."),
-            None,
-        );
+    if let Some(conflict) = restore_conflict::<CertificateData>(vault, &name) {
+        return conflict;
     }
     let key = name.to_ascii_lowercase();
     if let Some(backing) = backup.key {
@@ -794,15 +534,4 @@ fn restore(vault: &mut Vault, context: &Context<'_>) -> ApiResponse {
         .map(|latest| bundle(&context.base, &backup.certificate, latest, false));
     vault.certificates.active.insert(key, backup.certificate);
     out.map_or_else(|| certificate_not_found(&name), |out| ok(&out))
-}
-
-fn purge(vault: &mut Vault, name: &str) -> ApiResponse {
-    if vault.certificates.purge(name) {
-        vault.pending.remove(&name.to_ascii_lowercase());
-        vault.keys.purge(name);
-        vault.secrets.purge(name);
-        ApiResponse::empty(StatusCode::NO_CONTENT)
-    } else {
-        deleted_not_found(name)
-    }
 }

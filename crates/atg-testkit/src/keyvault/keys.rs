@@ -6,13 +6,13 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::collection::{self, conflict_if_deleted, object_not_found, Collection, Kind};
 use super::crypto;
 use super::{
-    backup_blob, bad_parameter, deleted_conflict, invalid_name, method_not_allowed, not_found,
-    not_found_path, ok, ordinal_key, page, reports_key_platform, restore_blob, valid_name,
-    Attributes, Context, Object, Vault, Version,
+    bad_parameter, invalid_name, ok, reports_key_platform, valid_name, Attributes, Context, Object,
+    Vault, Version,
 };
-use crate::http::{new_version, now_unix, ApiResponse};
+use crate::http::{new_version, ApiResponse};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct KeyData {
@@ -102,47 +102,64 @@ fn item(
     out
 }
 
+impl Kind for KeyData {
+    const KIND: &'static str = "key";
+    const TITLE: &'static str = "Key";
+    const DELETED_PATH: &'static str = "deletedkeys";
+
+    fn collection(vault: &Vault) -> &Collection<Self> {
+        &vault.keys
+    }
+
+    fn collection_mut(vault: &mut Vault) -> &mut Collection<Self> {
+        &mut vault.keys
+    }
+
+    fn bundle(
+        _vault: &Vault,
+        context: &Context<'_>,
+        object: &Object<Self>,
+        version: &Version<Self>,
+    ) -> Value {
+        bundle(context, object, version)
+    }
+
+    fn item(
+        context: &Context<'_>,
+        object: &Object<Self>,
+        version: &Version<Self>,
+        versioned: bool,
+    ) -> Value {
+        item(context, object, version, versioned)
+    }
+
+    fn update(version: &mut Version<Self>, body: &Value) {
+        if let Some(ops) = string_list(&body["key_ops"]) {
+            version.data.key_ops = ops;
+        }
+        if let Some(policy) = body.get("release_policy").filter(|p| p.is_object()) {
+            version.data.release_policy = Some(policy.clone());
+        }
+    }
+
+    fn unlisted_when_deleted(data: &Self) -> bool {
+        data.managed
+    }
+}
+
 pub(super) fn route(vault: &mut Vault, context: &Context<'_>, segments: &[&str]) -> ApiResponse {
-    let method = context.request.method.as_str();
     let deleted = segments[0].eq_ignore_ascii_case("deletedkeys");
-    match (deleted, &segments[1..], method) {
-        (false, [], "GET") => list(vault, context),
-        (false, ["restore"], "POST") => restore(vault, context),
+    match (deleted, &segments[1..], context.request.method.as_str()) {
         (false, [name], "PUT") => import(vault, context, name),
-        (false, [name], "GET") => get(vault, context, name, None),
-        (false, [name], "PATCH") => update(vault, context, name, None),
-        (false, [name], "DELETE") => delete(vault, context, name),
         (false, [name, "create"], "POST") => create(vault, context, name),
-        (false, [name, "versions"], "GET") => versions(vault, context, name),
-        (false, [name, "backup"], "POST") => backup(vault, name),
-        (false, [name, version], "GET") => get(vault, context, name, Some(version)),
-        (false, [name, version], "PATCH") => update(vault, context, name, Some(version)),
         (false, [_, _, operation], "POST") => ApiResponse::error(
             StatusCode::NOT_IMPLEMENTED,
             "NotImplemented",
             &format!("The key operation '{operation}' is not emulated."),
             None,
         ),
-        (true, [], "GET") => list_deleted(vault, context),
-        (true, [name], "GET") => get_deleted(vault, context, name),
-        (true, [name], "DELETE") => purge(vault, name),
-        (true, [name, "recover"], "POST") => recover(vault, context, name),
-        (_, [] | [_] | [_, _], _) => method_not_allowed(),
-        _ => not_found_path(),
+        (_, rest, _) => collection::route::<KeyData>(vault, context, deleted, rest),
     }
-}
-
-fn key_not_found(name: &str) -> ApiResponse {
-    not_found("KeyNotFound", "key", name)
-}
-
-fn deleted_not_found(name: &str) -> ApiResponse {
-    ApiResponse::error(
-        StatusCode::NOT_FOUND,
-        "KeyNotFound",
-        &format!("Deleted Key not found: {name}"),
-        None,
-    )
 }
 
 fn string_list(value: &Value) -> Option<Vec<String>> {
@@ -168,7 +185,7 @@ fn store_and_render(
         .and_then(|object| object.latest().map(|v| bundle(context, object, v)))
     {
         Some(out) => ok(&out),
-        None => key_not_found(name),
+        None => object_not_found::<KeyData>(name),
     }
 }
 
@@ -183,8 +200,8 @@ fn create(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
     let Some(kty) = body["kty"].as_str() else {
         return bad_parameter("The request body must contain the property 'kty'.");
     };
-    if vault.keys.is_deleted(name) {
-        return deleted_conflict("Key", "key", name);
+    if let Some(conflict) = conflict_if_deleted::<KeyData>(vault, name) {
+        return conflict;
     }
     let material = match crypto::generate_key(kty, body["key_size"].as_u64(), body["crv"].as_str())
     {
@@ -254,8 +271,8 @@ fn import(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
             None => return bad_parameter(&format!("The JSON web key is missing '{member}'.")),
         }
     }
-    if vault.keys.is_deleted(name) {
-        return deleted_conflict("Key", "key", name);
+    if let Some(conflict) = conflict_if_deleted::<KeyData>(vault, name) {
+        return conflict;
     }
     let hsm = body["Hsm"].as_bool().unwrap_or(false) || kty.ends_with("-HSM");
     let family = kty.trim_end_matches("-HSM");
@@ -323,173 +340,5 @@ pub(super) fn backing_version(
             release_policy: None,
             managed: true,
         },
-    }
-}
-
-fn get(vault: &Vault, context: &Context<'_>, name: &str, version: Option<&str>) -> ApiResponse {
-    let Some(object) = vault.keys.get(name) else {
-        return key_not_found(name);
-    };
-    match object.version(version) {
-        Some(found) => ok(&bundle(context, object, found)),
-        None => key_not_found(&format!("{name}/{}", version.unwrap_or_default())),
-    }
-}
-
-fn update(
-    vault: &mut Vault,
-    context: &Context<'_>,
-    name: &str,
-    version: Option<&str>,
-) -> ApiResponse {
-    let body = match context.body() {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(object) = vault.keys.get_mut(name) else {
-        return key_not_found(name);
-    };
-    let Some(found) = object.version_mut(version) else {
-        return key_not_found(&format!("{name}/{}", version.unwrap_or_default()));
-    };
-    found.attributes.apply(&body["attributes"]);
-    found.attributes.updated = now_unix();
-    if let Some(ops) = string_list(&body["key_ops"]) {
-        found.data.key_ops = ops;
-    }
-    if let Some(tags) = body.get("tags").filter(|tags| tags.is_object()) {
-        found.tags = Some(tags.clone());
-    }
-    if let Some(policy) = body.get("release_policy").filter(|p| p.is_object()) {
-        found.data.release_policy = Some(policy.clone());
-    }
-    let found = found.clone();
-    let object = object.clone();
-    ok(&bundle(context, &object, &found))
-}
-
-fn list(vault: &Vault, context: &Context<'_>) -> ApiResponse {
-    let items = vault
-        .keys
-        .active
-        .iter()
-        .filter_map(|(key, object)| {
-            object
-                .latest()
-                .map(|v| (key.clone(), item(context, object, v, false)))
-        })
-        .collect();
-    page(context, items)
-}
-
-fn versions(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    let Some(object) = vault.keys.get(name) else {
-        return key_not_found(name);
-    };
-    let items = object
-        .versions
-        .iter()
-        .enumerate()
-        .map(|(index, version)| (ordinal_key(index), item(context, object, version, true)))
-        .collect();
-    page(context, items)
-}
-
-fn deleted_bundle(context: &Context<'_>, deleted: &super::Deleted<KeyData>) -> Option<Value> {
-    let latest = deleted.object.latest()?;
-    let mut out = bundle(context, &deleted.object, latest);
-    deleted.decorate(&context.base, "deletedkeys", &mut out);
-    Some(out)
-}
-
-fn delete(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    match vault
-        .keys
-        .delete(name)
-        .and_then(|deleted| deleted_bundle(context, deleted))
-    {
-        Some(out) => ok(&out),
-        None => key_not_found(name),
-    }
-}
-
-fn list_deleted(vault: &Vault, context: &Context<'_>) -> ApiResponse {
-    let items = vault
-        .keys
-        .deleted
-        .iter()
-        .filter(|(_, deleted)| !deleted.object.latest().is_some_and(|v| v.data.managed))
-        .filter_map(|(key, deleted)| {
-            let latest = deleted.object.latest()?;
-            let mut out = item(context, &deleted.object, latest, false);
-            deleted.decorate(&context.base, "deletedkeys", &mut out);
-            Some((key.clone(), out))
-        })
-        .collect();
-    page(context, items)
-}
-
-fn get_deleted(vault: &Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    vault
-        .keys
-        .deleted
-        .get(&name.to_ascii_lowercase())
-        .and_then(|deleted| deleted_bundle(context, deleted))
-        .map_or_else(|| deleted_not_found(name), |out| ok(&out))
-}
-
-fn recover(vault: &mut Vault, context: &Context<'_>, name: &str) -> ApiResponse {
-    match vault
-        .keys
-        .recover(name)
-        .and_then(|object| object.latest().map(|v| bundle(context, object, v)))
-    {
-        Some(out) => ok(&out),
-        None => deleted_not_found(name),
-    }
-}
-
-fn purge(vault: &mut Vault, name: &str) -> ApiResponse {
-    if vault.keys.purge(name) {
-        ApiResponse::empty(StatusCode::NO_CONTENT)
-    } else {
-        deleted_not_found(name)
-    }
-}
-
-fn backup(vault: &Vault, name: &str) -> ApiResponse {
-    match vault.keys.get(name) {
-        Some(object) => backup_blob("key", object),
-        None => key_not_found(name),
-    }
-}
-
-fn restore(vault: &mut Vault, context: &Context<'_>) -> ApiResponse {
-    let body = match context.body() {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let object: Object<KeyData> = match restore_blob("key", &body) {
-        Ok(object) => object,
-        Err(response) => return response,
-    };
-    if vault.keys.is_deleted(&object.name) {
-        return deleted_conflict("Key", "key", &object.name);
-    }
-    if vault.keys.get(&object.name).is_some() {
-        return ApiResponse::error(
-            StatusCode::CONFLICT,
-            "Conflict",
-            &format!("Key {} already exists in this vault.", object.name),
-            None,
-        );
-    }
-    vault
-        .keys
-        .active
-        .insert(object.name.to_ascii_lowercase(), object.clone());
-    match object.latest() {
-        Some(latest) => ok(&bundle(context, &object, latest)),
-        None => key_not_found(&object.name),
     }
 }

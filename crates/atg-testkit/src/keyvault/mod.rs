@@ -1,17 +1,22 @@
 //! The Key Vault data plane: host parsing, the 401 challenge and bearer checks, api-version,
-//! forbidden vaults, throttling, the response headers Key Vault sends, paging, and the versioned,
-//! soft-deletable object store that secrets, keys and certificates share. Per-object semantics live
-//! in `secrets`, `keys` and `certificates`; key material in `crypto`.
+//! forbidden vaults, throttling, the response headers Key Vault sends, and paging. The versioned,
+//! soft-deletable collection and the handlers secrets, keys and certificates share are in
+//! `collection`; what only one kind does lives in `secrets`, `keys` and `certificates`; key
+//! material in `crypto`.
 //!
 //! State is in memory, one [`Vault`] per vault host; a vault exists as soon as it is addressed.
 
 mod certificates;
+mod collection;
 mod crypto;
 mod keys;
 mod pfx;
+mod policy;
 mod secrets;
 
 use std::collections::{BTreeMap, HashMap};
+
+pub(crate) use collection::{Collection, Object, Version};
 use std::sync::Mutex;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -142,127 +147,6 @@ impl Attributes {
             out["hsmPlatform"] = json!(self.hsm_platform.as_deref().unwrap_or("0"));
         }
         out
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Version<T> {
-    pub id: String,
-    pub attributes: Attributes,
-    pub tags: Option<Value>,
-    pub data: T,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Object<T> {
-    pub name: String,
-    /// Oldest first; the last one is "latest".
-    pub versions: Vec<Version<T>>,
-}
-
-impl<T> Object<T> {
-    pub fn latest(&self) -> Option<&Version<T>> {
-        self.versions.last()
-    }
-
-    pub fn version(&self, version: Option<&str>) -> Option<&Version<T>> {
-        match version {
-            None => self.latest(),
-            Some(id) => self.versions.iter().find(|v| v.id.eq_ignore_ascii_case(id)),
-        }
-    }
-
-    pub fn version_mut(&mut self, version: Option<&str>) -> Option<&mut Version<T>> {
-        match version {
-            None => self.versions.last_mut(),
-            Some(id) => self
-                .versions
-                .iter_mut()
-                .find(|v| v.id.eq_ignore_ascii_case(id)),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Deleted<T> {
-    pub object: Object<T>,
-    pub deleted_date: i64,
-}
-
-impl<T> Deleted<T> {
-    /// `recoveryId`, `deletedDate` and `scheduledPurgeDate` of a deleted bundle.
-    pub fn decorate(&self, base: &str, collection: &str, bundle: &mut Value) {
-        bundle["recoveryId"] = json!(format!("{base}/{collection}/{}", self.object.name));
-        bundle["deletedDate"] = json!(self.deleted_date);
-        bundle["scheduledPurgeDate"] = json!(self.deleted_date + RECOVERABLE_DAYS * 86_400);
-    }
-}
-
-/// Active and soft-deleted objects of one kind; names are case-insensitive as in Key Vault.
-#[derive(Debug)]
-pub(crate) struct Collection<T> {
-    pub active: BTreeMap<String, Object<T>>,
-    pub deleted: BTreeMap<String, Deleted<T>>,
-}
-
-impl<T> Default for Collection<T> {
-    fn default() -> Self {
-        Self {
-            active: BTreeMap::new(),
-            deleted: BTreeMap::new(),
-        }
-    }
-}
-
-impl<T: Clone> Collection<T> {
-    pub fn get(&self, name: &str) -> Option<&Object<T>> {
-        self.active.get(&name.to_ascii_lowercase())
-    }
-
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Object<T>> {
-        self.active.get_mut(&name.to_ascii_lowercase())
-    }
-
-    pub fn is_deleted(&self, name: &str) -> bool {
-        self.deleted.contains_key(&name.to_ascii_lowercase())
-    }
-
-    /// Adds a new latest version; the caller has checked the name is not soft-deleted.
-    pub fn push(&mut self, name: &str, version: Version<T>) -> &Version<T> {
-        let object = self
-            .active
-            .entry(name.to_ascii_lowercase())
-            .or_insert_with(|| Object {
-                name: name.to_owned(),
-                versions: Vec::new(),
-            });
-        object.versions.push(version);
-        let last = object.versions.len() - 1;
-        &object.versions[last]
-    }
-
-    pub fn delete(&mut self, name: &str) -> Option<&Deleted<T>> {
-        let key = name.to_ascii_lowercase();
-        let object = self.active.remove(&key)?;
-        self.deleted.insert(
-            key.clone(),
-            Deleted {
-                object,
-                deleted_date: now_unix(),
-            },
-        );
-        self.deleted.get(&key)
-    }
-
-    pub fn recover(&mut self, name: &str) -> Option<&Object<T>> {
-        let key = name.to_ascii_lowercase();
-        let deleted = self.deleted.remove(&key)?;
-        self.active.insert(key.clone(), deleted.object);
-        self.active.get(&key)
-    }
-
-    pub fn purge(&mut self, name: &str) -> bool {
-        self.deleted.remove(&name.to_ascii_lowercase()).is_some()
     }
 }
 

@@ -420,3 +420,68 @@ async fn infrastructure_settings_are_copied_only_when_a_pair_names_them() {
         "{settings}"
     );
 }
+
+#[tokio::test]
+async fn a_forbidden_target_fails_its_pair_with_the_roles_and_the_other_pair_runs() {
+    let stack = Stack::start().await;
+    let source = site_id(SOURCE_SUB, "src-ok");
+    let allowed = site_id(TARGET_SUB, "tgt-allowed");
+    let forbidden = site_id(TARGET_SUB, "tgt-forbidden");
+    let site = |id: &str, settings: Value| {
+        json!({
+            "id": id, "kind": "app", "location": "westeurope",
+            "server_farm_id": farm(id.split('/').nth(2).unwrap()), "app_settings": settings,
+        })
+    };
+    seed(
+        &stack,
+        &json!({ "sites": [
+            site(&source, json!({ "Greeting": "hello" })),
+            site(&allowed, json!({})),
+            site(&forbidden, json!({})),
+        ] }),
+    )
+    .await;
+    stack.emulator.set_options(|options| {
+        options
+            .forbidden_arm_scopes
+            .insert(forbidden.to_ascii_lowercase());
+    });
+    let inventory = inventory(
+        &stack,
+        vec![
+            web_pair(&source, &allowed, json!({})),
+            web_pair(&source, &forbidden, json!({})),
+        ],
+    );
+    let (run, report) = run(&stack, &inventory, &["--dataplane-mode", "replication"]).await;
+    assert_eq!(run.code, 1, "{run}");
+    let refused = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target_id"] == forbidden.as_str())
+        .unwrap();
+    assert_eq!(refused["status"], "failed", "{refused}");
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains("read the target site") && error.contains("403"),
+        "{error}"
+    );
+    assert!(
+        error.contains("hint:") && error.contains("Website Contributor"),
+        "{error}"
+    );
+    stack
+        .emulator
+        .set_options(|options| options.forbidden_arm_scopes.clear());
+    assert_eq!(
+        dump(&stack, &allowed).await["app_settings"]["Greeting"],
+        "hello"
+    );
+    assert_eq!(
+        dump(&stack, &forbidden).await["app_settings"],
+        json!({}),
+        "nothing was written to the forbidden target"
+    );
+}

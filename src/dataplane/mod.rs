@@ -314,22 +314,10 @@ pub struct PlannedItem {
     pub action: PlannedAction,
     /// Facts worth reporting even before applying (e.g. "3 older versions not copied").
     pub notes: Vec<String>,
-    /// Plugin-private data carried from discovery to apply (metadata only).
-    pub detail: serde_json::Value,
     /// What the decision was made from on both sides (versions, entity tags, modification times;
     /// never a value): a plan applied later (`--plan FILE`) refuses the item as stale when it
     /// changed. `None` when the service offers nothing to tell a change by.
     pub fingerprint: Option<String>,
-}
-
-impl PlannedItem {
-    /// The plugin-private plan carried from discovery, or the item's failure if it does not
-    /// read back (a bug in the plugin, reported rather than panicking).
-    pub fn plan<T: serde::de::DeserializeOwned>(&self) -> Result<T, ItemStatus> {
-        serde_json::from_value(self.detail.clone()).map_err(|error| ItemStatus::Failed {
-            error: format!("internal: bad {} plan: {error}", self.kind),
-        })
-    }
 }
 
 /// Discovery of one resource pair: what the report shows of a plan.
@@ -656,11 +644,6 @@ pub trait ApplyPlan: Send {
 mod tests {
     use super::*;
 
-    #[derive(Debug, serde::Deserialize)]
-    struct Plan {
-        source: String,
-    }
-
     /// Work that takes `ms` milliseconds and says so.
     async fn slow(ms: u64) -> &'static str {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -727,28 +710,5 @@ mod tests {
         assert_eq!(outcome, Ok(Err(Interrupted::BeforeStart)));
         assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
         drop(held);
-    }
-
-    #[test]
-    fn an_unreadable_plan_fails_the_item_instead_of_panicking() {
-        let item = PlannedItem {
-            kind: "secret",
-            name: "s1".into(),
-            action: PlannedAction::Create,
-            notes: Vec::new(),
-            detail: serde_json::json!({ "unexpected": true }),
-            fingerprint: None,
-        };
-        match item.plan::<Plan>() {
-            Err(ItemStatus::Failed { error }) => {
-                assert!(error.starts_with("internal: bad secret plan"), "{error}");
-            }
-            other => panic!("expected a failed item, got {other:?}"),
-        }
-        let readable = PlannedItem {
-            detail: serde_json::json!({ "source": "x" }),
-            ..item
-        };
-        assert_eq!(readable.plan::<Plan>().unwrap().source, "x");
     }
 }

@@ -647,7 +647,6 @@ mod tests {
                         name: name.into(),
                         action: PlannedAction::Create,
                         notes: Vec::new(),
-                        detail: serde_json::Value::Null,
                         fingerprint: Some(format!("{name}@1")),
                     })
                     .collect(),

@@ -334,7 +334,6 @@ mod tests {
             name: name.into(),
             action,
             notes: Vec::new(),
-            detail: serde_json::Value::Null,
             fingerprint: Some(fingerprint.into()),
         }
     }

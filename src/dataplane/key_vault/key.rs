@@ -102,7 +102,6 @@ pub(super) async fn plan(
             name,
             action,
             notes,
-            detail: serde_json::Value::Null,
             fingerprint: Some(fingerprint),
         });
     }

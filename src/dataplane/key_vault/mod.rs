@@ -267,7 +267,6 @@ impl DataPlanePlugin for KeyVaultPlugin {
                         name,
                         action: PlannedAction::Extra,
                         notes: Vec::new(),
-                        detail: Value::Null,
                         fingerprint: None,
                     },
                     detail: ItemPlan::Extra,

@@ -172,7 +172,6 @@ pub(super) async fn plan(
                     name,
                     action,
                     notes: Vec::new(),
-                    detail: serde_json::Value::Null,
                     fingerprint: Some(fingerprint),
                 },
                 detail: SecretPlan {

@@ -278,7 +278,6 @@ fn planned(
                 PlannedAction::Create
             },
             notes,
-            detail: serde_json::Value::Null,
             // Approved as a whole: blobs, entities and messages are compared when applied.
             fingerprint: None,
         },

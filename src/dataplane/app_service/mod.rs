@@ -347,7 +347,6 @@ fn item(
             name,
             action,
             notes,
-            detail: Value::Null,
             // Nothing here has a version or an entity tag to tell a change by.
             fingerprint: None,
         },

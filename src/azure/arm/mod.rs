@@ -1,6 +1,6 @@
 //! Azure Resource Manager calls on `azure_core`'s pipeline: JSON GET/PUT/PATCH/POST with extra
 //! headers per call (`If-Match`), paging by `nextLink`, and long-running operations
-//! ([`operation`]: `Azure-AsyncOperation`, `Location` or the resource's `provisioningState`,
+//! (`operation.rs`: `Azure-AsyncOperation`, `Location` or the resource's `provisioningState`,
 //! each call with its own deadline).
 //!
 //! There is no official Rust management SDK, so plugins that need ARM (storage keys, app

@@ -2,10 +2,10 @@
 //! `functionapp`, `functionapp,linux`): what a deployed site holds that is data rather than
 //! infrastructure, copied through ARM (no data-plane host: every call goes to the ARM host).
 //!
-//! One file per item kind: [`slots`] (deployment slots created where missing), [`settings`]
+//! One file per item kind: `slots` (deployment slots created where missing), `settings`
 //! (app settings and connection strings of the site and every slot, merged into the target's
-//! map), [`sticky`] (slot-sticky names), [`site_config`] (the data-like site configuration),
-//! [`keys`] (Function App host and function keys). [`key_vault_refs`] rewrites Key Vault
+//! map), `sticky` (slot-sticky names), `site_config` (the data-like site configuration),
+//! `keys` (Function App host and function keys). `key_vault_refs` rewrites Key Vault
 //! references to the paired target vault.
 //!
 //! Application code is not copied (the deployment pipeline, zip deploy or run-from-package

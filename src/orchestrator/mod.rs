@@ -8,12 +8,13 @@
 //! what they did, items not started are reported skipped, and the report is still produced.
 //! Only discovery, which reads, is dropped at the cancellation.
 
+mod collector;
 pub mod filter;
 pub mod plan_file;
 pub mod report;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -22,11 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::azure::{AzureHttp, Cloud, WriteAccess};
 use crate::dataplane::{
-    registry, Counted, DataPlanePlugin, ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict,
-    OnDeleted, Plan, PlannedAction, PluginContext, PluginError, PluginInfo, Reporter, Side,
-    SideContext,
+    registry, DataPlanePlugin, ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict, OnDeleted,
+    Plan, PlannedAction, PluginContext, PluginError, PluginInfo, Side, SideContext,
 };
 use crate::inventory::{escape_controls, Inventory, ResourcePair};
+use collector::Collector;
 use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
 
 /// What the user chose for the run.
@@ -62,181 +63,11 @@ pub trait ProgressSink: Send + Sync {
     fn resource_finished(&self, job: JobId, name: &str, status: ResourceStatus);
 }
 
-/// What a resource's items came to: the listed outcomes and the counts per kind (which also
-/// cover items counted without being listed).
-#[derive(Default)]
-struct ResourceTally {
-    outcomes: Vec<ItemOutcome>,
-    by_kind: BTreeMap<&'static str, ItemCounts>,
-}
-
-/// Collects item outcomes per resource and forwards them to the UI.
-struct Collector {
-    resources: Mutex<HashMap<JobId, ResourceTally>>,
-    progress: Arc<dyn ProgressSink>,
-    /// `atg verify`: plans are reported as verdicts.
-    verify: bool,
-    /// `--plan FILE`: where settled items are recorded, with each job's pair.
-    journal: Option<Arc<plan_file::Journal>>,
-    pairs: Mutex<HashMap<JobId, (String, String)>>,
-}
-
-impl Reporter for Collector {
-    fn discovered(&self, job: JobId, items: u64) {
-        self.progress.resource_discovered(job, items);
-    }
-
-    fn item(&self, job: JobId, mut outcome: ItemOutcome) {
-        if let Some(journal) = &self.journal {
-            let pair = self.pairs.lock().ok().and_then(|p| p.get(&job).cloned());
-            if let Some((source_id, target_id)) = pair {
-                journal.record(
-                    &source_id,
-                    &target_id,
-                    outcome.kind,
-                    &outcome.name,
-                    &outcome.status,
-                );
-            }
-        }
-        if self.verify {
-            if let ItemStatus::Planned { plan } = outcome.status {
-                outcome.status = ItemStatus::Verified {
-                    verdict: plan.into(),
-                };
-            }
-        }
-        // Names, kinds and statuses only: an outcome never holds a value.
-        tracing::debug!(job = job.0, kind = outcome.kind, item = %outcome.name, status = ?outcome.status, "item finished");
-        self.progress.item_finished(job, &outcome);
-        if let Ok(mut resources) = self.resources.lock() {
-            let tally = resources.entry(job).or_default();
-            tally
-                .by_kind
-                .entry(outcome.kind)
-                .or_default()
-                .add(&outcome.status);
-            tally.outcomes.push(outcome);
-        }
-    }
-
-    fn count(&self, job: JobId, kind: &'static str, status: Counted, count: u64) {
-        self.progress.items_counted(job, count);
-        if let Ok(mut resources) = self.resources.lock() {
-            let counts = resources
-                .entry(job)
-                .or_default()
-                .by_kind
-                .entry(kind)
-                .or_default();
-            match status {
-                Counted::Created => counts.add_written(false, count),
-                Counted::Overwritten => counts.add_written(true, count),
-                Counted::Identical => counts.identical += count,
-                Counted::PlannedCreate if self.verify => counts.missing += count,
-                Counted::PlannedOverwrite if self.verify => counts.different += count,
-                Counted::PlannedCreate | Counted::PlannedOverwrite => {
-                    counts.planned += count;
-                    counts.planned_changes += count;
-                }
-                Counted::Extra => counts.extra += count,
-            }
-        }
-    }
-}
-
-impl Collector {
-    fn set_discovered(&self, job: JobId, discovered: &BTreeMap<&'static str, u64>) {
-        if let Ok(mut resources) = self.resources.lock() {
-            let tally = resources.entry(job).or_default();
-            for (kind, count) in discovered {
-                tally.by_kind.entry(kind).or_default().discovered += count;
-            }
-        }
-    }
-
-    fn already_applied(&self, job: JobId, kind: &'static str, count: u64) {
-        if let Ok(mut resources) = self.resources.lock() {
-            let tally = resources.entry(job).or_default();
-            tally.by_kind.entry(kind).or_default().already_applied += count;
-        }
-    }
-
-    fn take(&self, job: JobId) -> ResourceTally {
-        self.resources
-            .lock()
-            .ok()
-            .and_then(|mut resources| resources.remove(&job))
-            .unwrap_or_default()
-    }
-}
-
 /// The identities and transport of a run.
 pub struct Connections {
     pub http: AzureHttp,
     pub source: Arc<crate::azure::credential::ChainCredential>,
     pub target: Arc<crate::azure::credential::ChainCredential>,
-}
-
-/// `--plan FILE`: keeps in `discovery` only the items the plan approved as they are now;
-/// reports the others (not in the plan, stale, planned but no longer there) and counts those
-/// an earlier run of the plan applied.
-fn admit_approved(
-    approved: &plan_file::Approved,
-    info: &PluginInfo,
-    job: &Job,
-    discovery: &mut crate::dataplane::Discovery,
-    ctx: &PluginContext,
-    collector: &Collector,
-) {
-    let (source_id, target_id) = (&job.pair.source.id, &job.pair.target.id);
-    let mut seen = std::collections::HashSet::new();
-    discovery.items.retain(|item| {
-        seen.insert((item.kind, item.name.clone()));
-        match approved.admit(source_id, target_id, item) {
-            plan_file::Admission::Apply => true,
-            plan_file::Admission::AlreadyApplied => {
-                collector.already_applied(job.id, item.kind, 1);
-                false
-            }
-            plan_file::Admission::Refuse(status) => {
-                ctx.reporter.item(
-                    job.id,
-                    ItemOutcome {
-                        kind: item.kind,
-                        name: item.name.clone(),
-                        status,
-                        notes: item.notes.clone(),
-                        duration_ms: 0,
-                    },
-                );
-                false
-            }
-        }
-    });
-    let vanished = approved
-        .items(source_id, target_id)
-        .into_iter()
-        .flat_map(|items| items.values())
-        .filter(|entry| !seen.contains(&(entry.kind.as_str(), entry.name.clone())));
-    for entry in vanished {
-        // Kinds are the plugin's own: a kind it does not know is reported as an item.
-        let kind = info
-            .item_kinds
-            .iter()
-            .find(|kind| kind.name == entry.kind)
-            .map_or("item", |kind| kind.name);
-        ctx.reporter.item(
-            job.id,
-            ItemOutcome {
-                kind,
-                name: entry.name.clone(),
-                status: plan_file::stale("planned, but no longer in the source's listing"),
-                notes: Vec::new(),
-                duration_ms: 0,
-            },
-        );
-    }
 }
 
 /// Checks every pair with its plugin before any request: its options, and that every endpoint
@@ -314,13 +145,11 @@ pub async fn run_with_plugins(
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let collector = Arc::new(Collector {
-        resources: Mutex::new(HashMap::new()),
-        progress: progress.clone(),
-        verify: settings.verify,
-        journal: settings.journal.clone(),
-        pairs: Mutex::new(HashMap::new()),
-    });
+    let collector = Arc::new(Collector::new(
+        progress.clone(),
+        settings.verify,
+        settings.journal.clone(),
+    ));
     let ctx = PluginContext {
         http: connections.http.clone(),
         source: SideContext {
@@ -527,7 +356,7 @@ async fn run_resource(
             return Ok(());
         }
         if let Some(approved) = &settings.approved {
-            admit_approved(approved, info, &job, &mut discovery, ctx, collector);
+            plan_file::admit_approved(approved, info, &job, &mut discovery, ctx, collector);
             let keep: std::collections::HashSet<(&str, &str)> = discovery
                 .items
                 .iter()
@@ -605,323 +434,4 @@ fn forbidden_remedy(info: &PluginInfo, mode: Mode) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::azure::credential::{ChainCredential, ChainLink};
-    use crate::azure::HttpSettings;
-    use crate::dataplane::{Discovery, PlannedAction, PlannedItem, PluginInfo};
-    use crate::inventory::{Properties, Resource};
-    use async_trait::async_trait;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A plugin that plans two items per resource and fails resources named `broken`.
-    struct FakePlugin {
-        applied: Arc<AtomicUsize>,
-    }
-
-    static FAKE_INFO: PluginInfo = PluginInfo {
-        name: "fake",
-        resource_types: &["Fake.Provider/things"],
-        modes: &[Mode::Template],
-        item_kinds: &[],
-        permissions: &[],
-        notes: &[],
-        limits: &[],
-    };
-
-    #[async_trait]
-    impl DataPlanePlugin for FakePlugin {
-        fn info(&self) -> &'static PluginInfo {
-            &FAKE_INFO
-        }
-
-        async fn plan(&self, _ctx: &PluginContext, job: &Job) -> Result<Plan, PluginError> {
-            if job.pair.source.name == "broken" {
-                return Err(PluginError::Invalid("broken on purpose".into()));
-            }
-            let discovery = Discovery {
-                items: ["a", "b"]
-                    .into_iter()
-                    .map(|name| PlannedItem {
-                        kind: "thing",
-                        name: name.into(),
-                        action: PlannedAction::Create,
-                        notes: Vec::new(),
-                        fingerprint: Some(format!("{name}@1")),
-                    })
-                    .collect(),
-                facts: serde_json::Map::new(),
-                nested: BTreeMap::from([("part", 3)]),
-            };
-            Ok(Plan {
-                discovery: discovery.clone(),
-                apply: Box::new(FakeApply {
-                    applied: self.applied.clone(),
-                    discovery,
-                }),
-            })
-        }
-    }
-
-    struct FakeApply {
-        applied: Arc<AtomicUsize>,
-        discovery: Discovery,
-    }
-
-    #[async_trait]
-    impl crate::dataplane::ApplyPlan for FakeApply {
-        fn retain(&mut self, keep: &dyn Fn(&str, &str) -> bool) {
-            self.discovery
-                .items
-                .retain(|item| keep(item.kind, &item.name));
-        }
-
-        async fn apply(self: Box<Self>, ctx: &PluginContext, job: &Job) -> Result<(), PluginError> {
-            self.applied.fetch_add(1, Ordering::SeqCst);
-            ctx.reporter.count(job.id, "part", Counted::Created, 1);
-            ctx.reporter.count(job.id, "part", Counted::Overwritten, 1);
-            ctx.reporter.count(job.id, "part", Counted::Identical, 1);
-            for item in self.discovery.items {
-                ctx.reporter.item(
-                    job.id,
-                    ItemOutcome {
-                        kind: item.kind,
-                        name: item.name,
-                        status: ItemStatus::Created {
-                            action: "fake".into(),
-                        },
-                        notes: Vec::new(),
-                        duration_ms: 0,
-                    },
-                );
-            }
-            Ok(())
-        }
-    }
-
-    struct Quiet;
-    impl ProgressSink for Quiet {
-        fn resource_started(&self, _: JobId, _: &str, _: &str) {}
-        fn resource_discovered(&self, _: JobId, _: u64) {}
-        fn item_finished(&self, _: JobId, _: &ItemOutcome) {}
-        fn items_counted(&self, _: JobId, _: u64) {}
-        fn resource_finished(&self, _: JobId, _: &str, _: ResourceStatus) {}
-    }
-
-    fn resource(resource_type: &str, name: &str) -> Resource {
-        Resource {
-            id: format!("/subscriptions/s/resourceGroups/rg/providers/{resource_type}/{name}"),
-            resource_type: resource_type.into(),
-            name: name.into(),
-            subscription_id: Some("s".into()),
-            resource_group: Some("rg".into()),
-            properties: Properties::Missing,
-            options: serde_json::Map::new(),
-        }
-    }
-
-    fn inventory(resources: &[(&str, &str)]) -> Inventory {
-        Inventory {
-            pairs: resources
-                .iter()
-                .map(|(t, n)| ResourcePair {
-                    source: resource(t, n),
-                    target: resource(t, &format!("{n}-target")),
-                    match_rule: crate::inventory::MatchRule::Inventory,
-                    evidence: crate::inventory::Evidence::default(),
-                })
-                .collect(),
-            unmatched: Vec::new(),
-            origin: "test".into(),
-            warnings: Vec::new(),
-        }
-    }
-
-    fn settings(mode: Mode, dry_run: bool) -> RunSettings {
-        RunSettings {
-            mode,
-            dry_run,
-            verify: false,
-            on_conflict: OnConflict::Overwrite,
-            on_deleted: OnDeleted::Recover,
-            concurrency: 4,
-            resource_concurrency: 2,
-            settle_timeout: Duration::from_secs(1),
-            approved: None,
-            journal: None,
-        }
-    }
-
-    fn connections() -> Connections {
-        let http = AzureHttp::new(&HttpSettings::default()).unwrap();
-        let none = || {
-            Arc::new(ChainCredential::new(
-                "test",
-                vec![ChainLink {
-                    label: "none",
-                    configured: false,
-                    credential: Err("none".into()),
-                    timeout: None,
-                }],
-            ))
-        };
-        Connections {
-            http,
-            source: none(),
-            target: none(),
-        }
-    }
-
-    async fn run_fake(
-        plugin: &'static FakePlugin,
-        inventory: Inventory,
-        settings: RunSettings,
-        cancel: CancellationToken,
-    ) -> Report {
-        let plugins: Vec<&'static dyn DataPlanePlugin> = vec![plugin];
-        run_with_plugins(
-            &plugins,
-            inventory,
-            &settings,
-            &connections(),
-            Arc::new(Quiet),
-            cancel,
-        )
-        .await
-    }
-
-    fn leak() -> &'static FakePlugin {
-        Box::leak(Box::new(FakePlugin {
-            applied: Arc::new(AtomicUsize::new(0)),
-        }))
-    }
-
-    #[tokio::test]
-    async fn one_failing_resource_does_not_stop_the_others() {
-        let plugin = leak();
-        let report = run_fake(
-            plugin,
-            inventory(&[
-                ("Fake.Provider/things", "broken"),
-                ("Fake.Provider/things", "fine"),
-            ]),
-            settings(Mode::Template, false),
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(report.totals.failed, 1);
-        assert_eq!(report.totals.succeeded, 1);
-        // Two listed items and one counted part created, one overwritten, one identical;
-        // `replicated` is their sum.
-        assert_eq!(report.totals.items.created, 3);
-        assert_eq!(report.totals.items.overwritten, 1);
-        assert_eq!(report.totals.items.replicated, 4);
-        assert_eq!(report.totals.items.identical, 1);
-        assert_eq!(report.totals.items.skipped, 0);
-        let fine = report
-            .resources
-            .iter()
-            .find(|r| r.source_id.ends_with("fine"))
-            .unwrap();
-        assert_eq!(fine.counts.discovered, 5);
-        assert_eq!(fine.counts_by_kind["part"].discovered, 3);
-        assert_eq!(fine.counts_by_kind["part"].replicated, 2);
-        assert_eq!(fine.items.len(), 2, "counted items are not listed");
-        assert!(!report.succeeded());
-        let broken = report
-            .resources
-            .iter()
-            .find(|r| r.source_id.ends_with("broken"))
-            .unwrap();
-        assert_eq!(broken.error.as_deref(), Some("broken on purpose"));
-    }
-
-    #[test]
-    fn a_plugin_without_options_refuses_any_and_unknown_types_are_left_to_the_run() {
-        let plugin = leak();
-        let plugins: Vec<&'static dyn DataPlanePlugin> = vec![plugin];
-        let mut inventory = inventory(&[
-            ("Fake.Provider/things", "x"),
-            ("Microsoft.Network/virtualNetworks", "vnet"),
-        ]);
-        for pair in &mut inventory.pairs {
-            pair.target
-                .options
-                .insert("colour\u{1b}".into(), serde_json::Value::Bool(true));
-        }
-        let problems = check_pairs_with_plugins(&plugins, &inventory, Cloud::AzureCloud);
-        assert_eq!(
-            problems,
-            vec!["resources[0] (source `x`): unknown option `colour\\u{1b}`: the fake plugin takes no options"]
-        );
-        for pair in &mut inventory.pairs {
-            pair.target.options.clear();
-        }
-        assert!(check_pairs_with_plugins(&plugins, &inventory, Cloud::AzureCloud).is_empty());
-    }
-
-    #[tokio::test]
-    async fn dry_run_plans_and_never_applies() {
-        let plugin = leak();
-        let report = run_fake(
-            plugin,
-            inventory(&[("Fake.Provider/things", "x")]),
-            settings(Mode::Template, true),
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(plugin.applied.load(Ordering::SeqCst), 0);
-        assert_eq!(report.totals.items.planned, 2);
-        assert!(report.succeeded());
-    }
-
-    #[tokio::test]
-    async fn unknown_types_and_modes_are_reported_unsupported_not_failed() {
-        let plugin = leak();
-        let report = run_fake(
-            plugin,
-            inventory(&[
-                ("Microsoft.Network/virtualNetworks", "vnet"),
-                ("Fake.Provider/things", "x"),
-            ]),
-            settings(Mode::Replication, false),
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(report.totals.unsupported, 2);
-        assert_eq!(plugin.applied.load(Ordering::SeqCst), 0);
-        let reasons: Vec<_> = report
-            .resources
-            .iter()
-            .filter_map(|r| r.reason.clone())
-            .collect();
-        assert!(
-            reasons.iter().any(|r| r.contains("no data-plane plugin")),
-            "{reasons:?}"
-        );
-        assert!(
-            reasons
-                .iter()
-                .any(|r| r.contains("has no replication mode")),
-            "{reasons:?}"
-        );
-        assert!(report.succeeded(), "unsupported resources are not failures");
-    }
-
-    #[tokio::test]
-    async fn a_cancelled_run_still_reports_and_does_not_succeed() {
-        let plugin = leak();
-        let cancel = CancellationToken::new();
-        cancel.cancel();
-        let report = run_fake(
-            plugin,
-            inventory(&[("Fake.Provider/things", "x")]),
-            settings(Mode::Template, false),
-            cancel,
-        )
-        .await;
-        assert!(report.cancelled);
-        assert_eq!(report.totals.cancelled, 1);
-        assert!(!report.succeeded());
-    }
-}
+mod tests;

@@ -14,7 +14,11 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataplane::{ItemStatus, Mode, OnConflict, OnDeleted, PlannedAction, PlannedItem};
+use super::collector::Collector;
+use crate::dataplane::{
+    Discovery, ItemOutcome, ItemStatus, Job, Mode, OnConflict, OnDeleted, PlannedAction,
+    PlannedItem, PluginContext, PluginInfo,
+};
 
 /// The version of the plan format; a plan of another version is refused.
 pub const PLAN_VERSION: u32 = 1;
@@ -320,6 +324,67 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// `--plan FILE`: keeps in `discovery` only the items the plan approved as they are now;
+/// reports the others (not in the plan, stale, planned but no longer there) and counts those
+/// an earlier run of the plan applied.
+pub(super) fn admit_approved(
+    approved: &Approved,
+    info: &PluginInfo,
+    job: &Job,
+    discovery: &mut Discovery,
+    ctx: &PluginContext,
+    collector: &Collector,
+) {
+    let (source_id, target_id) = (&job.pair.source.id, &job.pair.target.id);
+    let mut seen = std::collections::HashSet::new();
+    discovery.items.retain(|item| {
+        seen.insert((item.kind, item.name.clone()));
+        match approved.admit(source_id, target_id, item) {
+            Admission::Apply => true,
+            Admission::AlreadyApplied => {
+                collector.already_applied(job.id, item.kind, 1);
+                false
+            }
+            Admission::Refuse(status) => {
+                ctx.reporter.item(
+                    job.id,
+                    ItemOutcome {
+                        kind: item.kind,
+                        name: item.name.clone(),
+                        status,
+                        notes: item.notes.clone(),
+                        duration_ms: 0,
+                    },
+                );
+                false
+            }
+        }
+    });
+    let vanished = approved
+        .items(source_id, target_id)
+        .into_iter()
+        .flat_map(|items| items.values())
+        .filter(|entry| !seen.contains(&(entry.kind.as_str(), entry.name.clone())));
+    for entry in vanished {
+        // Kinds are the plugin's own: a kind it does not know is reported as an item.
+        let kind = info
+            .item_kinds
+            .iter()
+            .find(|kind| kind.name == entry.kind)
+            .map_or("item", |kind| kind.name);
+        ctx.reporter.item(
+            job.id,
+            ItemOutcome {
+                kind,
+                name: entry.name.clone(),
+                status: stale("planned, but no longer in the source's listing"),
+                notes: Vec::new(),
+                duration_ms: 0,
+            },
+        );
     }
 }
 

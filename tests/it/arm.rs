@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use atg::azure::arm::ArmClient;
+use atg::azure::arm::{ArmClient, CallOptions};
 use atg::azure::credential::{chain_links, ChainCredential, CredentialSettings, ServicePrincipal};
 use atg::azure::{AzureErrorKind, AzureHttp, ConnectTo, HttpSettings, Sensitive, WriteAccess};
 use azure_core::http::Method;
@@ -104,11 +104,19 @@ async fn list_keys_is_a_read_even_for_a_read_only_client() {
         vec!["a2V5MQ==".into(), "a2V5Mg==".into()],
     );
     let arm = client(&stack, WriteAccess::ReadOnly);
-    let keys = arm
+    let key = atg::azure::arm::storage::first_account_key(
+        &arm,
+        &format!("{GROUP}/providers/Microsoft.Storage/storageAccounts/acct1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(key.expose(), "a2V5MQ==");
+    // The same POST not declared a read by its caller is refused.
+    let error = arm
         .post(&format!("{GROUP}/providers/Microsoft.Storage/storageAccounts/acct1/listKeys?api-version=2023-05-01"), None)
         .await
-        .unwrap();
-    assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
+        .unwrap_err();
+    assert_eq!(error.kind, AzureErrorKind::Refused, "{error}");
 }
 
 #[tokio::test]
@@ -204,4 +212,40 @@ async fn follow_up_urls_off_the_arm_host_are_never_requested() {
         "a request left the ARM host: {:#?}",
         stack.requests()
     );
+}
+
+#[tokio::test]
+async fn if_match_writes_only_over_the_version_read() {
+    let stack = Stack::start().await;
+    let arm = client(&stack, WriteAccess::ReadWrite);
+    let path =
+        format!("{GROUP}/providers/Microsoft.Example/things/versioned?api-version=2024-01-01");
+    arm.call_and_wait(
+        Method::Put,
+        &path,
+        Some(&json!({ "location": "westeurope" })),
+    )
+    .await
+    .unwrap();
+    let read = arm.call(Method::Get, &path, None).await.unwrap();
+    let etag = read.etag.expect("the emulator answers an ETag");
+    let stale = arm
+        .call_with(
+            Method::Put,
+            &path,
+            Some(&json!({ "location": "westeurope", "tags": { "by": "stale" } })),
+            &CallOptions::default().if_match("\"0x0000000000000000\""),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(stale.status, Some(412), "{stale}");
+    arm.call_with(
+        Method::Put,
+        &path,
+        Some(&json!({ "location": "westeurope", "tags": { "by": "current" } })),
+        &CallOptions::default().if_match(&etag),
+    )
+    .await
+    .unwrap();
+    assert_eq!(arm.get(&path).await.unwrap()["tags"]["by"], "current");
 }

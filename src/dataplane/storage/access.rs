@@ -5,10 +5,8 @@
 
 use std::sync::atomic::AtomicBool;
 
-use serde_json::Value;
-
 use super::options::{SourceAuthChoice, StorageOptions};
-use crate::azure::arm::ArmClient;
+use crate::azure::arm::{self, ArmClient};
 use crate::azure::error::AzureErrorKind;
 use crate::azure::storage::sas::{self, UserDelegationKey};
 use crate::azure::storage::SignedIdentifier;
@@ -16,9 +14,6 @@ use crate::azure::storage::{StorageAuth, StorageClient, StorageEndpoints, Storag
 use crate::azure::{AzureError, Sensitive, WriteAccess};
 use crate::dataplane::{Job, PluginContext, PluginError, SideContext};
 use crate::inventory::{Properties, Resource};
-
-/// Storage API version of ARM's listKeys.
-const STORAGE_RP_VERSION: &str = "2023-05-01";
 
 /// How the source is read, and how the target service is allowed to read copy sources.
 pub(super) struct SourceAccess {
@@ -189,7 +184,8 @@ async fn resolve_source(
 }
 
 /// The first key ARM's listKeys gives for a storage account (`resource_id`), asked with that
-/// side's identity. A POST, but a read: the write guard lets it through in dry-run.
+/// side's identity. A POST that only reads: `arm::storage` declares it so, and the write guard
+/// lets it through for the source and in dry-run.
 async fn list_keys(
     ctx: &PluginContext,
     side: &SideContext,
@@ -202,23 +198,7 @@ async fn list_keys(
                 format!("cannot create the ARM client: {e}"),
             )
         })?;
-    let keys = arm
-        .post(
-            &format!(
-                "{}/listKeys?api-version={STORAGE_RP_VERSION}",
-                resource_id.trim_end_matches('/')
-            ),
-            None,
-        )
-        .await?;
-    keys.get("keys")
-        .and_then(Value::as_array)
-        .and_then(|keys| {
-            keys.iter()
-                .find_map(|k| k.get("value").and_then(Value::as_str))
-        })
-        .map(Sensitive::new)
-        .ok_or_else(|| AzureError::new(AzureErrorKind::Other, "listKeys returned no key"))
+    arm::storage::first_account_key(&arm, resource_id).await
 }
 
 /// One side's clients signing with the account key, for what only Shared Key may do (stored

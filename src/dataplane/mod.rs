@@ -10,6 +10,7 @@
 //! Everything a plugin needs comes through [`PluginContext`]; plugins never import the
 //! orchestrator, the CLI or the UI.
 
+pub mod app_service;
 pub mod key_vault;
 pub mod kit;
 pub mod registry;
@@ -426,6 +427,9 @@ pub struct PluginContext {
     pub placeholder: &'static str,
     /// How long to wait for eventually consistent service states (recovery, purge).
     pub settle_timeout: Duration,
+    /// Every pair of the run, for references from one resource to another (an app setting's
+    /// Key Vault reference is rewritten to the vault paired with the one it names).
+    pub pairs: Arc<[ResourcePair]>,
 }
 
 impl PluginContext {

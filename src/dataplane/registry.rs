@@ -1,11 +1,13 @@
 //! The one list of plugins, in a deliberate order (the order of `atg plugins` and the docs).
 //! Adding a plugin means adding it here; tests walk this slice to check every plugin's claims.
 
+use super::app_service::AppServicePlugin;
 use super::key_vault::KeyVaultPlugin;
 use super::storage_account::StorageAccountPlugin;
 use super::DataPlanePlugin;
 
-pub static PLUGINS: &[&dyn DataPlanePlugin] = &[&KeyVaultPlugin, &StorageAccountPlugin];
+pub static PLUGINS: &[&dyn DataPlanePlugin] =
+    &[&KeyVaultPlugin, &StorageAccountPlugin, &AppServicePlugin];
 
 /// The plugin that handles an ARM resource type (compared case-insensitively).
 pub fn find(resource_type: &str) -> Option<&'static dyn DataPlanePlugin> {
@@ -60,6 +62,7 @@ mod tests {
     #[test]
     fn lookup_ignores_case() {
         assert!(find("microsoft.keyvault/VAULTS").is_some());
-        assert!(find("Microsoft.Web/sites").is_none());
+        assert!(find("microsoft.web/SITES").is_some());
+        assert!(find("Microsoft.Sql/servers/databases").is_none());
     }
 }

@@ -41,7 +41,7 @@ use super::{
     ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict, PermissionInfo, Plan, PlannedAction,
     PlannedItem, PluginContext, PluginError, PluginInfo, Side, SideContext,
 };
-use crate::azure::arm::ArmClient;
+use crate::azure::arm::{self, ArmClient};
 use crate::azure::error::AzureErrorKind;
 use crate::azure::storage::blob::{
     BlobItem, ContainerSettings, CopyAnswer, CopyState, Destination, INCOMPLETE_MARKER,
@@ -70,8 +70,6 @@ const ENTITY: &str = "entity";
 /// Largest blob Copy Blob From URL takes.
 const SYNC_COPY_MAX: u64 = 256 * 1024 * 1024;
 const MIB: u64 = 1024 * 1024;
-/// Storage API version of ARM's listKeys.
-const STORAGE_RP_VERSION: &str = "2023-05-01";
 
 static INFO: PluginInfo = PluginInfo {
     name: "storage-account",
@@ -572,23 +570,7 @@ async fn list_keys(
                 format!("cannot create the ARM client: {e}"),
             )
         })?;
-    let keys = arm
-        .post(
-            &format!(
-                "{}/listKeys?api-version={STORAGE_RP_VERSION}",
-                resource_id.trim_end_matches('/')
-            ),
-            None,
-        )
-        .await?;
-    keys.get("keys")
-        .and_then(Value::as_array)
-        .and_then(|keys| {
-            keys.iter()
-                .find_map(|k| k.get("value").and_then(Value::as_str))
-        })
-        .map(Sensitive::new)
-        .ok_or_else(|| AzureError::new(AzureErrorKind::Other, "listKeys returned no key"))
+    arm::storage::first_account_key(&arm, resource_id).await
 }
 
 /// One side's clients signing with the account key, for what only Shared Key may do (stored

@@ -242,6 +242,7 @@ pub async fn run_with_plugins(
         item_slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
         placeholder: PLACEHOLDER,
         settle_timeout: settings.settle_timeout,
+        pairs: inventory.pairs.clone().into(),
     };
 
     let resources: Vec<ResourceReport> = futures::stream::iter(inventory.pairs)

@@ -104,11 +104,19 @@ async fn list_keys_is_a_read_even_for_a_read_only_client() {
         vec!["a2V5MQ==".into(), "a2V5Mg==".into()],
     );
     let arm = client(&stack, WriteAccess::ReadOnly);
-    let keys = arm
+    let key = atg::azure::arm::storage::first_account_key(
+        &arm,
+        &format!("{GROUP}/providers/Microsoft.Storage/storageAccounts/acct1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(key.expose(), "a2V5MQ==");
+    // The same POST not declared a read by its caller is refused.
+    let error = arm
         .post(&format!("{GROUP}/providers/Microsoft.Storage/storageAccounts/acct1/listKeys?api-version=2023-05-01"), None)
         .await
-        .unwrap();
-    assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
+        .unwrap_err();
+    assert_eq!(error.kind, AzureErrorKind::Refused, "{error}");
 }
 
 #[tokio::test]

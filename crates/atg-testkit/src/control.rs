@@ -1,5 +1,5 @@
-//! The control API under `/_emulator/` on any host, without authentication: the request log and the
-//! runtime configuration. It lets out-of-process peers (Python, the demo script) drive the emulator
+//! The control API under `/_emulator/` on any host, without authentication: the request log, the
+//! runtime configuration, and seeding of ARM resources (`PUT /_emulator/arm/{resource id}`). It lets out-of-process peers (Python, the demo script) drive the emulator
 //! the way Rust tests drive it through [`crate::Emulator`]. Its own requests are not logged.
 
 use hyper::{Method, StatusCode};
@@ -24,6 +24,16 @@ pub(crate) fn handle(shared: &Shared, request: &ApiRequest) -> ApiResponse {
             ApiResponse::json(StatusCode::OK, &json!(shared.options()))
         }
         (&Method::PUT | &Method::PATCH, "/_emulator/config") => update_config(shared, request),
+        (&Method::PUT, path) if path.starts_with("/_emulator/arm/") => {
+            let id = &path["/_emulator/arm".len()..];
+            let body = request.json_body().unwrap_or(Value::Null);
+            match crate::arm::seed(&mut lock(&shared.arm), id, body) {
+                Ok(()) => ApiResponse::empty(StatusCode::NO_CONTENT),
+                Err(message) => {
+                    ApiResponse::error(StatusCode::BAD_REQUEST, "BadParameter", &message, None)
+                }
+            }
+        }
         (&Method::GET, "/_emulator/health") => {
             ApiResponse::json(StatusCode::OK, &json!({"status": "ok"}))
         }

@@ -105,6 +105,31 @@ impl ApiResponse {
     }
 }
 
+/// Up to `max` of `items` (sorted by key) whose key sorts after `after`, and the last key
+/// served when more follow: the continuation both Key Vault's and ARM's `$skiptoken` carry, so
+/// deletions between pages neither skip nor repeat items.
+pub(crate) fn take_page(
+    items: Vec<(String, Value)>,
+    after: Option<&str>,
+    max: usize,
+) -> (Vec<Value>, Option<String>) {
+    let mut remaining = items
+        .into_iter()
+        .filter(|(key, _)| after.is_none_or(|after| key.as_str() > after))
+        .peekable();
+    let mut values = Vec::new();
+    let mut last_key = None;
+    while values.len() < max {
+        let Some((key, value)) = remaining.next() else {
+            break;
+        };
+        values.push(value);
+        last_key = Some(key);
+    }
+    let continuation = remaining.peek().and(last_key);
+    (values, continuation)
+}
+
 /// Seconds since the Unix epoch, the unit Key Vault uses for every date.
 pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()

@@ -275,6 +275,21 @@ impl Emulator {
         lock(&self.shared.arm).seed_storage_keys(subscription, resource_group, account, keys);
     }
 
+    /// Stores an ARM resource as given, without the resource provider's validation, and lets
+    /// the provider add what it creates with it: how tests create what only deployed code
+    /// creates on Azure (a function app's functions, with their default key). The control API's
+    /// `PUT /_emulator/arm/{resource id}` does the same for out-of-process peers.
+    ///
+    /// # Errors
+    /// Fails when `resource_id` is not a resource id or `body` not a JSON object.
+    pub fn seed_arm_resource(
+        &self,
+        resource_id: &str,
+        body: serde_json::Value,
+    ) -> Result<(), String> {
+        crate::arm::seed(&mut lock(&self.shared.arm), resource_id, body)
+    }
+
     /// Stops accepting, closes open connections and waits for the server task.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

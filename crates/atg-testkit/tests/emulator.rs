@@ -992,7 +992,8 @@ async fn arm_resources_have_lros_paging_and_list_keys() {
     let (emulator, http) = start().await;
     let token = mint_token("t", "c", "https://management.azure.com");
     let rg = "https://management.azure.com/subscriptions/sub1/resourceGroups/rg1";
-    let resource = format!("{rg}/providers/Microsoft.Web/sites/app1?api-version=2023-01-01");
+    // A namespace without a provider module: the generic store's long-running writes.
+    let resource = format!("{rg}/providers/Microsoft.Example/things/app1?api-version=2023-01-01");
 
     let response = http.get(&resource).send().await.expect("get");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -1035,7 +1036,7 @@ async fn arm_resources_have_lros_paging_and_list_keys() {
         .to_owned();
     let body: Value = created.json().await.expect("json");
     assert_eq!(body["properties"]["provisioningState"], "Creating");
-    assert_eq!(body["type"], "Microsoft.Web/sites");
+    assert_eq!(body["type"], "Microsoft.Example/things");
     let poll = |url: String| {
         let http = http.clone();
         let token = token.clone();
@@ -1061,7 +1062,7 @@ async fn arm_resources_have_lros_paging_and_list_keys() {
     assert_eq!(got["properties"]["provisioningState"], "Succeeded");
 
     for name in ["app2", "app3"] {
-        let url = format!("{rg}/providers/Microsoft.Web/sites/{name}?api-version=2023-01-01");
+        let url = format!("{rg}/providers/Microsoft.Example/things/{name}?api-version=2023-01-01");
         http.put(url)
             .bearer_auth(&token)
             .json(&json!({"location": "westeurope"}))

@@ -20,7 +20,7 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::http::{new_guid, now_unix, ApiRequest, ApiResponse};
+use crate::http::{new_guid, now_unix, take_page, ApiRequest, ApiResponse};
 use crate::options::EmulatorOptions;
 use crate::server::{lock, Shared};
 use crate::token::{check_token, TokenProblem};
@@ -379,21 +379,9 @@ pub(crate) fn page(context: &Context<'_>, items: Vec<(String, Value)>) -> ApiRes
         .and_then(|token| URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .and_then(|token| token["NextMarker"].as_str().map(str::to_owned));
-    let mut remaining = items
-        .into_iter()
-        .filter(|(key, _)| marker.as_ref().is_none_or(|marker| key > marker))
-        .peekable();
-    let mut values = Vec::new();
-    let mut last_key = None;
-    while values.len() < max {
-        let Some((key, value)) = remaining.next() else {
-            break;
-        };
-        values.push(value);
-        last_key = Some(key);
-    }
-    let next_link = match (remaining.peek(), last_key) {
-        (Some(_), Some(last)) => {
+    let (values, continuation) = take_page(items, marker.as_deref(), max);
+    let next_link = match continuation {
+        Some(last) => {
             let token = URL_SAFE_NO_PAD.encode(json!({ "NextMarker": last }).to_string());
             let api_version = request.query_param("api-version").unwrap_or_default();
             // Key Vault writes the explicit :443 and echoes maxresults after the token.

@@ -8,7 +8,7 @@ pub use copy::*;
 
 use std::collections::BTreeMap;
 
-use azure_core::http::Method;
+use azure_core::http::{Context, Method};
 use serde::{Deserialize, Serialize};
 
 use super::sas::UserDelegationKey;
@@ -16,6 +16,7 @@ use super::xml::{self, SignedIdentifier};
 use super::{borrowed, metadata_headers};
 use super::{iso_seconds, parse_http_date, StorageClient};
 use crate::azure::error::{AzureError, AzureErrorKind};
+use crate::azure::policies::ReadsOnly;
 use crate::azure::Sensitive;
 
 /// One page of a listing and where the next starts.
@@ -369,8 +370,10 @@ impl StorageClient {
             iso_seconds(start),
             iso_seconds(expiry)
         );
+        // A POST that mints a signing key and changes nothing: a read, so the source may ask.
         let response = self
-            .send(
+            .send_in(
+                &Context::new().with_value(ReadsOnly),
                 Method::Post,
                 self.url(
                     &[],

@@ -1,9 +1,14 @@
-//! Azure Resource Manager calls on `azure_core`'s pipeline: JSON GET/PUT/POST, paging by
-//! `nextLink`, and long-running operations (`Azure-AsyncOperation` or `Location` polling).
+//! Azure Resource Manager calls on `azure_core`'s pipeline: JSON GET/PUT/PATCH/POST with extra
+//! headers per call (`If-Match`), paging by `nextLink`, and long-running operations
+//! ([`operation`]: `Azure-AsyncOperation`, `Location` or the resource's `provisioningState`,
+//! each call with its own deadline).
 //!
 //! There is no official Rust management SDK, so plugins that need ARM (storage keys, app
 //! settings, registries) go through this one client, which carries the same policies as every
-//! other client: host allow-list, write guard and retries.
+//! other client: host allow-list, write guard and retries. Each resource provider's api-version
+//! and models live in their own module ([`storage`], [`web`]); a POST that only reads (a list
+//! action) is declared so by the call that makes it ([`CallOptions::reads_only`]), never guessed
+//! from its path.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,20 +17,75 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::headers::HeaderName;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::policies::Policy;
-use azure_core::http::PipelineSendOptions;
+use azure_core::http::{ClientOptions, PipelineSendOptions};
 use azure_core::http::{Context, Method, Pipeline, RawResponse, Request, Url};
 use serde_json::Value;
 
 use super::error::{AzureError, AzureErrorKind};
-use super::policies::WriteAccess;
+use super::policies::{ReadsOnly, WriteAccess};
 use super::transport::AzureHttp;
+
+mod operation;
+pub mod storage;
+pub mod web;
+
+/// How long an operation is polled when its call sets no deadline of its own.
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Clone, Debug)]
 pub struct ArmClient {
     pipeline: Pipeline,
     endpoint: Url,
-    /// Longest an operation is polled before giving up.
+    /// Longest an operation is polled when the call gives no [`CallOptions::deadline`].
     pub operation_timeout: Duration,
+}
+
+/// What one call adds to the request and to its wait.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// Extra request headers (`If-Match`, `If-None-Match`), sent on the call itself, not on the
+    /// polls of its operation. Names lowercase.
+    pub headers: Vec<(&'static str, String)>,
+    /// A POST that changes nothing (a list action such as `listKeys` or `config/appsettings/list`):
+    /// read-only clients (the source, a dry run) let it through. Only the caller knows.
+    pub reads_only: bool,
+    /// Longest the operation this call starts is polled (SQL exports and registry imports run for
+    /// hours); `None` is the client's [`ArmClient::operation_timeout`].
+    pub deadline: Option<Duration>,
+}
+
+impl CallOptions {
+    /// A POST list action: a read.
+    pub fn read() -> Self {
+        CallOptions {
+            reads_only: true,
+            ..CallOptions::default()
+        }
+    }
+
+    /// Writes only over the resource version `etag` (`*`: only over an existing resource).
+    #[must_use]
+    pub fn if_match(mut self, etag: &str) -> Self {
+        self.headers.push(("if-match", etag.to_owned()));
+        self
+    }
+
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("CallOptions")
+            .field("headers", &names)
+            .field("reads_only", &self.reads_only)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 /// An ARM answer: status, the headers atg reads, and the JSON body (`Value::Null` when empty).
@@ -36,6 +96,8 @@ pub struct ArmResponse {
     pub azure_async_operation: Option<String>,
     pub location: Option<String>,
     pub retry_after: Option<Duration>,
+    /// The resource version, for a later `If-Match`.
+    pub etag: Option<String>,
 }
 
 impl std::fmt::Debug for ArmResponse {
@@ -52,24 +114,39 @@ impl ArmClient {
         credential: Arc<dyn TokenCredential>,
         access: WriteAccess,
     ) -> anyhow::Result<Self> {
-        let scope = http.cloud.resource_manager_scope();
+        let endpoint = Url::parse(http.cloud.resource_manager())?;
+        let options = http.client_options(&endpoint, access);
+        Ok(Self::with_options(
+            endpoint,
+            options,
+            credential,
+            &http.cloud.resource_manager_scope(),
+        ))
+    }
+
+    /// A client on `options` (atg's policies and transport; the unit tests swap the transport).
+    fn with_options(
+        endpoint: Url,
+        options: ClientOptions,
+        credential: Arc<dyn TokenCredential>,
+        scope: &str,
+    ) -> Self {
         let auth: Arc<dyn Policy> =
             Arc::new(BearerTokenAuthorizationPolicy::new(credential, [scope]));
-        let endpoint = Url::parse(http.cloud.resource_manager())?;
         // The endpoint policy pins every request (paging, operation polling) to the ARM host.
         let pipeline = Pipeline::new(
             Some("atg"),
             Some(env!("CARGO_PKG_VERSION")),
-            http.client_options(&endpoint, access),
+            options,
             Vec::new(),
             vec![auth],
             None,
         );
-        Ok(ArmClient {
+        ArmClient {
             pipeline,
             endpoint,
-            operation_timeout: Duration::from_secs(30 * 60),
-        })
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
     }
 
     fn url(&self, path_or_url: &str) -> Result<Url, AzureError> {
@@ -81,25 +158,35 @@ impl ArmClient {
         parsed.map_err(|e| AzureError::new(AzureErrorKind::Other, format!("bad ARM url: {e}")))
     }
 
-    /// Sends one request; any status is returned, errors are only for no answer at all.
+    /// Sends one request with the call's own headers and read declaration; any status is
+    /// returned, errors are only for no answer at all.
     pub async fn send(
         &self,
         method: Method,
         path_or_url: &str,
         body: Option<&Value>,
+        options: &CallOptions,
     ) -> Result<ArmResponse, AzureError> {
         let mut request = Request::new(self.url(path_or_url)?, method);
         request.insert_header("accept", "application/json");
+        for (name, value) in &options.headers {
+            request.insert_header(*name, value.clone());
+        }
         if let Some(body) = body {
             request.insert_header("content-type", "application/json");
             let bytes = serde_json::to_vec(body)
                 .map_err(|e| AzureError::new(AzureErrorKind::Other, e.to_string()))?;
             request.set_body(bytes);
         }
+        let context = if options.reads_only {
+            Context::new().with_value(ReadsOnly)
+        } else {
+            Context::new()
+        };
         let response = self
             .pipeline
             .send(
-                &Context::new(),
+                &context,
                 &mut request,
                 Some(PipelineSendOptions {
                     skip_checks: true,
@@ -117,7 +204,19 @@ impl ArmClient {
         path_or_url: &str,
         body: Option<&Value>,
     ) -> Result<ArmResponse, AzureError> {
-        let response = self.send(method, path_or_url, body).await?;
+        self.call_with(method, path_or_url, body, &CallOptions::default())
+            .await
+    }
+
+    /// [`Self::call`] with the call's own headers and read declaration.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+        options: &CallOptions,
+    ) -> Result<ArmResponse, AzureError> {
+        let response = self.send(method, path_or_url, body, options).await?;
         if (200..300).contains(&response.status) {
             Ok(response)
         } else {
@@ -131,7 +230,9 @@ impl ArmClient {
 
     /// GET that answers `None` for 404.
     pub async fn get_optional(&self, path: &str) -> Result<Option<Value>, AzureError> {
-        let response = self.send(Method::Get, path, None).await?;
+        let response = self
+            .send(Method::Get, path, None, &CallOptions::default())
+            .await?;
         match response.status {
             404 => Ok(None),
             200..=299 => Ok(Some(response.body)),
@@ -139,8 +240,18 @@ impl ArmClient {
         }
     }
 
+    /// A POST that writes (a read-only client refuses it); list actions use [`Self::post_read`].
     pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, AzureError> {
         Ok(self.call(Method::Post, path, body).await?.body)
+    }
+
+    /// A POST list action (`listKeys`, `config/appsettings/list`): declared a read by its caller,
+    /// so the source and a dry run may make it.
+    pub async fn post_read(&self, path: &str) -> Result<Value, AzureError> {
+        Ok(self
+            .call_with(Method::Post, path, None, &CallOptions::read())
+            .await?
+            .body)
     }
 
     /// Every item of a list, following `nextLink` until it is absent or null, one page at a time.
@@ -167,115 +278,16 @@ impl ArmClient {
     }
 
     /// PUT (or PATCH/POST/DELETE) and wait for a long-running operation to finish. Returns
-    /// the final resource when ARM gives one.
+    /// the final resource, or a POST's result, when ARM gives one.
     pub async fn call_and_wait(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, AzureError> {
-        let first = self.call(method, path, body).await?;
-        if !matches!(first.status, 201 | 202) && !is_running(&first.body) {
-            return Ok(first.body);
-        }
-        let deadline = tokio::time::Instant::now() + self.operation_timeout;
-        let mut wait = next_wait(first.retry_after, Duration::from_millis(500));
-        // An operation URL off the ARM host is refused by the pipeline's endpoint policy.
-        if let Some(status_url) = first.azure_async_operation.clone() {
-            loop {
-                tokio::time::sleep(wait).await;
-                let poll = self.call(Method::Get, &status_url, None).await?;
-                let status = poll
-                    .body
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                match status.to_ascii_lowercase().as_str() {
-                    "succeeded" => break,
-                    "failed" | "canceled" | "cancelled" => {
-                        return Err(operation_error(&poll.body, status));
-                    }
-                    _ => {}
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(AzureError::new(
-                        AzureErrorKind::Other,
-                        "long-running operation timed out",
-                    ));
-                }
-                wait = next_wait(poll.retry_after, wait);
-            }
-            if method == Method::Delete || method == Method::Post {
-                return Ok(Value::Null);
-            }
-            return self.get(path).await;
-        }
-        if let Some(location) = first.location.clone() {
-            loop {
-                tokio::time::sleep(wait).await;
-                let poll = self.call(Method::Get, &location, None).await?;
-                if poll.status != 202 {
-                    return Ok(poll.body);
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(AzureError::new(
-                        AzureErrorKind::Other,
-                        "long-running operation timed out",
-                    ));
-                }
-                wait = next_wait(poll.retry_after, wait);
-            }
-        }
-        // 201 with a non-terminal provisioningState and no header: poll the resource itself.
-        loop {
-            tokio::time::sleep(wait).await;
-            let resource = self.get(path).await?;
-            if !is_running(&resource) {
-                return match provisioning_state(&resource) {
-                    Some(state) if state.eq_ignore_ascii_case("failed") => {
-                        Err(operation_error(&resource, state))
-                    }
-                    _ => Ok(resource),
-                };
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(AzureError::new(
-                    AzureErrorKind::Other,
-                    "long-running operation timed out",
-                ));
-            }
-            wait = next_wait(None, wait);
-        }
+        self.call_and_wait_with(method, path, body, &CallOptions::default())
+            .await
     }
-}
-
-/// The next polling interval: the server's Retry-After when given, else double the last one,
-/// always between 1 s and 30 s.
-fn next_wait(retry_after: Option<Duration>, last: Duration) -> Duration {
-    retry_after
-        .unwrap_or_else(|| last.saturating_mul(2))
-        .clamp(Duration::from_secs(1), Duration::from_secs(30))
-}
-
-fn provisioning_state(body: &Value) -> Option<&str> {
-    body.pointer("/properties/provisioningState")
-        .and_then(Value::as_str)
-}
-
-fn is_running(body: &Value) -> bool {
-    provisioning_state(body).is_some_and(|state| {
-        !["succeeded", "failed", "canceled"].contains(&state.to_ascii_lowercase().as_str())
-    })
-}
-
-fn operation_error(body: &Value, status: &str) -> AzureError {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut error = AzureError::from_response(200, None, &bytes);
-    error.status = None;
-    if error.code.is_none() {
-        error.message = format!("long-running operation ended {status}");
-    }
-    error
 }
 
 fn header(response: &RawResponse, name: &'static str) -> Option<String> {
@@ -299,6 +311,7 @@ fn to_arm_response(response: &RawResponse) -> ArmResponse {
         azure_async_operation: header(response, "azure-asyncoperation"),
         location: header(response, "location"),
         retry_after: super::policies::retry_after(response.headers()),
+        etag: header(response, "etag"),
     };
     if !(200..300).contains(&status) {
         // Keep only what error_from needs; never hold a body we did not parse as an error.
@@ -322,34 +335,6 @@ fn error_from(response: &ArmResponse) -> AzureError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn polling_waits_stay_between_one_and_thirty_seconds() {
-        assert_eq!(
-            next_wait(Some(Duration::ZERO), Duration::from_secs(4)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            next_wait(None, Duration::from_secs(4)),
-            Duration::from_secs(8)
-        );
-        assert_eq!(
-            next_wait(None, Duration::from_secs(3600)),
-            Duration::from_secs(30)
-        );
-        assert_eq!(next_wait(None, Duration::MAX), Duration::from_secs(30));
-    }
-
-    #[test]
-    fn provisioning_states_decide_whether_to_poll() {
-        assert!(is_running(
-            &serde_json::json!({"properties":{"provisioningState":"Creating"}})
-        ));
-        assert!(!is_running(
-            &serde_json::json!({"properties":{"provisioningState":"Succeeded"}})
-        ));
-        assert!(!is_running(&serde_json::json!({"properties":{}})));
-    }
-}
+pub(crate) mod fake;
+#[cfg(test)]
+mod tests;

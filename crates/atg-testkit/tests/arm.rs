@@ -1,0 +1,687 @@
+//! The emulated ARM over HTTPS: the generic resource store (etags, PATCH, children, collections,
+//! both long-running styles) and the provider modules' quirks.
+
+use atg_testkit::kv_rest::test_http_client;
+use atg_testkit::{mint_token, Emulator, EmulatorOptions};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const GROUP: &str = "https://management.azure.com/subscriptions/sub1/resourceGroups/rg1";
+const API: &str = "api-version=2024-01-01";
+
+struct Arm {
+    emulator: Emulator,
+    http: reqwest::Client,
+    token: String,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Arm {
+    async fn start() -> Arm {
+        let emulator = Emulator::start(EmulatorOptions::default())
+            .await
+            .expect("start emulator");
+        let http = test_http_client(
+            emulator.ca_pem(),
+            emulator.addr(),
+            &["management.azure.com"],
+        )
+        .expect("client");
+        let token = mint_token("t", "c", "https://management.azure.com");
+        Arm {
+            emulator,
+            http,
+            token,
+        }
+    }
+
+    /// `path` is relative to the resource group unless it starts with `https://`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let url = if path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            format!("{GROUP}{path}{separator}{API}")
+        };
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+}
+
+const THING: &str = "/providers/Microsoft.Example/things/t1";
+
+#[tokio::test]
+async fn resources_carry_etags_that_conditional_writes_check() {
+    let arm = Arm::start().await;
+    let created = arm
+        .send(
+            Method::PUT,
+            THING,
+            Some(json!({"location": "westeurope", "properties": {"a": 1}})),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let etag = created.header("etag").to_owned();
+    assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
+
+    let again = arm
+        .send(
+            Method::PUT,
+            THING,
+            Some(json!({"location": "westeurope"})),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(again.body["error"]["code"], "PreconditionFailed");
+
+    let stale = arm
+        .send(
+            Method::PATCH,
+            THING,
+            Some(json!({"tags": {"x": "1"}})),
+            &[("if-match", "\"0000\"")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let patched = arm
+        .send(
+            Method::PATCH,
+            THING,
+            Some(json!({"tags": {"x": "1"}, "properties": {"b": 2}})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["properties"]["a"], 1, "a PATCH merges");
+    assert_eq!(patched.body["properties"]["b"], 2);
+    assert_eq!(patched.body["tags"]["x"], "1");
+    assert_ne!(patched.header("etag"), etag, "a write changes the etag");
+
+    let got = arm.send(Method::GET, THING, None, &[]).await;
+    assert_eq!(got.header("etag"), patched.header("etag"));
+    let deleted = arm
+        .send(Method::DELETE, THING, None, &[("if-match", &etag)])
+        .await;
+    assert_eq!(
+        deleted.status,
+        StatusCode::PRECONDITION_FAILED,
+        "the old etag no longer holds"
+    );
+    let missing = arm
+        .send(
+            Method::PATCH,
+            "/providers/Microsoft.Example/things/absent",
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.body["error"]["message"],
+        "The Resource 'Microsoft.Example/things/absent' under resource group 'rg1' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+    );
+    arm.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn children_need_their_parent_and_list_as_collections() {
+    let arm = Arm::start().await;
+    let child = format!("{THING}/parts/p1");
+    let orphan = arm
+        .send(Method::PUT, &child, Some(json!({"properties": {}})), &[])
+        .await;
+    assert_eq!(orphan.status, StatusCode::NOT_FOUND);
+    assert_eq!(orphan.body["error"]["code"], "ParentResourceNotFound");
+    assert_eq!(
+        orphan.body["error"]["message"],
+        "Can not perform requested operation on nested resource. Parent resource 't1' not found."
+    );
+    let listed = arm
+        .send(Method::GET, &format!("{THING}/parts"), None, &[])
+        .await;
+    assert_eq!(listed.body["error"]["code"], "ParentResourceNotFound");
+
+    arm.send(
+        Method::PUT,
+        THING,
+        Some(json!({"location": "westeurope", "kind": "big"})),
+        &[],
+    )
+    .await;
+    for index in 0..3 {
+        let created = arm
+            .send(
+                Method::PUT,
+                &format!("{THING}/parts/p{index}"),
+                Some(json!({"properties": {"n": index}})),
+                &[],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        assert_eq!(created.body["type"], "Microsoft.Example/things/parts");
+    }
+    // Case-insensitive ids: the same child addressed in another case.
+    let got = arm
+        .send(
+            Method::GET,
+            "/providers/microsoft.example/THINGS/T1/Parts/P2",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(got.body["properties"]["n"], 2);
+
+    let first = arm
+        .send(Method::GET, &format!("{THING}/parts?$top=2"), None, &[])
+        .await;
+    assert_eq!(first.body["value"].as_array().map(Vec::len), Some(2));
+    let next = first.body["nextLink"]
+        .as_str()
+        .expect("nextLink")
+        .to_owned();
+    let second = arm.send(Method::GET, &next, None, &[]).await;
+    assert_eq!(second.body["value"][0]["name"], "p2");
+    assert!(second.body.get("nextLink").is_none());
+
+    // The resource group listing holds top-level resources only, with their kind.
+    let group = arm
+        .send(
+            Method::GET,
+            &format!("{GROUP}/resources?api-version=2021-04-01"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        group.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        group.body
+    );
+    assert_eq!(group.body["value"][0]["kind"], "big");
+    let typed = arm
+        .send(
+            Method::GET,
+            "/providers/Microsoft.Example/things",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(typed.body["value"][0]["name"], "t1");
+
+    // Deleting the parent deletes its children.
+    let deleted = arm.send(Method::DELETE, THING, None, &[]).await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED);
+    arm.send(
+        Method::PUT,
+        THING,
+        Some(json!({"location": "westeurope"})),
+        &[],
+    )
+    .await;
+    let gone = arm
+        .send(Method::GET, &format!("{THING}/parts/p0"), None, &[])
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    arm.emulator.shutdown().await;
+}
+
+const SITE: &str = "/providers/Microsoft.Web/sites/app1";
+const WEB_API: &str = "api-version=2023-01-01";
+const FARM: &str =
+    "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Web/serverfarms/plan1";
+
+impl Arm {
+    /// A Microsoft.Web request (its api-versions are checked).
+    async fn web(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.send(method, &format!("{GROUP}{path}?{WEB_API}"), body, &[])
+            .await
+    }
+
+    async fn create_site(&self, kind: &str) {
+        let created = self
+            .web(
+                Method::PUT,
+                SITE,
+                Some(json!({
+                    "kind": kind,
+                    "location": "West Europe",
+                    "properties": {
+                        "serverFarmId": FARM,
+                        "siteConfig": {
+                            "alwaysOn": true,
+                            "appSettings": [{"name": "WEBSITE_NODE_DEFAULT_VERSION", "value": "~14"}],
+                        },
+                    },
+                })),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    }
+}
+
+#[tokio::test]
+async fn sites_and_slots_answer_in_the_recorded_shapes() {
+    let arm = Arm::start().await;
+    let unversioned = arm
+        .send(
+            Method::GET,
+            &format!("{GROUP}{SITE}?api-version=2099-01-01"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(unversioned.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unversioned.body["error"]["code"],
+        "NoRegisteredProviderFound"
+    );
+    let no_location = arm
+        .web(Method::PUT, SITE, Some(json!({"properties": {}})))
+        .await;
+    assert_eq!(no_location.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_location.body["error"]["code"], "LocationRequired");
+
+    arm.create_site("app,linux").await;
+    let site = arm.web(Method::GET, SITE, None).await;
+    assert_eq!(site.body["kind"], "app,linux");
+    assert_eq!(site.body["name"], "app1");
+    assert_eq!(site.body["properties"]["serverFarmId"], FARM);
+    assert_eq!(
+        site.body["properties"]["defaultHostName"],
+        "app1.azurewebsites.net"
+    );
+    assert!(site.body["properties"].get("sshEnabled").is_some());
+    assert!(!site.header("etag").is_empty());
+    let older = arm
+        .send(
+            Method::GET,
+            &format!("{GROUP}{SITE}?api-version=2022-03-01"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(
+        older.body["properties"].get("sshEnabled").is_none(),
+        "2023-01-01 members are absent at 2022-03-01"
+    );
+
+    // A slot needs its site, a location and a plan; it is named `site/slot`.
+    let orphan = arm
+        .web(
+            Method::PUT,
+            "/providers/Microsoft.Web/sites/absent/slots/dev",
+            Some(json!({"location": "West Europe", "properties": {"serverFarmId": FARM}})),
+        )
+        .await;
+    assert_eq!(orphan.body["error"]["code"], "ParentResourceNotFound");
+    let no_plan = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/slots/dev"),
+            Some(json!({"location": "West Europe", "properties": {}})),
+        )
+        .await;
+    assert_eq!(no_plan.status, StatusCode::BAD_REQUEST);
+    let slot = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/slots/dev"),
+            Some(json!({"location": "West Europe", "properties": {"serverFarmId": FARM}})),
+        )
+        .await;
+    assert_eq!(slot.status, StatusCode::OK, "{}", slot.body);
+    assert_eq!(slot.body["name"], "app1/dev");
+    assert_eq!(slot.body["type"], "Microsoft.Web/sites/slots");
+    assert_eq!(
+        slot.body["kind"], "app,linux",
+        "a slot takes its site's kind"
+    );
+    assert_eq!(slot.body["properties"]["name"], "app1(dev)");
+    let slots = arm.web(Method::GET, &format!("{SITE}/slots"), None).await;
+    assert_eq!(slots.body["value"].as_array().map(Vec::len), Some(1));
+
+    // config/web: GET names the site; PATCH merges and its answer names the slot, as recorded.
+    let web = arm
+        .web(Method::GET, &format!("{SITE}/slots/dev/config/web"), None)
+        .await;
+    assert_eq!(web.body["name"], "app1");
+    assert_eq!(web.body["type"], "Microsoft.Web/sites/config");
+    let patched = arm
+        .web(
+            Method::PATCH,
+            &format!("{SITE}/slots/dev/config/web"),
+            Some(json!({"properties": {"alwaysOn": false, "defaultDocuments": ["a.html"]}})),
+        )
+        .await;
+    assert_eq!(patched.body["name"], "app1/dev");
+    assert_eq!(patched.body["type"], "Microsoft.Web/sites/slots");
+    assert_eq!(
+        patched.body["properties"]["defaultDocuments"],
+        json!(["a.html"])
+    );
+    assert_eq!(
+        patched.body["properties"]["numberOfWorkers"], 1,
+        "a PATCH keeps the rest"
+    );
+    let site_web = arm
+        .web(Method::GET, &format!("{SITE}/config/web"), None)
+        .await;
+    assert_eq!(
+        site_web.body["properties"]["alwaysOn"], true,
+        "from the site's siteConfig"
+    );
+
+    let deleted = arm
+        .web(Method::DELETE, &format!("{SITE}/slots/dev"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert!(deleted.body.is_null());
+    arm.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn settings_and_connection_strings_are_listed_and_replaced_whole() {
+    let arm = Arm::start().await;
+    arm.create_site("app").await;
+    arm.web(
+        Method::PUT,
+        &format!("{SITE}/slots/staging"),
+        Some(json!({"location": "West Europe", "properties": {"serverFarmId": FARM}})),
+    )
+    .await;
+    for scope in [SITE.to_owned(), format!("{SITE}/slots/staging")] {
+        let refused = arm
+            .web(Method::GET, &format!("{scope}/config/appsettings"), None)
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "values are read by list only"
+        );
+        let put = arm
+            .web(
+                Method::PUT,
+                &format!("{scope}/config/appsettings"),
+                Some(json!({"properties": {"s1": "v1", "s2": "v2"}})),
+            )
+            .await;
+        assert_eq!(put.status, StatusCode::OK);
+        assert_eq!(put.body["name"], "appsettings");
+        assert_eq!(put.body["type"], "Microsoft.Web/sites/config");
+        assert_eq!(put.body["location"], "West Europe");
+        // Full replace: a setting left out of the PUT is gone.
+        arm.web(
+            Method::PUT,
+            &format!("{scope}/config/appsettings"),
+            Some(json!({"properties": {"s2": "v2b"}})),
+        )
+        .await;
+        let listed = arm
+            .web(
+                Method::POST,
+                &format!("{scope}/config/appsettings/list"),
+                None,
+            )
+            .await;
+        assert_eq!(listed.status, StatusCode::OK);
+        assert_eq!(listed.body["properties"], json!({"s2": "v2b"}));
+
+        let bad_type = arm
+            .web(
+                Method::PUT,
+                &format!("{scope}/config/connectionstrings"),
+                Some(json!({"properties": {"c1": {"value": "x", "type": "Oracle"}}})),
+            )
+            .await;
+        assert_eq!(bad_type.status, StatusCode::BAD_REQUEST);
+        arm.web(
+            Method::PUT,
+            &format!("{scope}/config/connectionstrings"),
+            Some(json!({"properties": {"c1": {"value": "conn1", "type": "SQLAzure"}}})),
+        )
+        .await;
+        let strings = arm
+            .web(
+                Method::POST,
+                &format!("{scope}/config/connectionstrings/list"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            strings.body["properties"]["c1"],
+            json!({"value": "conn1", "type": "SQLAzure"})
+        );
+    }
+    let production = arm
+        .web(
+            Method::POST,
+            &format!("{SITE}/config/appsettings/list"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        production.body["id"]
+            .as_str()
+            .map(|id| id.contains("/slots/")),
+        Some(false)
+    );
+
+    // Sticky names: site level only, null until written, then all three lists replaced.
+    let names = arm
+        .web(Method::GET, &format!("{SITE}/config/slotConfigNames"), None)
+        .await;
+    assert_eq!(
+        names.body,
+        json!({"id": null, "name": "app1", "type": "Microsoft.Web/sites", "location": "West Europe",
+               "properties": {"connectionStringNames": null, "appSettingNames": null, "azureStorageConfigNames": null}})
+    );
+    let put = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/config/slotConfigNames"),
+            Some(json!({"properties": {"appSettingNames": ["s2"]}})),
+        )
+        .await;
+    assert_eq!(
+        put.body["properties"],
+        json!({"connectionStringNames": [], "appSettingNames": ["s2"], "azureStorageConfigNames": []})
+    );
+    let under_slot = arm
+        .web(
+            Method::GET,
+            &format!("{SITE}/slots/staging/config/slotConfigNames"),
+            None,
+        )
+        .await;
+    assert_eq!(under_slot.status, StatusCode::NOT_FOUND);
+    let missing_site = arm
+        .web(
+            Method::POST,
+            "/providers/Microsoft.Web/sites/absent/config/appsettings/list",
+            None,
+        )
+        .await;
+    assert_eq!(missing_site.status, StatusCode::NOT_FOUND);
+    arm.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn function_apps_have_host_keys_and_keys_of_seeded_functions() {
+    let arm = Arm::start().await;
+    arm.create_site("functionapp,linux").await;
+    let keys = arm
+        .web(Method::POST, &format!("{SITE}/host/default/listkeys"), None)
+        .await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert!(keys.body["masterKey"]
+        .as_str()
+        .is_some_and(|key| key.len() > 40));
+    assert!(keys.body["functionKeys"]["default"].is_string());
+    assert_eq!(keys.body["systemKeys"], json!({}));
+
+    let put = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/host/default/functionKeys/keyname1"),
+            Some(json!({"properties": {"name": "keyname1", "value": "keyvalue1"}})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    assert_eq!(put.body["type"], "Microsoft.Web/sites/host/functionKeys");
+    assert_eq!(
+        put.body["properties"],
+        json!({"name": "keyname1", "value": "keyvalue1"})
+    );
+    let again = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/host/default/functionKeys/keyname1"),
+            Some(json!({"properties": {"name": "keyname1", "value": "keyvalue2"}})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    arm.web(
+        Method::PUT,
+        &format!("{SITE}/host/default/systemKeys/durabletask_extension"),
+        Some(json!({"properties": {"value": "sys1"}})),
+    )
+    .await;
+    let keys = arm
+        .web(Method::POST, &format!("{SITE}/host/default/listkeys"), None)
+        .await;
+    assert_eq!(keys.body["functionKeys"]["keyname1"], "keyvalue2");
+    assert_eq!(keys.body["systemKeys"]["durabletask_extension"], "sys1");
+    let deleted = arm
+        .web(
+            Method::DELETE,
+            &format!("{SITE}/host/default/functionKeys/keyname1"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+
+    // Functions exist only when seeded: code is never deployed here.
+    let functions = arm
+        .web(Method::GET, &format!("{SITE}/functions"), None)
+        .await;
+    assert_eq!(functions.body["value"], json!([]));
+    let missing = arm
+        .web(
+            Method::POST,
+            &format!("{SITE}/functions/HttpTrigger1/listkeys"),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let refused = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/functions/HttpTrigger1"),
+            Some(json!({"properties": {}})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let missing_key = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/functions/HttpTrigger1/keys/k1"),
+            Some(json!({"properties": {"value": "v"}})),
+        )
+        .await;
+    assert_eq!(missing_key.status, StatusCode::NOT_FOUND);
+
+    // Seeding through the control API, as an out-of-process peer would.
+    let seeded = arm
+        .http
+        .put(format!(
+            "https://management.azure.com/_emulator/arm/subscriptions/sub1/resourceGroups/rg1{SITE}/functions/HttpTrigger1"
+        ))
+        .json(&json!({"properties": {"language": "node"}}))
+        .send()
+        .await
+        .expect("seed");
+    assert_eq!(seeded.status(), StatusCode::NO_CONTENT);
+    let functions = arm
+        .web(Method::GET, &format!("{SITE}/functions"), None)
+        .await;
+    assert_eq!(functions.body["value"][0]["name"], "app1/HttpTrigger1");
+    assert_eq!(
+        functions.body["value"][0]["type"],
+        "Microsoft.Web/sites/functions"
+    );
+    let put = arm
+        .web(
+            Method::PUT,
+            &format!("{SITE}/functions/HttpTrigger1/keys/k1"),
+            Some(json!({"properties": {"name": "k1", "value": "fk1"}})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let keys = arm
+        .web(
+            Method::POST,
+            &format!("{SITE}/functions/HttpTrigger1/listkeys"),
+            None,
+        )
+        .await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert_eq!(keys.body["properties"]["k1"], "fk1");
+    assert!(keys.body["properties"]["default"].is_string());
+
+    // A web app has no host keys.
+    let arm_web = arm
+        .web(
+            Method::PUT,
+            "/providers/Microsoft.Web/sites/web1",
+            Some(json!({"kind": "app", "location": "West Europe"})),
+        )
+        .await;
+    assert_eq!(arm_web.status, StatusCode::OK);
+    let none = arm
+        .web(
+            Method::POST,
+            "/providers/Microsoft.Web/sites/web1/host/default/listkeys",
+            None,
+        )
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    arm.emulator.shutdown().await;
+}

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::ExitStatus;
 use crate::cli::{OutputFormat, PluginsArgs};
-use crate::dataplane::{registry, Mode, Side};
+use crate::dataplane::{registry, Capability, Mode, Side};
 use crate::ui::Printer;
 
 #[derive(Serialize)]
@@ -15,6 +15,15 @@ struct PluginView {
     item_kinds: Vec<KindView>,
     permissions: Vec<PermissionView>,
     notes: &'static [&'static str],
+    limits: Vec<LimitView>,
+}
+
+#[derive(Serialize)]
+struct LimitView {
+    capability: Capability,
+    /// Empty: every kind of the plugin.
+    kinds: &'static [&'static str],
+    reason: &'static str,
 }
 
 #[derive(Serialize)]
@@ -67,6 +76,15 @@ pub fn run(args: &PluginsArgs, printer: Printer) -> ExitStatus {
                             })
                             .collect(),
                         notes: info.notes,
+                        limits: info
+                            .limits
+                            .iter()
+                            .map(|l| LimitView {
+                                capability: l.capability,
+                                kinds: l.kinds,
+                                reason: l.reason,
+                            })
+                            .collect(),
                     }
                 })
                 .collect();

@@ -53,9 +53,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    apply_each, ApplyPlan, DataPlanePlugin, Difference, Discovery, ItemKindInfo, ItemStatus, Job,
-    Mode, OnConflict, OnDeleted, PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext,
-    PluginError, PluginInfo, Side, EXTRA,
+    apply_each, ApplyPlan, Capability, DataPlanePlugin, Difference, Discovery, ItemKindInfo,
+    ItemStatus, Job, Limit, Mode, OnConflict, OnDeleted, PermissionInfo, Plan, PlannedAction,
+    PlannedItem, PluginContext, PluginError, PluginInfo, Side, EXTRA,
 };
 use crate::azure::{AzureError, AzureHttp, Cloud, WriteAccess};
 use crate::inventory::Resource;
@@ -148,6 +148,18 @@ static INFO: PluginInfo = PluginInfo {
         "only the current version of each secret is copied; older versions are counted in the report",
         "key material is never exported: target keys are new keys with the same shape",
         "no certificate is ordered from a CA",
+    ],
+    limits: &[
+        Limit {
+            capability: Capability::CopyValue,
+            kinds: &[KEY],
+            reason: "key material never leaves a vault: the target key is new material with the source key's shape",
+        },
+        Limit {
+            capability: Capability::IfSourceNewer,
+            kinds: &[],
+            reason: "a vault item's modification time is when it was written to that vault, not comparable across vaults: --on-conflict if-source-newer acts as skip",
+        },
     ],
 };
 

@@ -103,6 +103,47 @@ pub struct PermissionInfo {
     pub roles: &'static [&'static str],
 }
 
+/// Something a plugin's items can have done to them in general, which a plugin may declare it
+/// cannot do (see [`Limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Template mode writes the item (with a placeholder where a value goes).
+    Template,
+    /// Replication copies the item's value as it is (not new material of the same shape).
+    CopyValue,
+    /// `--on-conflict if-source-newer` compares the source's and the target's modification
+    /// times; without it the policy acts as `skip`.
+    IfSourceNewer,
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Template => "template",
+            Capability::CopyValue => "copy-value",
+            Capability::IfSourceNewer => "if-source-newer",
+        })
+    }
+}
+
+/// A capability a plugin lacks for some of its item kinds, and why: declared up front (as
+/// rclone's backends declare the features they lack) so `atg plugins` shows it and the
+/// conformance suite checks the lack is reported instead of skipping a check silently.
+#[derive(Debug)]
+pub struct Limit {
+    pub capability: Capability,
+    /// The item kinds it applies to; empty means every kind of the plugin.
+    pub kinds: &'static [&'static str],
+    pub reason: &'static str,
+}
+
+impl Limit {
+    pub fn applies_to(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+}
+
 #[derive(Debug)]
 pub struct PluginInfo {
     /// Short name, e.g. `key-vault`.
@@ -114,11 +155,21 @@ pub struct PluginInfo {
     pub permissions: &'static [PermissionInfo],
     /// Fast paths and limits worth knowing (server-side copy, what is never copied).
     pub notes: &'static [&'static str],
+    /// What the plugin cannot do, by capability and item kind.
+    pub limits: &'static [Limit],
 }
 
 impl PluginInfo {
     pub fn supports(&self, mode: Mode) -> bool {
         self.modes.contains(&mode)
+    }
+
+    /// Whether items of `kind` can have `capability` (no declared [`Limit`] says otherwise).
+    pub fn can(&self, capability: Capability, kind: &str) -> bool {
+        !self
+            .limits
+            .iter()
+            .any(|limit| limit.capability == capability && limit.applies_to(kind))
     }
 
     pub fn handles(&self, resource_type: &str) -> bool {

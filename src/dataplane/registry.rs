@@ -20,6 +20,7 @@ pub fn find(resource_type: &str) -> Option<&'static dyn DataPlanePlugin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::Capability;
     use std::collections::HashSet;
 
     #[test]
@@ -57,6 +58,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_declared_limit_names_kinds_of_its_plugin_and_a_reason() {
+        for plugin in PLUGINS {
+            let info = plugin.info();
+            for limit in info.limits {
+                assert!(
+                    !limit.reason.is_empty(),
+                    "{}: a limit without a reason",
+                    info.name
+                );
+                for kind in limit.kinds {
+                    assert!(
+                        info.item_kinds.iter().any(|k| k.name == *kind),
+                        "{}: {} limit names an unknown kind {kind}",
+                        info.name,
+                        limit.capability
+                    );
+                }
+            }
+        }
+        let key_vault = find("Microsoft.KeyVault/vaults").unwrap().info();
+        assert!(!key_vault.can(Capability::CopyValue, "key"));
+        assert!(key_vault.can(Capability::CopyValue, "secret"));
+        assert!(!key_vault.can(Capability::IfSourceNewer, "secret"));
     }
 
     #[test]

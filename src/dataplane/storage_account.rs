@@ -37,9 +37,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    apply_each, ApplyPlan, Counted, DataPlanePlugin, Discovery, Interrupted, ItemKindInfo,
-    ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict, PermissionInfo, Plan, PlannedAction,
-    PlannedItem, PluginContext, PluginError, PluginInfo, Side, SideContext,
+    apply_each, ApplyPlan, Capability, Counted, DataPlanePlugin, Discovery, Interrupted,
+    ItemKindInfo, ItemOutcome, ItemStatus, Job, JobId, Limit, Mode, OnConflict, PermissionInfo,
+    Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side, SideContext,
 };
 use crate::azure::arm::{self, ArmClient};
 use crate::azure::error::AzureErrorKind;
@@ -176,6 +176,18 @@ static INFO: PluginInfo = PluginInfo {
         "archived blobs are skipped: rehydrate them (set tier Hot or Cool) and run again",
         "queue messages are copied only with options.queue_messages = \"peek\": at most the 32 that Peek Messages shows, never dequeued from the source",
         "Azure Files shares are not copied",
+    ],
+    limits: &[
+        Limit {
+            capability: Capability::Template,
+            kinds: &[BLOB, ENTITY],
+            reason: "template mode creates the structure only: blobs and table entities are data, copied in replication",
+        },
+        Limit {
+            capability: Capability::IfSourceNewer,
+            kinds: &[CONTAINER, QUEUE, TABLE],
+            reason: "container, queue and table settings carry no modification time of their own: --on-conflict if-source-newer acts as skip for them (blobs and entities are compared by time)",
+        },
     ],
 };
 
@@ -1168,29 +1180,17 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
             }
             let needed = source.as_ref().is_some_and(|p| !p.is_empty()) && target.is_none();
             note_unwritable_policies(ctx, &clients, needed, &mut policy_notes).await;
-            let mut entities = 0u64;
-            let mut continuation: Option<(String, String)> = None;
-            loop {
-                let Some(page) = clients
-                    .source_table
-                    .query_entities(&name, continuation.as_ref())
-                    .await
-                    .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
-                else {
-                    break;
-                };
-                entities += page.entities.len() as u64;
-                continuation = page.next;
-                if continuation.is_none() {
-                    break;
-                }
+            // Entities are data: template mode neither copies nor reads them (its declared
+            // source permissions have no entities/read).
+            let mut notes = Vec::new();
+            if job.mode == Mode::Template {
+                notes.push("entities are not read or copied in template mode".into());
+            } else {
+                let entities = count_entities(&clients.source_table, &name).await?;
+                total_entities += entities;
+                notes.push(format!("{entities} entit(ies)"));
             }
-            total_entities += entities;
-            let mut notes = vec![format!("{entities} entit(ies)")];
             notes.extend(policy_notes);
-            if job.mode == Mode::Template && entities > 0 {
-                notes.push("entities are not copied in template mode".into());
-            }
             discovery.items.push(PlannedItem {
                 kind: TABLE,
                 name,
@@ -1214,8 +1214,10 @@ async fn discover(ctx: &PluginContext, job: &Job) -> Result<Discovery, PluginErr
         }
     }
     facts.insert("tables".into(), tables.into());
-    facts.insert("entities".into(), total_entities.into());
-    discovery.nested.insert(ENTITY, total_entities);
+    if job.mode == Mode::Replication {
+        facts.insert("entities".into(), total_entities.into());
+        discovery.nested.insert(ENTITY, total_entities);
+    }
     Ok(discovery)
 }
 
@@ -1277,6 +1279,26 @@ fn settings_conflict(policy: OnConflict, what: &str) -> Option<ItemStatus> {
         OnConflict::Fail => Some(ItemStatus::Failed {
             error: format!("{what} exists in the target with other settings (--on-conflict fail)"),
         }),
+    }
+}
+
+/// How many entities the source table `name` holds (read page by page: the whole table).
+async fn count_entities(source: &StorageClient, name: &str) -> Result<u64, PluginError> {
+    let mut entities = 0u64;
+    let mut continuation: Option<(String, String)> = None;
+    loop {
+        let Some(page) = source
+            .query_entities(name, continuation.as_ref())
+            .await
+            .map_err(|e| list_error(&format!("entities of `{name}`"), e))?
+        else {
+            return Ok(entities);
+        };
+        entities += page.entities.len() as u64;
+        continuation = page.next;
+        if continuation.is_none() {
+            return Ok(entities);
+        }
     }
 }
 

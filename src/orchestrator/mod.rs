@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::azure::{AzureHttp, Cloud, WriteAccess};
 use crate::dataplane::{
     registry, Counted, DataPlanePlugin, ItemOutcome, ItemStatus, Job, JobId, Mode, OnConflict,
-    OnDeleted, Plan, PluginContext, PluginError, Reporter, SideContext,
+    OnDeleted, Plan, PluginContext, PluginError, PluginInfo, Reporter, Side, SideContext,
 };
 use crate::inventory::{escape_controls, Inventory, ResourcePair};
 use report::{Credentials, ItemCounts, Report, ResourceReport, ResourceStatus};
@@ -427,7 +427,13 @@ async fn run_resource(
         }
         Err(error) => {
             report.status = ResourceStatus::Failed;
-            report.error = Some(error.to_string());
+            let remedy = match &error {
+                PluginError::Azure { source, .. } if source.is_forbidden() => {
+                    forbidden_remedy(info, settings.mode)
+                }
+                _ => String::new(),
+            };
+            report.error = Some(format!("{error}{remedy}"));
         }
     }
     if settings.verify {
@@ -436,6 +442,24 @@ async fn run_resource(
     report.duration_ms = millis(started.elapsed());
     progress.resource_finished(job_id, &label, report.status);
     report
+}
+
+/// The `hint:` line of a resource refused with 401/403: the roles the plugin declares for the
+/// mode, per side (which side refused is in the error's operation).
+fn forbidden_remedy(info: &PluginInfo, mode: Mode) -> String {
+    let roles = |side: Side| {
+        info.permissions
+            .iter()
+            .filter(|p| p.mode == mode && p.side == side)
+            .flat_map(|p| p.roles.iter().copied())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "\nhint: for {mode} the source identity needs {} and the target identity {} on the resource (`atg plugins` lists the data actions)",
+        roles(Side::Source),
+        roles(Side::Target)
+    )
 }
 
 #[cfg(test)]
@@ -460,6 +484,7 @@ mod tests {
         item_kinds: &[],
         permissions: &[],
         notes: &[],
+        limits: &[],
     };
 
     #[async_trait]

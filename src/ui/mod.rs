@@ -330,6 +330,18 @@ impl Printer {
             for note in info.notes {
                 let _ = writeln!(out, "  note: {note}");
             }
+            for limit in info.limits {
+                let kinds = if limit.kinds.is_empty() {
+                    "every kind".to_owned()
+                } else {
+                    limit.kinds.join(", ")
+                };
+                let _ = writeln!(
+                    out,
+                    "  cannot: {} ({kinds}): {}",
+                    limit.capability, limit.reason
+                );
+            }
         }
     }
 

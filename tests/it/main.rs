@@ -13,6 +13,7 @@ mod arm;
 mod cancel;
 mod cli;
 mod common;
+mod conformance;
 mod graph;
 mod inputs;
 mod key_vault;

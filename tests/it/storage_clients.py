@@ -2,6 +2,7 @@
 results are checked by a different client than the one under test.
 
     python3 storage_clients.py seed CONNECTION_STRING CA_PEM SPEC_JSON
+    python3 storage_clients.py put-blob CONNECTION_STRING CA_PEM CONTAINER BLOB_JSON
     python3 storage_clients.py dump CONNECTION_STRING CA_PEM   -> JSON on stdout
     python3 storage_clients.py bulk CONNECTION_STRING CA_PEM CONTAINER COUNT MIN MAX SEED
 
@@ -56,6 +57,39 @@ def typed(value):
     return str(raw)
 
 
+def put_blob(container, b):
+    """Writes blob `b` of a seed spec (replacing one of that name)."""
+    client = container.get_blob_client(b["name"])
+    settings = ContentSettings(content_type=b.get("content_type"),
+                               content_encoding=b.get("content_encoding"),
+                               content_language=b.get("content_language"),
+                               cache_control=b.get("cache_control"),
+                               content_disposition=b.get("content_disposition"))
+    kind = b.get("type", "BlockBlob")
+    data = payload(b["name"], b.get("size", 100))
+    if kind == "PageBlob":
+        size = (len(data) + 511) // 512 * 512
+        client.create_page_blob(size, content_settings=settings, metadata=b.get("metadata"))
+        # "pages": [[offset, length], ...] writes only those ranges (a sparse disk);
+        # otherwise the whole blob is written.
+        for offset, length in b.get("pages", [[0, size]]):
+            chunk = data.ljust(size, b"\0")[offset:offset + length]
+            for at in range(0, length, 4 * 1024 * 1024):
+                piece = chunk[at:at + 4 * 1024 * 1024]
+                client.upload_page(piece, offset=offset + at, length=len(piece))
+    elif kind == "AppendBlob":
+        client.create_append_blob(content_settings=settings, metadata=b.get("metadata"))
+        for at in range(0, len(data), 4 * 1024 * 1024):
+            client.append_block(data[at:at + 4 * 1024 * 1024])
+    else:
+        client.upload_blob(data, content_settings=settings, metadata=b.get("metadata"),
+                           overwrite=True)
+    if b.get("tags"):
+        client.set_blob_tags(b["tags"])
+    if b.get("tier"):
+        client.set_standard_blob_tier(b["tier"])
+
+
 def seed(conn, ca, spec):
     blob, queue, table = clients(conn, ca)
     for c in spec.get("containers", []):
@@ -69,35 +103,7 @@ def seed(conn, ca, spec):
                                     for p in c["policies"]},
                 public_access=c.get("public_access"))
         for b in c.get("blobs", []):
-            client = container.get_blob_client(b["name"])
-            settings = ContentSettings(content_type=b.get("content_type"),
-                                       content_encoding=b.get("content_encoding"),
-                                       content_language=b.get("content_language"),
-                                       cache_control=b.get("cache_control"),
-                                       content_disposition=b.get("content_disposition"))
-            kind = b.get("type", "BlockBlob")
-            data = payload(b["name"], b.get("size", 100))
-            if kind == "PageBlob":
-                size = (len(data) + 511) // 512 * 512
-                client.create_page_blob(size, content_settings=settings, metadata=b.get("metadata"))
-                # "pages": [[offset, length], ...] writes only those ranges (a sparse disk);
-                # otherwise the whole blob is written.
-                for offset, length in b.get("pages", [[0, size]]):
-                    chunk = data.ljust(size, b"\0")[offset:offset + length]
-                    for at in range(0, length, 4 * 1024 * 1024):
-                        piece = chunk[at:at + 4 * 1024 * 1024]
-                        client.upload_page(piece, offset=offset + at, length=len(piece))
-            elif kind == "AppendBlob":
-                client.create_append_blob(content_settings=settings, metadata=b.get("metadata"))
-                for at in range(0, len(data), 4 * 1024 * 1024):
-                    client.append_block(data[at:at + 4 * 1024 * 1024])
-            else:
-                client.upload_blob(data, content_settings=settings, metadata=b.get("metadata"),
-                                   overwrite=True)
-            if b.get("tags"):
-                client.set_blob_tags(b["tags"])
-            if b.get("tier"):
-                client.set_standard_blob_tier(b["tier"])
+            put_blob(container, b)
     for q in spec.get("queues", []):
         client = queue.create_queue(q["name"], metadata=q.get("metadata"))
         if q.get("policies"):
@@ -220,6 +226,9 @@ if __name__ == "__main__":
     command = sys.argv[1]
     if command == "seed":
         seed(sys.argv[2], sys.argv[3], json.loads(open(sys.argv[4]).read()))
+    elif command == "put-blob":
+        blob, _, _ = clients(sys.argv[2], sys.argv[3])
+        put_blob(blob.get_container_client(sys.argv[4]), json.loads(sys.argv[5]))
     elif command == "dump":
         dump(sys.argv[2], sys.argv[3])
     elif command == "bulk":

@@ -161,6 +161,9 @@ struct State {
     failing: Option<(String, u16)>,
     /// Async copies never finish: `x-ms-copy-status: success` is answered as `pending`.
     pending_copies: bool,
+    /// Accounts whose every request is refused with 403, as Azure refuses a caller without a
+    /// data role.
+    forbidden_accounts: std::collections::BTreeSet<String>,
     rng: StdRng,
     log: Vec<GatewayRequest>,
 }
@@ -246,6 +249,7 @@ impl StorageGateway {
             writes: std::collections::HashMap::new(),
             failing: None,
             pending_copies: false,
+            forbidden_accounts: std::collections::BTreeSet::new(),
             rng: StdRng::seed_from_u64(seed),
             log: Vec::new(),
         }));
@@ -305,6 +309,12 @@ impl StorageGateway {
     /// over. Synchronous copies (`x-ms-requires-sync`) are left as they are.
     pub fn set_pending_copies(&self, on: bool) {
         lock(&self.state).pending_copies = on;
+    }
+
+    /// Every request to these accounts is answered 403 `AuthorizationPermissionMismatch`
+    /// without reaching Azurite (replaces the previous set).
+    pub fn set_forbidden_accounts(&self, accounts: &[&str]) {
+        lock(&self.state).forbidden_accounts = accounts.iter().map(|a| (*a).to_owned()).collect();
     }
 
     #[must_use]
@@ -468,6 +478,21 @@ async fn handle(
             lock(state).log.push(entry);
             return Some(plain(status, "injected failure"));
         }
+    }
+    let forbidden = split_host(&host)
+        .is_some_and(|(account, _)| lock(state).forbidden_accounts.contains(account));
+    if forbidden {
+        entry.status = Some(403);
+        lock(state).log.push(entry);
+        let mut response = plain(
+            StatusCode::FORBIDDEN,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationPermissionMismatch</Code><Message>This request is not authorized to perform this operation using this permission.</Message></Error>",
+        );
+        response.headers_mut().insert(
+            "x-ms-error-code",
+            hyper::header::HeaderValue::from_static("AuthorizationPermissionMismatch"),
+        );
+        return Some(response);
     }
     let lost = {
         let mut guard = lock(state);

@@ -244,10 +244,12 @@ impl StorageClient {
         &self,
         table: &str,
     ) -> Result<Option<Option<Vec<SignedIdentifier>>>, AzureError> {
+        // Query Tables for this one name (not a query of its entities: that would read data,
+        // and take entities/read, in template mode too).
         let exists = self
             .send(
                 Method::Get,
-                self.url(&[&format!("{table}()")], &[("$top", "1")]),
+                self.url(&[&format!("Tables('{}')", key_literal(table))], &[]),
                 &[("accept", NO_METADATA.to_owned())],
                 None,
             )

@@ -27,8 +27,8 @@ use serde_json::{Map, Value};
 
 use super::kit::{self, apply_each, Typed};
 use super::{
-    ApplyPlan, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Mode, PermissionInfo,
-    Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
+    ApplyPlan, Capability, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Limit, Mode,
+    PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
 };
 use crate::azure::arm::web::{self, ConnectionString, KeyOwner, SlotConfigNames};
 use crate::azure::arm::ArmClient;
@@ -141,6 +141,18 @@ static INFO: PluginInfo = PluginInfo {
                 "Microsoft.Web/sites/functions/keys/write",
             ],
             roles: &["Website Contributor"],
+        },
+    ],
+    limits: &[
+        Limit {
+            capability: Capability::Template,
+            kinds: &[HOST_KEY, FUNCTION_KEY],
+            reason: "template mode writes no keys: a placeholder key would be a known credential",
+        },
+        Limit {
+            capability: Capability::IfSourceNewer,
+            kinds: &[],
+            reason: "App Service settings, slots and keys carry no modification time of their own: --on-conflict if-source-newer acts as skip",
         },
     ],
     notes: &[

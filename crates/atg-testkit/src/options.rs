@@ -38,6 +38,9 @@ pub struct EmulatorOptions {
     /// Key Vault paths (lowercase, whole, e.g. `/deletedsecrets`: the listing of deleted secrets)
     /// whose every authorized request answers 403, as for an identity that lacks that permission.
     pub forbidden_paths: BTreeSet<String>,
+    /// ARM resource ids (lowercase) whose every request, at or below the resource, answers 403
+    /// `AuthorizationFailed`, as for an identity without a role on it.
+    pub forbidden_arm_resources: BTreeSet<String>,
     /// Tenant of every vault not listed in `vault_tenants`.
     pub default_tenant: String,
     /// Vault name (lowercase) -> tenant id, for cross-tenant scenarios.
@@ -66,6 +69,7 @@ impl Default for EmulatorOptions {
             arm_lost_answers: None,
             forbidden_vaults: BTreeSet::new(),
             forbidden_paths: BTreeSet::new(),
+            forbidden_arm_resources: BTreeSet::new(),
             default_tenant: DEFAULT_TENANT_ID.to_owned(),
             vault_tenants: BTreeMap::new(),
             principals: Vec::new(),

@@ -4,6 +4,9 @@
 //! children) lives in `store`; each provider module holds only its service's quirks, grounded in
 //! `shared/azure-recordings/<service>/`. A namespace without a module gets the generic store.
 
+mod eventhub;
+mod messaging;
+mod servicebus;
 mod storage;
 mod store;
 mod web;
@@ -83,7 +86,12 @@ impl Provider for GenericProvider {
 }
 
 /// Every provider with quirks, one module each.
-static PROVIDERS: &[&dyn Provider] = &[&storage::StorageProvider, &web::WebProvider];
+static PROVIDERS: &[&dyn Provider] = &[
+    &storage::StorageProvider,
+    &web::WebProvider,
+    &servicebus::SERVICE_BUS,
+    &eventhub::EVENT_HUB,
+];
 
 fn provider_for(namespace: &str) -> &'static dyn Provider {
     PROVIDERS
@@ -231,10 +239,13 @@ pub(crate) fn arm_error(status: StatusCode, code: &str, message: &str) -> ApiRes
 
 pub(crate) fn handle(
     shared: &Shared,
-    _options: &EmulatorOptions,
+    options: &EmulatorOptions,
     request: &ApiRequest,
 ) -> ApiResponse {
-    let response = authorize_and_route(shared, request);
+    let response = match forbidden(options, request) {
+        Some(answer) => answer,
+        None => authorize_and_route(shared, request),
+    };
     let remaining = if request.method == Method::GET {
         "x-ms-ratelimit-remaining-subscription-reads"
     } else if request.method == Method::DELETE {
@@ -248,6 +259,20 @@ pub(crate) fn handle(
         .with_header("x-ms-request-id", request_id.clone())
         .with_header("x-ms-correlation-request-id", request_id)
         .with_header(remaining, "11999")
+}
+
+/// 403 for a request at or below a resource of `options.forbidden_arm_resources`.
+fn forbidden(options: &EmulatorOptions, request: &ApiRequest) -> Option<ApiResponse> {
+    let path = request.path.to_ascii_lowercase();
+    let resource = options.forbidden_arm_resources.iter().find(|id| {
+        path.strip_prefix(id.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })?;
+    Some(arm_error(
+        StatusCode::FORBIDDEN,
+        "AuthorizationFailed",
+        &format!("The client does not have authorization to perform action '{} {}' over scope '{resource}' or the scope is invalid.", request.method, request.path),
+    ))
 }
 
 fn authorize_and_route(shared: &Shared, request: &ApiRequest) -> ApiResponse {

@@ -11,9 +11,11 @@
 //! orchestrator, the CLI or the UI.
 
 pub mod app_service;
+pub mod event_hubs;
 pub mod key_vault;
 pub mod kit;
 pub mod registry;
+pub mod service_bus;
 pub mod storage_account;
 
 use std::fmt;

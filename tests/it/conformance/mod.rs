@@ -48,10 +48,10 @@
 //! 3. Add `mod <service>;` below and, in that file,
 //!    `#[tokio::test] async fn conformance() { super::run(&MyFixture).await }`.
 
-mod event_hubs;
+pub mod event_hubs;
 mod key_vault;
 pub mod messaging;
-mod service_bus;
+pub mod service_bus;
 mod storage;
 
 use std::collections::BTreeMap;

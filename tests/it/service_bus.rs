@@ -293,3 +293,49 @@ async fn replication_sets_each_rules_keys_to_the_sources_and_template_makes_new_
         }
     }
 }
+
+#[tokio::test]
+async fn a_default_rule_the_source_deleted_is_reported_in_the_target() {
+    let world = MessagingWorld::start(&SERVICE_BUS).await;
+    let source = world.source_id();
+    world
+        .arm
+        .put(&format!("{source}/topics/t"), &json!({}))
+        .await;
+    let subscription = format!("{source}/topics/t/subscriptions/eu-only");
+    world.arm.put(&subscription, &json!({})).await;
+    world
+        .arm
+        .put(
+            &format!("{subscription}/rules/eu"),
+            &json!({ "properties": { "filterType": "SqlFilter", "sqlFilter": { "sqlExpression": "region = 'eu'" }, "action": {} } }),
+        )
+        .await;
+    let (status, _) = world
+        .arm
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{subscription}/rules/$Default"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (resource, _) = replicate(&world, "replication", &[]).await;
+    let default = item(
+        &resource,
+        "rule",
+        "topics/t/subscriptions/eu-only/rules/$Default",
+    );
+    assert_eq!(default["outcome"], "skipped", "{default}");
+    assert!(
+        default["reason"]
+            .as_str()
+            .unwrap()
+            .contains("atg never deletes"),
+        "{default}"
+    );
+    assert_eq!(
+        item(&resource, "rule", "topics/t/subscriptions/eu-only/rules/eu")["outcome"],
+        "created"
+    );
+}

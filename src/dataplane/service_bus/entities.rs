@@ -50,6 +50,40 @@ pub(super) fn differing<'k>(
         .collect()
 }
 
+/// The children the service creates with every parent (`$Default`) that the source's parent
+/// lacks (deleted there) and the target's has, or will have once the run creates it: reported
+/// skipped, since atg never deletes (a `$Default` rule lets through every message the source's
+/// own rules filter).
+pub(super) fn removed_defaults(
+    kind: &EntityKind,
+    collection: &str,
+    (source, target): (&[Child], &[Child]),
+    parent_in_target: bool,
+) -> Vec<Item> {
+    let holds = |children: &[Child], name: &str| {
+        children
+            .iter()
+            .any(|child| child.name.eq_ignore_ascii_case(name))
+    };
+    kind.auto_created
+        .iter()
+        .filter(|name| !holds(source, name) && (!parent_in_target || holds(target, name)))
+        .map(|name| {
+            let reason = format!(
+                "the source has no {} {name} here (it was deleted); the service made one in the target, and atg never deletes: delete it there if the difference matters",
+                kind.kind
+            );
+            item(
+                kind.kind,
+                &format!("{collection}/{name}"),
+                PlannedAction::Skip { reason },
+                Vec::new(),
+                Work::Settled,
+            )
+        })
+        .collect()
+}
+
 /// Plans the source's entity of `merged` in the collection at `collection` (relative path), or
 /// lists the target's extra in `atg verify`.
 pub(super) fn plan(

@@ -174,6 +174,14 @@ pub(crate) async fn plan(
             let relative = join_relative(&parent, kind.collection);
             let (source, target) =
                 listings(schema, &sides, &relative, parent_in_target, kind.kind).await?;
+            if !job.verify {
+                items.extend(entities::removed_defaults(
+                    kind,
+                    &relative,
+                    (&source, &target),
+                    parent_in_target,
+                ));
+            }
             for merged in pair_by_key(source, target, |c| c.name.clone(), |c| c.name.clone()) {
                 let Some(planned) = entities::plan(kind, &relative, merged, parent_in_target, job)
                 else {

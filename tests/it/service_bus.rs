@@ -32,29 +32,20 @@ fn item<'r>(resource: &'r Value, kind: &str, name: &str) -> &'r Value {
 #[tokio::test]
 async fn forwarding_targets_are_created_before_the_entities_forwarding_to_them() {
     let world = MessagingWorld::start(&SERVICE_BUS).await;
-    let source = world.source_id();
     // By name, the forwarders come first: only the plan's order creates their targets first.
     world
-        .arm
-        .put(&format!("{source}/topics/z-events"), &json!({}))
-        .await;
-    world
-        .arm
-        .put(&format!("{source}/queues/z-sink"), &json!({}))
-        .await;
-    world
-        .arm
-        .put(
-            &format!("{source}/queues/a-forwarder"),
-            &json!({ "properties": { "forwardTo": "z-sink", "forwardDeadLetteredMessagesTo": "z-events" } }),
-        )
-        .await;
-    world
-        .arm
-        .put(
-            &format!("{source}/topics/z-events/subscriptions/a-sub"),
-            &json!({ "properties": { "forwardTo": "a-forwarder" } }),
-        )
+        .seed_entities(&[
+            ("topics/z-events", json!({})),
+            ("queues/z-sink", json!({})),
+            (
+                "queues/a-forwarder",
+                json!({ "properties": { "forwardTo": "z-sink", "forwardDeadLetteredMessagesTo": "z-events" } }),
+            ),
+            (
+                "topics/z-events/subscriptions/a-sub",
+                json!({ "properties": { "forwardTo": "a-forwarder" } }),
+            ),
+        ])
         .await;
     let (resource, _) = replicate(&world, "replication", &["--concurrency", "1"]).await;
     assert_eq!(resource["status"], "succeeded", "{resource:#}");
@@ -297,20 +288,17 @@ async fn replication_sets_each_rules_keys_to_the_sources_and_template_makes_new_
 #[tokio::test]
 async fn a_default_rule_the_source_deleted_is_reported_in_the_target() {
     let world = MessagingWorld::start(&SERVICE_BUS).await;
-    let source = world.source_id();
     world
-        .arm
-        .put(&format!("{source}/topics/t"), &json!({}))
+        .seed_entities(&[
+            ("topics/t", json!({})),
+            ("topics/t/subscriptions/eu-only", json!({})),
+            (
+                "topics/t/subscriptions/eu-only/rules/eu",
+                json!({ "properties": { "filterType": "SqlFilter", "sqlFilter": { "sqlExpression": "region = 'eu'" }, "action": {} } }),
+            ),
+        ])
         .await;
-    let subscription = format!("{source}/topics/t/subscriptions/eu-only");
-    world.arm.put(&subscription, &json!({})).await;
-    world
-        .arm
-        .put(
-            &format!("{subscription}/rules/eu"),
-            &json!({ "properties": { "filterType": "SqlFilter", "sqlFilter": { "sqlExpression": "region = 'eu'" }, "action": {} } }),
-        )
-        .await;
+    let subscription = format!("{}/topics/t/subscriptions/eu-only", world.source_id());
     let (status, _) = world
         .arm
         .send(

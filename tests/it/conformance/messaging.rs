@@ -198,6 +198,14 @@ impl MessagingWorld {
         )
     }
 
+    /// PUTs each `(path below the source namespace, body)`, in order.
+    pub async fn seed_entities(&self, entities: &[(&str, Value)]) {
+        let source = self.source_id();
+        for (relative, body) in entities {
+            self.arm.put(&format!("{source}/{relative}"), body).await;
+        }
+    }
+
     /// Every item of a namespace, keyed `"{kind} {relative path}"`.
     pub async fn read_namespace(&self, namespace: &str) -> Items {
         let mut items = Items::new();

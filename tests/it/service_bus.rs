@@ -327,3 +327,52 @@ async fn a_default_rule_the_source_deleted_is_reported_in_the_target() {
         "created"
     );
 }
+
+#[tokio::test]
+async fn verify_passes_a_replica_and_names_a_changed_queue_and_an_extra_one() {
+    let world = MessagingWorld::start(&SERVICE_BUS).await;
+    let seed = crate::conformance::service_bus::seed();
+    let entities: Vec<(&str, Value)> = seed.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    world.seed_entities(&entities).await;
+    let (resource, _) = replicate(&world, "replication", &[]).await;
+    assert_eq!(resource["status"], "succeeded", "{resource:#}");
+    let inventory = world.pairs_inventory(&[(world.source_id(), world.target_id(Target::Replica))]);
+    let verify = |args: Vec<String>| async move {
+        let mut all = args;
+        all[0] = "verify".into();
+        crate::common::atg(&all, &crate::common::TARGET_PRINCIPAL).await
+    };
+    let args = || {
+        world.stack.deploy_args(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+    };
+    let exact = verify(args()).await;
+    assert_eq!(exact.code, 0, "{exact}");
+    assert_eq!(exact.report()["totals"]["fidelity"], 1.0, "{exact}");
+
+    let target = world.target_id(Target::Replica);
+    world
+        .arm
+        .put(
+            &format!("{target}/queues/q-plain"),
+            &json!({ "properties": { "lockDuration": "PT2M", "maxDeliveryCount": 1, "deadLetteringOnMessageExpiration": true } }),
+        )
+        .await;
+    world
+        .arm
+        .put(&format!("{target}/queues/own"), &json!({}))
+        .await;
+    world.stack.emulator.clear_requests();
+    let damaged = verify(args()).await;
+    assert_ne!(damaged.code, 0, "{damaged}");
+    let report = damaged.report();
+    let resource = &report["resources"][0];
+    assert_eq!(
+        item(resource, "queue", "queues/q-plain")["verdict"],
+        "different"
+    );
+    assert_eq!(item(resource, "queue", "queues/own")["verdict"], "extra");
+    assert_eq!(world.writes_to(&target), Vec::<String>::new());
+}

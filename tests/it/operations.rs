@@ -64,8 +64,8 @@ fn filter_inventory(stack: &Stack) -> std::path::PathBuf {
         .collect();
     let site = |sub: &str, name: &str| {
         serde_json::json!({
-            "id": format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Web/sites/{name}"),
-            "type": "Microsoft.Web/sites",
+            "id": format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Cdn/profiles/{name}"),
+            "type": "Microsoft.Cdn/profiles",
             "name": name,
         })
     };
@@ -145,7 +145,7 @@ async fn filters_select_pairs_before_any_request_and_count_the_rest() {
                 "--output",
                 "json",
                 "--exclude-type",
-                "Microsoft.Web/sites",
+                "Microsoft.Cdn/profiles",
             ],
         )
         .await;
@@ -153,7 +153,7 @@ async fn filters_select_pairs_before_any_request_and_count_the_rest() {
     assert_eq!(run.report()["filtered_pairs"], 1, "{run}");
     assert!(
         run.stderr
-            .contains("--exclude-type `Microsoft.Web/sites`: no plugin handles this type"),
+            .contains("--exclude-type `Microsoft.Cdn/profiles`: no plugin handles this type"),
         "{run}"
     );
 }
@@ -179,8 +179,9 @@ async fn a_filter_that_matches_nothing_exits_2_naming_it() {
             "{run}"
         );
         assert!(
-            run.stderr
-                .contains("hint: the pairs' types: Microsoft.KeyVault/vaults, Microsoft.Web/sites"),
+            run.stderr.contains(
+                "hint: the pairs' types: Microsoft.Cdn/profiles, Microsoft.KeyVault/vaults"
+            ),
             "{run}"
         );
         assert!(stack.requests().is_empty(), "{flag}: a request was sent");

@@ -11,10 +11,12 @@
 //! orchestrator, the CLI or the UI.
 
 pub mod app_service;
+pub mod event_hubs;
 pub mod key_vault;
 pub mod kit;
 mod outcome;
 pub mod registry;
+pub mod service_bus;
 pub mod storage;
 
 use std::fmt;

@@ -2,12 +2,19 @@
 //! Adding a plugin means adding it here; tests walk this slice to check every plugin's claims.
 
 use super::app_service::AppServicePlugin;
+use super::event_hubs::EventHubsPlugin;
 use super::key_vault::KeyVaultPlugin;
+use super::service_bus::ServiceBusPlugin;
 use super::storage::StorageAccountPlugin;
 use super::DataPlanePlugin;
 
-pub static PLUGINS: &[&dyn DataPlanePlugin] =
-    &[&KeyVaultPlugin, &StorageAccountPlugin, &AppServicePlugin];
+pub static PLUGINS: &[&dyn DataPlanePlugin] = &[
+    &KeyVaultPlugin,
+    &StorageAccountPlugin,
+    &AppServicePlugin,
+    &ServiceBusPlugin,
+    &EventHubsPlugin,
+];
 
 /// The plugin that handles an ARM resource type (compared case-insensitively).
 pub fn find(resource_type: &str) -> Option<&'static dyn DataPlanePlugin> {

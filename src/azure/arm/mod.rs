@@ -6,7 +6,7 @@
 //! There is no official Rust management SDK, so plugins that need ARM (storage keys, app
 //! settings, registries) go through this one client, which carries the same policies as every
 //! other client: host allow-list, write guard and retries. Each resource provider's api-version
-//! and models live in their own module ([`storage`], [`web`]); a POST that only reads (a list
+//! and models live in their own module ([`storage`], [`web`], [`servicebus`], [`eventhub`]); a POST that only reads (a list
 //! action) is declared so by the call that makes it ([`CallOptions::reads_only`]), never guessed
 //! from its path.
 
@@ -25,7 +25,9 @@ use super::error::{AzureError, AzureErrorKind};
 use super::policies::{ReadsOnly, WriteAccess};
 use super::transport::AzureHttp;
 
+pub mod eventhub;
 mod operation;
+pub mod servicebus;
 pub mod storage;
 pub mod web;
 

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use atg_testkit::{FaultKind, FaultOptions, LostAnswerKind, LostAnswerOptions};
 use serde_json::json;
 
 use super::{Fixture, Item, Items, Target, World};
@@ -227,32 +226,18 @@ impl World for KeyVaultWorld {
 
     fn set_faults(&self, on: bool) {
         self.stack.emulator.set_options(|options| {
-            options.faults = on.then(|| FaultOptions {
-                rate: 0.1,
-                kinds: FaultKind::ALL.to_vec(),
-                seed: 7,
-            });
+            options.faults = super::emulator_faults(on);
         });
     }
 
     fn set_lost_answers(&self, on: bool) {
         self.stack.emulator.set_options(|options| {
-            options.lost_answers = on.then(|| LostAnswerOptions {
-                rate: 0.5,
-                kinds: LostAnswerKind::ALL.to_vec(),
-                operations: Vec::new(),
-                seed: 11,
-                timeout_ms: 300,
-            });
+            options.lost_answers = super::emulator_lost_answers(on);
         });
     }
 
     fn injected(&self) -> (usize, usize) {
-        let requests = self.stack.requests();
-        (
-            requests.iter().filter(|r| r.fault.is_some()).count(),
-            requests.iter().filter(|r| r.lost_answer.is_some()).count(),
-        )
+        super::emulator_injected(&self.stack.requests())
     }
 
     fn forbid(&self, target: Target) {

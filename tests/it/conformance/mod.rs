@@ -48,7 +48,10 @@
 //! 3. Add `mod <service>;` below and, in that file,
 //!    `#[tokio::test] async fn conformance() { super::run(&MyFixture).await }`.
 
+pub mod event_hubs;
 mod key_vault;
+pub mod messaging;
+pub mod service_bus;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -59,6 +62,36 @@ use futures::FutureExt;
 use serde_json::Value;
 
 use crate::common::{atg, Run};
+
+/// The emulator's faults as the suite injects them: 10% of the requests answered 429, 503 or
+/// reset (`None` when `on` is false).
+pub fn emulator_faults(on: bool) -> Option<atg_testkit::FaultOptions> {
+    on.then(|| atg_testkit::FaultOptions {
+        rate: 0.1,
+        kinds: atg_testkit::FaultKind::ALL.to_vec(),
+        seed: 7,
+    })
+}
+
+/// The emulator's lost answers as the suite injects them: half the writes carried out and their
+/// answers lost (`None` when `on` is false).
+pub fn emulator_lost_answers(on: bool) -> Option<atg_testkit::LostAnswerOptions> {
+    on.then(|| atg_testkit::LostAnswerOptions {
+        rate: 0.5,
+        kinds: atg_testkit::LostAnswerKind::ALL.to_vec(),
+        operations: Vec::new(),
+        seed: 11,
+        timeout_ms: 300,
+    })
+}
+
+/// Faults injected and answers lost among the emulator's `requests`.
+pub fn emulator_injected(requests: &[atg_testkit::RecordedRequest]) -> (usize, usize) {
+    (
+        requests.iter().filter(|r| r.fault.is_some()).count(),
+        requests.iter().filter(|r| r.lost_answer.is_some()).count(),
+    )
+}
 
 /// Items of one side, keyed `"{kind} {name}"` (the report's kind and name).
 pub type Items = BTreeMap<String, Item>;

@@ -4,6 +4,9 @@
 //! children) lives in `store`; each provider module holds only its service's quirks, grounded in
 //! `shared/azure-recordings/<service>/`. A namespace without a module gets the generic store.
 
+mod eventhub;
+mod messaging;
+mod servicebus;
 mod storage;
 mod store;
 mod web;
@@ -83,7 +86,12 @@ impl Provider for GenericProvider {
 }
 
 /// Every provider with quirks, one module each.
-static PROVIDERS: &[&dyn Provider] = &[&storage::StorageProvider, &web::WebProvider];
+static PROVIDERS: &[&dyn Provider] = &[
+    &storage::StorageProvider,
+    &web::WebProvider,
+    &servicebus::SERVICE_BUS,
+    &eventhub::EVENT_HUB,
+];
 
 fn provider_for(namespace: &str) -> &'static dyn Provider {
     PROVIDERS

@@ -1,0 +1,228 @@
+//! Entities (queues, topics, subscriptions, rules, event hubs, consumer groups): the settable
+//! properties of the source's, compared with the target's. A property fixed at creation that
+//! differs in the target is reported (`partial` when the rest is written, `skipped` when nothing
+//! else differs), never forced: changing it means recreating the entity, which would drop its
+//! messages. A child the service creates with its parent (`$Default`) is matched, not duplicated.
+
+use serde_json::{Map, Value};
+
+use super::namespace::{item, EntityKind, Item, Work, Write};
+use crate::azure::arm::servicebus::Child;
+use crate::dataplane::kit::{Decision, Existing, Merged, Newer};
+use crate::dataplane::{Difference, Job, PlannedAction, EXTRA};
+
+/// Why `--on-conflict if-source-newer` cannot compare entities.
+pub(super) const NO_TIME: &str =
+    "an entity's updatedAt changes with every write to the target, so it says nothing of which side is newer";
+
+/// One planned entity, and whether the target will hold it for its children (`None`: an
+/// extra of the target, which has no children to plan).
+pub(super) struct Planned {
+    pub item: Item,
+    pub in_target: Option<bool>,
+}
+
+/// The settable properties of `properties` (nulls left out).
+fn settable(kind: &EntityKind, properties: &Map<String, Value>) -> Map<String, Value> {
+    kind.settable
+        .iter()
+        .filter_map(|key| {
+            properties
+                .get(*key)
+                .filter(|value| !value.is_null())
+                .map(|value| ((*key).to_owned(), value.clone()))
+        })
+        .collect()
+}
+
+/// The settable properties whose values differ between `desired` and `held` (absent and null
+/// are the same).
+pub(super) fn differing<'k>(
+    keys: &'k [&'k str],
+    desired: &Map<String, Value>,
+    held: &Map<String, Value>,
+) -> Vec<&'k str> {
+    let value =
+        |map: &Map<String, Value>, key: &str| map.get(key).filter(|v| !v.is_null()).cloned();
+    keys.iter()
+        .copied()
+        .filter(|key| value(desired, key) != value(held, key))
+        .collect()
+}
+
+/// The children the service creates with every parent (`$Default`) that the source's parent
+/// lacks (deleted there) and the target's has, or will have once the run creates it: reported
+/// skipped, since atg never deletes (a `$Default` rule lets through every message the source's
+/// own rules filter).
+pub(super) fn removed_defaults(
+    kind: &EntityKind,
+    collection: &str,
+    (source, target): (&[Child], &[Child]),
+    parent_in_target: bool,
+) -> Vec<Item> {
+    let holds = |children: &[Child], name: &str| {
+        children
+            .iter()
+            .any(|child| child.name.eq_ignore_ascii_case(name))
+    };
+    kind.auto_created
+        .iter()
+        .filter(|name| !holds(source, name) && (!parent_in_target || holds(target, name)))
+        .map(|name| {
+            let reason = format!(
+                "the source has no {} {name} here (it was deleted); the service made one in the target, and atg never deletes: delete it there if the difference matters",
+                kind.kind
+            );
+            item(
+                kind.kind,
+                &format!("{collection}/{name}"),
+                PlannedAction::Skip { reason },
+                Vec::new(),
+                Work::Settled,
+            )
+        })
+        .collect()
+}
+
+/// Plans the source's entity of `merged` in the collection at `collection` (relative path), or
+/// lists the target's extra in `atg verify`.
+pub(super) fn plan(
+    kind: &'static EntityKind,
+    collection: &str,
+    merged: Merged<Child, Child>,
+    parent_in_target: bool,
+    job: &Job,
+) -> Option<Planned> {
+    let (source, target) = match merged {
+        Merged::TargetOnly(target) => {
+            return job.verify.then(|| Planned {
+                item: item(
+                    kind.kind,
+                    &format!("{collection}/{}", target.name),
+                    PlannedAction::Extra,
+                    vec![EXTRA.to_owned()],
+                    Work::Settled,
+                ),
+                in_target: None,
+            });
+        }
+        other => other.into_source_pair()?,
+    };
+    let relative = format!("{collection}/{}", source.name);
+    let desired = settable(kind, &source.properties);
+    let auto_created = kind
+        .auto_created
+        .iter()
+        .any(|name| name.eq_ignore_ascii_case(&source.name));
+    let write = |properties: Map<String, Value>, partial: Option<String>, action: &str| {
+        Work::Write(Write {
+            relative: relative.clone(),
+            properties: Some(properties),
+            keys: None,
+            compare_first: None,
+            partial,
+            action: action.to_owned(),
+        })
+    };
+    let exists = target.is_some();
+    let mut planned = match target {
+        None if auto_created && !parent_in_target && !job.verify => {
+            // The service creates it with the parent this run creates: compared once it exists.
+            let note = "created by the service with its parent: compared once the parent exists, written only if it differs".to_owned();
+            let work = Work::Write(Write {
+                relative: relative.clone(),
+                properties: Some(desired),
+                keys: None,
+                compare_first: Some(kind.settable),
+                partial: None,
+                action: "properties written over the service's default".to_owned(),
+            });
+            item(
+                kind.kind,
+                &relative,
+                PlannedAction::Compare,
+                vec![note],
+                work,
+            )
+        }
+        None => item(
+            kind.kind,
+            &relative,
+            PlannedAction::Create,
+            Vec::new(),
+            write(desired, None, "created with the source's properties"),
+        ),
+        Some(target) => compare(kind, &relative, desired, &target.properties, job, write),
+    };
+    for property in kind.forwarding {
+        if let Some(name) = source.properties.get(*property).and_then(Value::as_str) {
+            planned.after.push(format!("queues/{name}"));
+            planned.after.push(format!("topics/{name}"));
+        }
+    }
+    Some(Planned {
+        item: planned,
+        in_target: Some(parent_in_target && exists),
+    })
+}
+
+/// Plans an entity the target holds.
+fn compare(
+    kind: &'static EntityKind,
+    relative: &str,
+    desired: Map<String, Value>,
+    held: &Map<String, Value>,
+    job: &Job,
+    write: impl Fn(Map<String, Value>, Option<String>, &str) -> Work,
+) -> Item {
+    let differs = differing(kind.settable, &desired, held);
+    let (fixed, mutable): (Vec<&str>, Vec<&str>) =
+        differs.iter().partition(|key| kind.immutable.contains(key));
+    let reason = (!fixed.is_empty()).then(|| {
+        let described: Vec<String> = fixed
+            .iter()
+            .map(|key| {
+                let show = |map: &Map<String, Value>| {
+                    map.get(*key).map_or("unset".to_owned(), Value::to_string)
+                };
+                format!("{key} ({} in the source, {} in the target)", show(&desired), show(held))
+            })
+            .collect();
+        format!(
+            "{} cannot change after creation: left as the target has it (recreate the {} in the target to change it; that drops its messages)",
+            described.join(", "),
+            kind.kind
+        )
+    });
+    if mutable.is_empty() {
+        let action = match reason {
+            None => PlannedAction::Identical,
+            Some(reason) => PlannedAction::Skip { reason },
+        };
+        return item(kind.kind, relative, action, Vec::new(), Work::Settled);
+    }
+    let what = format!("{} {relative}", kind.kind);
+    let decision = Decision::new(
+        job.on_conflict,
+        &what,
+        Existing::Differs(Newer::Unknown(NO_TIME)),
+    );
+    let mut properties = desired;
+    for key in &fixed {
+        match held.get(*key) {
+            Some(value) => properties.insert((*key).to_owned(), value.clone()),
+            None => properties.remove(*key),
+        };
+    }
+    let notes: Vec<String> = reason.iter().cloned().collect();
+    let work = match decision {
+        Decision::Write => write(
+            properties,
+            reason,
+            &format!("properties written: {}", mutable.join(", ")),
+        ),
+        _ => Work::Settled,
+    };
+    let action = decision.planned(true, vec![Difference::Attributes]);
+    item(kind.kind, relative, action, notes, work)
+}

@@ -7,7 +7,8 @@
 //! - a control API under `/_emulator/` on any host (request log, runtime configuration).
 //!
 //! Faults come in two kinds: before a request takes effect (429, 503, reset) and after a Key
-//! Vault write took effect (a lost answer: reset, 500, 503 or timeout).
+//! Vault or ARM write took effect (a lost answer: reset, 500, 503 or timeout), both chosen by
+//! rate and, optionally, by operation (`METHOD collection`).
 //!
 //! Clients reach it by resolving the real Azure host names to the emulator's address and trusting the
 //! test CA it generates at start ([`Emulator::ca_pem`]). Behaviour knobs (latency, throttling, fault
@@ -27,10 +28,11 @@ mod pki;
 mod server;
 pub mod storage_gateway;
 pub mod token;
+pub mod web_app;
 
 pub use options::{
-    EmulatorOptions, FaultKind, FaultOptions, LostAnswerKind, LostAnswerOptions, Principal,
-    ThrottleOptions, DEFAULT_TENANT_ID,
+    operation_matches, EmulatorOptions, FaultKind, FaultOptions, LostAnswerKind, LostAnswerOptions,
+    Principal, ThrottleOptions, DEFAULT_TENANT_ID,
 };
 pub use server::{Emulator, RecordedRequest, Service};
 pub use token::{mint_token, mint_token_with_expiry};

@@ -24,8 +24,15 @@ pub struct EmulatorOptions {
     pub throttle: Option<ThrottleOptions>,
     /// Fault injection on data-plane (Key Vault and ARM) requests; `None` disables it.
     pub faults: Option<FaultOptions>,
+    /// Which requests `faults` may hit: `METHOD` or `METHOD collection` (see
+    /// [`operation_matches`]), e.g. `PUT`, `POST list`; empty means every request.
+    pub fault_operations: Vec<String>,
     /// Key Vault writes that take effect but whose answer is lost; `None` disables it.
     pub lost_answers: Option<LostAnswerOptions>,
+    /// ARM writes that take effect but whose answer is lost (the collection of an ARM request
+    /// is its action or last resource type, e.g. `PUT config`, `POST list`, `PUT sites`);
+    /// `None` disables it. Apart from `lost_answers`, so Key Vault scenarios keep their meaning.
+    pub arm_lost_answers: Option<LostAnswerOptions>,
     /// Vault names (lowercase, without DNS suffix) whose every authorized request answers 403.
     pub forbidden_vaults: BTreeSet<String>,
     /// Key Vault paths (lowercase, whole, e.g. `/deletedsecrets`: the listing of deleted secrets)
@@ -54,7 +61,9 @@ impl Default for EmulatorOptions {
             latency_ms: 0,
             throttle: None,
             faults: None,
+            fault_operations: Vec::new(),
             lost_answers: None,
+            arm_lost_answers: None,
             forbidden_vaults: BTreeSet::new(),
             forbidden_paths: BTreeSet::new(),
             default_tenant: DEFAULT_TENANT_ID.to_owned(),
@@ -166,18 +175,25 @@ impl LostAnswerOptions {
         let write = ["PUT", "PATCH", "POST", "DELETE"]
             .iter()
             .any(|write| write.eq_ignore_ascii_case(method));
-        write
-            && (self.operations.is_empty()
-                || self.operations.iter().any(|operation| {
-                    let mut parts = operation.split_whitespace();
-                    let method_matches =
-                        parts.next().is_some_and(|m| m.eq_ignore_ascii_case(method));
-                    let collection_matches = parts
-                        .next()
-                        .is_none_or(|c| c.eq_ignore_ascii_case(collection));
-                    method_matches && collection_matches
-                }))
+        write && operation_matches(&self.operations, method, collection)
     }
+}
+
+/// Whether a request with this method to this collection is one of `operations`, each
+/// `METHOD` or `METHOD collection` (case-insensitive); empty `operations` match every request.
+/// The collection is a Key Vault request's first path segment (`secrets`, `deletedkeys`), an
+/// ARM request's action or last resource type (`list`, `listkeys`, `config`, `sites`).
+#[must_use]
+pub fn operation_matches(operations: &[String], method: &str, collection: &str) -> bool {
+    operations.is_empty()
+        || operations.iter().any(|operation| {
+            let mut parts = operation.split_whitespace();
+            let method_matches = parts.next().is_some_and(|m| m.eq_ignore_ascii_case(method));
+            let collection_matches = parts
+                .next()
+                .is_none_or(|c| c.eq_ignore_ascii_case(collection));
+            method_matches && collection_matches
+        })
 }
 
 /// How a lost answer looks to the client. The write has taken effect in every case.

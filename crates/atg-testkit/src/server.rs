@@ -26,7 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::arm::{self, ArmState};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keyvault::{self, VaultStore};
-use crate::options::{EmulatorOptions, FaultKind, LostAnswerKind};
+use crate::options::{operation_matches, EmulatorOptions, FaultKind, LostAnswerKind};
 use crate::pki::TestPki;
 use crate::{control, token};
 
@@ -70,6 +70,7 @@ pub(crate) struct Shared {
     pub options: Mutex<EmulatorOptions>,
     fault_rng: Mutex<(u64, StdRng)>,
     lost_answer_rng: Mutex<(u64, StdRng)>,
+    arm_lost_answer_rng: Mutex<(u64, StdRng)>,
     pub log: Mutex<Vec<RecordedRequest>>,
     pub vaults: VaultStore,
     throttle_windows: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -82,8 +83,20 @@ impl Shared {
     }
 
     /// Decides, before any processing, whether this data-plane request is faulted.
-    fn pick_fault(&self, options: &EmulatorOptions) -> Option<FaultKind> {
+    fn pick_fault(
+        &self,
+        options: &EmulatorOptions,
+        request: &ApiRequest,
+        collection: &str,
+    ) -> Option<FaultKind> {
         let faults = options.faults.as_ref()?;
+        if !operation_matches(
+            &options.fault_operations,
+            request.method.as_str(),
+            collection,
+        ) {
+            return None;
+        }
         let kinds: &[FaultKind] = if faults.kinds.is_empty() {
             &FaultKind::ALL
         } else {
@@ -92,14 +105,22 @@ impl Shared {
         roll(&self.fault_rng, faults.seed, faults.rate, kinds)
     }
 
-    /// Decides, after a Key Vault write succeeded, whether its answer is lost.
+    /// Decides, after a Key Vault or ARM write succeeded, whether its answer is lost.
     fn pick_lost_answer(
         &self,
         options: &EmulatorOptions,
         request: &ApiRequest,
+        service: Service,
+        collection: &str,
     ) -> Option<LostAnswerKind> {
-        let lost = options.lost_answers.as_ref()?;
-        let collection = request.segments().first().copied().unwrap_or_default();
+        let (lost, rng) = match service {
+            Service::KeyVault => (options.lost_answers.as_ref()?, &self.lost_answer_rng),
+            Service::Arm => (
+                options.arm_lost_answers.as_ref()?,
+                &self.arm_lost_answer_rng,
+            ),
+            Service::Token | Service::Unknown => return None,
+        };
         if !lost.covers(request.method.as_str(), collection) {
             return None;
         }
@@ -108,7 +129,7 @@ impl Shared {
         } else {
             &lost.kinds
         };
-        roll(&self.lost_answer_rng, lost.seed, lost.rate, kinds)
+        roll(rng, lost.seed, lost.rate, kinds)
     }
 
     /// Sliding-window throttle per vault. Returns the seconds to wait when over the limit.
@@ -165,10 +186,15 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let seed = options.faults.as_ref().map_or(0, |faults| faults.seed);
         let lost_seed = options.lost_answers.as_ref().map_or(0, |lost| lost.seed);
+        let arm_lost_seed = options
+            .arm_lost_answers
+            .as_ref()
+            .map_or(0, |lost| lost.seed);
         let shared = Arc::new(Shared {
             options: Mutex::new(options),
             fault_rng: Mutex::new((seed, StdRng::seed_from_u64(seed))),
             lost_answer_rng: Mutex::new((lost_seed, StdRng::seed_from_u64(lost_seed))),
+            arm_lost_answer_rng: Mutex::new((arm_lost_seed, StdRng::seed_from_u64(arm_lost_seed))),
             log: Mutex::new(Vec::new()),
             vaults: VaultStore::default(),
             throttle_windows: Mutex::new(HashMap::new()),
@@ -288,6 +314,17 @@ impl Emulator {
         body: serde_json::Value,
     ) -> Result<(), String> {
         crate::arm::seed(&mut lock(&self.shared.arm), resource_id, body)
+    }
+
+    /// Seeds an App Service or Function App scenario (site, settings, connection strings,
+    /// slots, sticky names, functions) through [`Emulator::seed_arm_resource`].
+    ///
+    /// # Errors
+    /// Fails when the description names no valid resource id.
+    pub fn seed_web_app(&self, app: &crate::web_app::WebAppSeed) -> Result<(), String> {
+        app.resources()
+            .into_iter()
+            .try_for_each(|(id, body)| self.seed_arm_resource(&id, body))
     }
 
     /// Stops accepting, closes open connections and waits for the server task.
@@ -463,8 +500,18 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Option<Response<
         body_has_value: request.body_has_value(),
     };
 
+    // The collection faults and lost answers are chosen by (see `operation_matches`).
+    let collection = match service {
+        Service::Arm => arm::operation_collection(&request.segments()),
+        _ => request
+            .segments()
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .to_owned(),
+    };
     if matches!(service, Service::KeyVault | Service::Arm) {
-        if let Some(fault) = shared.pick_fault(&options) {
+        if let Some(fault) = shared.pick_fault(&options, &request, &collection) {
             entry.fault = Some(fault);
             let response = match fault {
                 FaultKind::ConnectionReset => None,
@@ -503,8 +550,8 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Option<Response<
             None,
         ),
     };
-    if service == Service::KeyVault && response.status.is_success() {
-        if let Some(lost) = shared.pick_lost_answer(&options, &request) {
+    if response.status.is_success() {
+        if let Some(lost) = shared.pick_lost_answer(&options, &request, service, &collection) {
             return lose_answer(shared, entry, lost, &options).await;
         }
     }

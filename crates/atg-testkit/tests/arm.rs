@@ -275,6 +275,12 @@ impl Arm {
             .await
     }
 
+    /// `POST {scope}/config/{config}/list`.
+    async fn list(&self, scope: &str, config: &str) -> Answer {
+        self.web(Method::POST, &format!("{scope}/config/{config}/list"), None)
+            .await
+    }
+
     async fn create_site(&self, kind: &str) {
         let created = self
             .web(
@@ -454,13 +460,7 @@ async fn settings_and_connection_strings_are_listed_and_replaced_whole() {
             Some(json!({"properties": {"s2": "v2b"}})),
         )
         .await;
-        let listed = arm
-            .web(
-                Method::POST,
-                &format!("{scope}/config/appsettings/list"),
-                None,
-            )
-            .await;
+        let listed = arm.list(&scope, "appsettings").await;
         assert_eq!(listed.status, StatusCode::OK);
         assert_eq!(listed.body["properties"], json!({"s2": "v2b"}));
 
@@ -478,25 +478,13 @@ async fn settings_and_connection_strings_are_listed_and_replaced_whole() {
             Some(json!({"properties": {"c1": {"value": "conn1", "type": "SQLAzure"}}})),
         )
         .await;
-        let strings = arm
-            .web(
-                Method::POST,
-                &format!("{scope}/config/connectionstrings/list"),
-                None,
-            )
-            .await;
+        let strings = arm.list(&scope, "connectionstrings").await;
         assert_eq!(
             strings.body["properties"]["c1"],
             json!({"value": "conn1", "type": "SQLAzure"})
         );
     }
-    let production = arm
-        .web(
-            Method::POST,
-            &format!("{SITE}/config/appsettings/list"),
-            None,
-        )
-        .await;
+    let production = arm.list(SITE, "appsettings").await;
     assert_eq!(
         production.body["id"]
             .as_str()
@@ -683,5 +671,142 @@ async fn function_apps_have_host_keys_and_keys_of_seeded_functions() {
         )
         .await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
+    arm.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn arm_faults_and_lost_answers_are_chosen_by_operation() {
+    let arm = Arm::start().await;
+    arm.create_site("app").await;
+    let settings = format!("{SITE}/config/appsettings");
+    arm.emulator.set_options(|options| {
+        options.faults = Some(atg_testkit::FaultOptions {
+            rate: 1.0,
+            kinds: vec![atg_testkit::FaultKind::TooManyRequests],
+            seed: 1,
+        });
+        options.fault_operations = vec!["POST list".into()];
+    });
+    let throttled = arm
+        .web(Method::POST, &format!("{settings}/list"), None)
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.header("retry-after"), "1");
+    let read = arm.web(Method::GET, SITE, None).await;
+    assert_eq!(
+        read.status,
+        StatusCode::OK,
+        "other operations are not faulted"
+    );
+
+    arm.emulator.set_options(|options| {
+        options.faults = None;
+        options.arm_lost_answers = Some(atg_testkit::LostAnswerOptions {
+            rate: 1.0,
+            kinds: vec![atg_testkit::LostAnswerKind::InternalServerError],
+            operations: vec!["PUT config".into()],
+            seed: 1,
+            timeout_ms: 1,
+        });
+    });
+    let lost = arm
+        .web(
+            Method::PUT,
+            &settings,
+            Some(json!({"properties": {"s1": "v1"}})),
+        )
+        .await;
+    assert_eq!(lost.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let listed = arm
+        .web(Method::POST, &format!("{settings}/list"), None)
+        .await;
+    assert_eq!(
+        listed.body["properties"],
+        json!({"s1": "v1"}),
+        "the write took effect"
+    );
+    let requests = arm.emulator.requests();
+    assert!(requests
+        .iter()
+        .any(|r| r.lost_answer.is_some() && r.method == "PUT"));
+    arm.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn seeded_web_apps_read_back_through_arm() {
+    use atg_testkit::web_app::WebAppSeed;
+    let arm = Arm::start().await;
+    let app = WebAppSeed::new("sub1", "rg1", "app1", "functionapp,linux")
+        .setting("FUNCTIONS_WORKER_RUNTIME", "node")
+        .setting("s1", "v1")
+        .connection_string("db", "Server=x", "SQLAzure")
+        .sticky_setting("s1")
+        .function("HttpTrigger1")
+        .slot(
+            WebAppSeed::slot_named("staging")
+                .setting("s1", "staging-v1")
+                .function("HttpTrigger1"),
+        );
+    arm.emulator.seed_web_app(&app).expect("seed");
+
+    let settings = arm.list(SITE, "appsettings").await;
+    assert_eq!(
+        settings.body["properties"],
+        json!({"FUNCTIONS_WORKER_RUNTIME": "node", "s1": "v1"})
+    );
+    let strings = arm.list(SITE, "connectionstrings").await;
+    assert_eq!(
+        strings.body["properties"]["db"],
+        json!({"value": "Server=x", "type": "SQLAzure"})
+    );
+    let sticky = arm
+        .web(Method::GET, &format!("{SITE}/config/slotConfigNames"), None)
+        .await;
+    assert_eq!(sticky.body["properties"]["appSettingNames"], json!(["s1"]));
+    let site = arm.web(Method::GET, SITE, None).await;
+    assert_eq!(site.body["kind"], "functionapp,linux");
+    let slot = arm
+        .list(&format!("{SITE}/slots/staging"), "appsettings")
+        .await;
+    assert_eq!(slot.body["properties"], json!({"s1": "staging-v1"}));
+    for scope in [SITE.to_owned(), format!("{SITE}/slots/staging")] {
+        let functions = arm
+            .web(Method::GET, &format!("{scope}/functions"), None)
+            .await;
+        assert_eq!(
+            functions.body["value"].as_array().map(Vec::len),
+            Some(1),
+            "{scope}"
+        );
+        let host = arm
+            .web(
+                Method::POST,
+                &format!("{scope}/host/default/listkeys"),
+                None,
+            )
+            .await;
+        assert_eq!(host.status, StatusCode::OK, "{scope}");
+    }
+
+    // The same description through the control API, as an out-of-process peer would.
+    let other = WebAppSeed::new("sub1", "rg1", "web2", "app").setting("a", "1");
+    for (id, body) in other.resources() {
+        let seeded = arm
+            .http
+            .put(format!("https://management.azure.com/_emulator/arm{id}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("seed");
+        assert_eq!(seeded.status(), StatusCode::NO_CONTENT);
+    }
+    let listed = arm
+        .web(
+            Method::POST,
+            "/providers/Microsoft.Web/sites/web2/config/appsettings/list",
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["properties"], json!({"a": "1"}));
     arm.emulator.shutdown().await;
 }

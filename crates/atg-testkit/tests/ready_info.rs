@@ -10,7 +10,7 @@ use std::process::Stdio;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
@@ -220,5 +220,51 @@ async fn printed_env_lines_carry_the_same_information() {
         args.contains(&format!("--connect-to vault.azure.net={addr}")),
         "{args}"
     );
+    child.kill().await.expect("stop");
+}
+
+#[tokio::test]
+async fn arm_fault_flags_reach_the_runtime_configuration() {
+    let (mut child, lines) = start(
+        &[
+            "--fault-rate",
+            "0.1",
+            "--fault-operations",
+            "POST list,PUT config",
+            "--arm-lost-answer-rate",
+            "0.5",
+            "--arm-lost-answer-operations",
+            "PUT config",
+            "--lost-answers",
+            "500",
+        ],
+        1,
+    )
+    .await;
+    let ready: Value = serde_json::from_str(&lines[0]).expect("json");
+    let http = client_from(
+        &strings(&ready["atg_args"]),
+        ready["ca"].as_str().expect("ca"),
+        &["management.azure.com".to_owned()],
+    );
+    let config: Value = http
+        .get("https://management.azure.com/_emulator/config")
+        .send()
+        .await
+        .expect("config")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        config["fault_operations"],
+        json!(["POST list", "PUT config"])
+    );
+    assert_eq!(config["arm_lost_answers"]["rate"], 0.5);
+    assert_eq!(
+        config["arm_lost_answers"]["operations"],
+        json!(["PUT config"])
+    );
+    assert_eq!(config["arm_lost_answers"]["kinds"], json!(["500"]));
+    assert!(config["lost_answers"].is_null(), "Key Vault's stay off");
     child.kill().await.expect("stop");
 }

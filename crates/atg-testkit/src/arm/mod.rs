@@ -343,6 +343,25 @@ pub(crate) fn seed(state: &mut ArmState, id: &str, body: Value) -> Result<(), St
     Ok(())
 }
 
+/// What faults and lost answers choose an ARM request by: its action or child collection
+/// (`list`, `listkeys`, `slots`), else its last resource type (`sites`, `config`,
+/// `functionKeys`), else the last segment that is not an id (`operations`, `resources`).
+pub(crate) fn operation_collection(segments: &[&str]) -> String {
+    match ResourcePath::parse(segments) {
+        Some(path) => path
+            .tail
+            .or_else(|| path.pairs.last().map(|(kind, _)| kind.clone()))
+            .unwrap_or_default(),
+        // Skips ids (GUIDs): `.../operations/{id}` is `operations`.
+        None => segments
+            .iter()
+            .rev()
+            .find(|segment| !segment.contains('-'))
+            .map(|segment| (*segment).to_owned())
+            .unwrap_or_default(),
+    }
+}
+
 /// `Microsoft.Web` of `Microsoft.Web/sites/slots`.
 fn namespace_of(kind: &str) -> &str {
     kind.split('/').next().unwrap_or_default()
@@ -402,5 +421,13 @@ mod tests {
         let collection = ResourcePath::parse(&collection).expect("collection");
         assert!(collection.pairs.is_empty());
         assert_eq!(collection.tail.as_deref(), Some("sites"));
+        let word = |path: &str| operation_collection(&path.split('/').collect::<Vec<_>>());
+        assert_eq!(word("subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/a/config/appsettings"), "config");
+        assert_eq!(word("subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/a/host/default/listkeys"), "listkeys");
+        assert_eq!(
+            word("subscriptions/0000-1/providers/Microsoft.Emulator/operations/ab-cd"),
+            "operations"
+        );
+        assert_eq!(word("subscriptions/0000-1/resources"), "resources");
     }
 }

@@ -17,8 +17,9 @@ use crate::http::{new_guid, take_page, ApiRequest, ApiResponse};
 
 const DEFAULT_TOP: usize = 100;
 
-/// One stored resource.
-#[derive(Clone, Debug)]
+/// One stored resource. Its Debug output leaves out `body` and `secrets`, which hold setting
+/// values and keys.
+#[derive(Clone)]
 pub(crate) struct Resource {
     /// As first addressed (ARM keeps the case of the creating request).
     pub id: String,
@@ -32,6 +33,16 @@ pub(crate) struct Resource {
     /// Quoted, as ARM sends it in the `ETag` header.
     pub etag: String,
     pub provisioning_done: bool,
+}
+
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resource")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("etag", &self.etag)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Resource {
@@ -688,6 +699,27 @@ mod tests {
             StatusCode::OK
         );
         assert!(state.get(&delete.path.key()).is_none());
+    }
+
+    #[test]
+    fn resources_debug_without_values_or_keys() {
+        let path = ResourcePath::parse(&[
+            "subscriptions",
+            "s",
+            "resourceGroups",
+            "g",
+            "providers",
+            "N",
+            "t",
+            "r",
+        ])
+        .expect("path");
+        let mut resource =
+            Resource::new(&path, json!({"properties": {"password": "canary-value"}}));
+        resource.secrets = json!({"keys": ["canary-key"]});
+        let debug = format!("{resource:?}");
+        assert!(!debug.contains("canary"), "{debug}");
+        assert!(debug.contains("/providers/N/t/r"));
     }
 
     #[test]

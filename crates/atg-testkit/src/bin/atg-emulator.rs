@@ -40,6 +40,10 @@ struct EmulatorArgs {
     /// Fault kinds to inject, comma-separated: 429,503,reset.
     #[arg(long, value_delimiter = ',', value_parser = FaultKind::parse)]
     faults: Vec<FaultKind>,
+    /// Requests faults may hit, comma-separated `METHOD` or `METHOD collection` (e.g.
+    /// `POST list,PUT config`; docs/emulator.md); default: every data-plane request.
+    #[arg(long, value_delimiter = ',')]
+    fault_operations: Vec<String>,
     /// Tenant id of every vault.
     #[arg(long)]
     tenant: Option<String>,
@@ -56,6 +60,14 @@ struct EmulatorArgs {
     /// (e.g. `PUT secrets,POST keys`); default: every write.
     #[arg(long, value_delimiter = ',')]
     lost_answer_operations: Vec<String>,
+    /// Fraction of ARM writes that take effect and then lose their answer (0.0-1.0); kinds from
+    /// `--lost-answers`.
+    #[arg(long, default_value_t = 0.0)]
+    arm_lost_answer_rate: f64,
+    /// ARM writes whose answers may be lost, comma-separated `METHOD` or `METHOD collection`
+    /// (e.g. `PUT config,PUT sites`); default: every write.
+    #[arg(long, value_delimiter = ',')]
+    arm_lost_answer_operations: Vec<String>,
     /// Format of the ready information on stdout.
     #[arg(long, value_enum, default_value_t = ReadyFormat::Json)]
     print: ReadyFormat,
@@ -498,15 +510,19 @@ async fn main() -> anyhow::Result<()> {
                 seed: args.seed,
             });
         }
-        if args.lost_answer_rate > 0.0 {
-            options.lost_answers = Some(LostAnswerOptions {
-                rate: args.lost_answer_rate.clamp(0.0, 1.0),
+        options.fault_operations.clone_from(&args.fault_operations);
+        let lost_answers = |rate: f64, operations: &[String]| {
+            (rate > 0.0).then(|| LostAnswerOptions {
+                rate: rate.clamp(0.0, 1.0),
                 kinds: args.lost_answers.clone(),
-                operations: args.lost_answer_operations.clone(),
+                operations: operations.to_vec(),
                 seed: args.seed,
                 timeout_ms: 2_000,
-            });
-        }
+            })
+        };
+        options.lost_answers = lost_answers(args.lost_answer_rate, &args.lost_answer_operations);
+        options.arm_lost_answers =
+            lost_answers(args.arm_lost_answer_rate, &args.arm_lost_answer_operations);
     });
     let dir = match args.ca_out {
         Some(dir) => dir,

@@ -19,7 +19,12 @@
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::store::{self, identity, merge, not_found, object_body, Resource};
+mod config;
+mod keys;
+
+use self::config::{put_map_config, put_slot_config_names, read_config, write_config_web};
+use self::keys::{new_key, write_key};
+use super::store::{identity, not_found, object_body, Resource};
 use super::{arm_error, ArmRequest, ArmState, Completion, Provider, ResourcePath};
 use crate::http::ApiResponse;
 
@@ -63,21 +68,7 @@ const SITE_MEMBERS_SINCE_2023: &[&str] = &[
     "sshEnabled",
 ];
 const SITE_CONFIG_MEMBERS_SINCE_2023: &[&str] = &["sitePrivateLinkHostEnabled"];
-
-/// Connection string types App Service accepts.
-const CONNECTION_STRING_TYPES: &[&str] = &[
-    "MySql",
-    "SQLServer",
-    "SQLAzure",
-    "Custom",
-    "NotificationHub",
-    "ServiceBus",
-    "EventHub",
-    "ApiHub",
-    "DocDb",
-    "RedisCache",
-    "PostgreSQL",
-];
+const HOST_NAME_SSL_STATE_MEMBERS_SINCE_2023: &[&str] = &["certificateResourceId", "virtualIPv6"];
 
 /// Configuration maps read by `POST .../list` and replaced by `PUT`.
 const MAP_CONFIGS: &[&str] = &["appsettings", "connectionstrings", "azurestorageaccounts"];
@@ -127,13 +118,6 @@ fn is_function_app(site: &Resource) -> bool {
 
 fn bad_request(message: &str) -> ApiResponse {
     arm_error(StatusCode::BAD_REQUEST, "BadRequest", message)
-}
-
-/// A fresh function or host key, in the recorded shape (56 base64url characters and `==`).
-fn new_key() -> String {
-    use base64::Engine as _;
-    let bytes: [u8; 40] = rand::random();
-    base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 
 impl Provider for WebProvider {
@@ -200,6 +184,7 @@ impl Provider for WebProvider {
                 }
             }
             (_, [("config", _)], _) => not_found(&request.path),
+            (Method::GET, [], Some(_)) => list_with_null_links(state.handle(self, request)),
             (Method::PUT, [("functions", _)], None) => bad_request(
                 "Functions are created by deploying code, which the emulator does not do; seed them through the control API (PUT /_emulator/arm/{resource id}).",
             ),
@@ -280,6 +265,21 @@ impl Provider for WebProvider {
             _ => {}
         }
     }
+}
+
+/// App Service lists (`GET .../slots`, `.../functions`) end with `"nextLink": null` and
+/// carry `"id": null`, as recorded.
+fn list_with_null_links(mut answer: ApiResponse) -> ApiResponse {
+    if let Ok(mut body) = serde_json::from_slice::<Value>(&answer.body) {
+        if body["value"].is_array() {
+            if body.get("nextLink").is_none() {
+                body["nextLink"] = Value::Null;
+            }
+            body["id"] = Value::Null;
+            answer.body = body.to_string().into();
+        }
+    }
+    answer
 }
 
 fn is_map_config(name: &str) -> bool {
@@ -393,6 +393,17 @@ fn render_app(resource: &Resource, api_version: &str) -> Value {
         if let Some(members) = properties["siteConfig"].as_object_mut() {
             for member in SITE_CONFIG_MEMBERS_SINCE_2023 {
                 members.remove(*member);
+            }
+        }
+        for state in properties["hostNameSslStates"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(members) = state.as_object_mut() {
+                for member in HOST_NAME_SSL_STATE_MEMBERS_SINCE_2023 {
+                    members.remove(*member);
+                }
             }
         }
     }
@@ -526,248 +537,4 @@ fn resource_at(id: &str, body: Value) -> Resource {
         tail: None,
     });
     Resource::new(&path, body)
-}
-
-/// A configuration as the service answers it: `config/appsettings` and its kin by their name,
-/// `config/web` named after the site, `config/slotConfigNames` with a null id.
-fn render_config(config: &Resource) -> Value {
-    let names = app_names(&config.id);
-    let (id, name, kind) = match config.name.to_ascii_lowercase().as_str() {
-        "slotconfignames" => (Value::Null, json!(names.site), json!("Microsoft.Web/sites")),
-        "web" => (
-            json!(config.id),
-            json!(names.site),
-            json!("Microsoft.Web/sites/config"),
-        ),
-        _ => (
-            json!(config.id),
-            json!(config.name),
-            json!("Microsoft.Web/sites/config"),
-        ),
-    };
-    json!({
-        "id": id,
-        "name": name,
-        "type": kind,
-        "location": config.body["location"],
-        "properties": config.body["properties"],
-    })
-}
-
-fn config_at<'a>(
-    state: &'a ArmState,
-    request: &ArmRequest<'_>,
-) -> Result<&'a Resource, ApiResponse> {
-    state
-        .get(&request.path.resource().key())
-        .ok_or_else(|| not_found(&request.path.resource()))
-}
-
-fn read_config(state: &ArmState, request: &ArmRequest<'_>) -> ApiResponse {
-    match config_at(state, request) {
-        Ok(config) => ApiResponse::json(StatusCode::OK, &render_config(config))
-            .with_header("etag", config.etag.clone()),
-        Err(answer) => answer,
-    }
-}
-
-/// Replaces the whole map (what the service does: a setting left out is deleted).
-fn put_map_config(state: &mut ArmState, request: &ArmRequest<'_>, name: &str) -> ApiResponse {
-    let body = match object_body(request.http) {
-        Ok(body) => body,
-        Err(answer) => return answer,
-    };
-    let Some(properties) = body["properties"].as_object().cloned() else {
-        return bad_request("The parameter properties has an invalid value.");
-    };
-    for (key, value) in &properties {
-        let valid = match name {
-            "appsettings" => value.is_string(),
-            "connectionstrings" => {
-                value["value"].is_string()
-                    && value["type"].as_str().is_some_and(|kind| {
-                        CONNECTION_STRING_TYPES
-                            .iter()
-                            .any(|t| t.eq_ignore_ascii_case(kind))
-                    })
-            }
-            _ => value.is_object(),
-        };
-        if !valid {
-            return bad_request(&format!(
-                "The parameter properties.{key} has an invalid value."
-            ));
-        }
-    }
-    write_properties(state, request, Value::Object(properties))
-}
-
-fn write_properties(
-    state: &mut ArmState,
-    request: &ArmRequest<'_>,
-    properties: Value,
-) -> ApiResponse {
-    let key = request.path.key();
-    if let Err(answer) = state.check_preconditions(request.http, &key) {
-        return answer;
-    }
-    let Some(config) = state.get_mut(&key) else {
-        return not_found(&request.path);
-    };
-    config.body["properties"] = properties;
-    config.etag = store::new_etag();
-    let config = config.clone();
-    ApiResponse::json(StatusCode::OK, &render_config(&config)).with_header("etag", config.etag)
-}
-
-/// PUT `config/slotConfigNames`: all three lists replaced, a missing one becomes empty.
-fn put_slot_config_names(state: &mut ArmState, request: &ArmRequest<'_>) -> ApiResponse {
-    let body = match object_body(request.http) {
-        Ok(body) => body,
-        Err(answer) => return answer,
-    };
-    let mut properties = json!({});
-    for list in [
-        "connectionStringNames",
-        "appSettingNames",
-        "azureStorageConfigNames",
-    ] {
-        let names = &body["properties"][list];
-        if !(names.is_null()
-            || names
-                .as_array()
-                .is_some_and(|names| names.iter().all(Value::is_string)))
-        {
-            return bad_request(&format!(
-                "The parameter properties.{list} has an invalid value."
-            ));
-        }
-        properties[list] = if names.is_null() {
-            json!([])
-        } else {
-            names.clone()
-        };
-    }
-    write_properties(state, request, properties)
-}
-
-/// PUT or PATCH `config/web`; the answer names the site (or slot), as recorded.
-fn write_config_web(
-    state: &mut ArmState,
-    request: &ArmRequest<'_>,
-    app: &ResourcePath,
-    patch: bool,
-) -> ApiResponse {
-    let body = match object_body(request.http) {
-        Ok(body) => body,
-        Err(answer) => return answer,
-    };
-    let key = request.path.key();
-    if let Err(answer) = state.check_preconditions(request.http, &key) {
-        return answer;
-    }
-    let Some(config) = state.get_mut(&key) else {
-        return not_found(&request.path);
-    };
-    let written = body["properties"].clone();
-    if patch {
-        merge(&mut config.body["properties"], &written);
-    } else {
-        let mut properties = config_web_template();
-        fill(&mut properties, &app_names(&config.id));
-        merge(&mut properties, &written);
-        config.body["properties"] = properties;
-    }
-    config.etag = store::new_etag();
-    let names = app_names(&app.id());
-    let kind = if names.slot.is_some() {
-        "Microsoft.Web/sites/slots"
-    } else {
-        "Microsoft.Web/sites"
-    };
-    ApiResponse::json(
-        StatusCode::OK,
-        &json!({
-            "id": names.id,
-            "name": names.qualified,
-            "type": kind,
-            "location": config.body["location"],
-            "properties": config.body["properties"],
-        }),
-    )
-    .with_header("etag", config.etag.clone())
-}
-
-/// PUT or DELETE of one key kept in `holder`'s secrets under `member` (a map, or the master
-/// key). PUT answers 201 when new, 200 when replaced, with the recorded shape (the value
-/// included); DELETE answers 204.
-fn write_key(
-    state: &mut ArmState,
-    request: &ArmRequest<'_>,
-    holder: &ResourcePath,
-    member: &str,
-    key_name: &str,
-    method: &Method,
-) -> ApiResponse {
-    let body = if *method == Method::PUT {
-        match object_body(request.http) {
-            Ok(body) => Some(body),
-            Err(answer) => return answer,
-        }
-    } else {
-        None
-    };
-    let Some(resource) = state.get_mut(&holder.key()) else {
-        return not_found(holder);
-    };
-    let location = resource.body["location"].clone();
-    match (method, body) {
-        (&Method::PUT, Some(body)) => {
-            let value = body["properties"]["value"]
-                .as_str()
-                .filter(|value| !value.is_empty())
-                .map_or_else(new_key, str::to_owned);
-            let created = if member == "masterKey" {
-                resource.secrets["masterKey"] = json!(value);
-                false
-            } else {
-                if !resource.secrets[member].is_object() {
-                    resource.secrets[member] = json!({});
-                }
-                let existed = resource.secrets[member].get(key_name).is_some();
-                resource.secrets[member][key_name] = json!(value);
-                !existed
-            };
-            let kind = format!("{}/{member}", holder.kind());
-            ApiResponse::json(
-                if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                &json!({
-                    "id": request.path.id(),
-                    "name": key_name,
-                    "type": kind,
-                    "location": location,
-                    "properties": { "name": key_name, "value": value },
-                }),
-            )
-        }
-        (&Method::DELETE, _) => {
-            let removed = resource.secrets[member]
-                .as_object_mut()
-                .and_then(|keys| keys.remove(key_name));
-            if removed.is_some() {
-                ApiResponse::empty(StatusCode::NO_CONTENT)
-            } else {
-                not_found(&request.path)
-            }
-        }
-        _ => arm_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "The method is not allowed on this resource.",
-        ),
-    }
 }

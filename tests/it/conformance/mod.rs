@@ -168,17 +168,14 @@ impl Declared {
 pub async fn run<F: Fixture>(fixture: &F) {
     let world = fixture.start().await;
     world.seed_source().await;
+    let declared = check(F::PLUGIN, "declared limits", declared(F::PLUGIN)).await;
     let mut suite = Suite {
         plugin: F::PLUGIN,
         world: &world,
-        declared: Declared {
-            modes: Vec::new(),
-            limits: Vec::new(),
-        },
+        declared,
         outputs: Vec::new(),
         runs: 0,
     };
-    suite.declared = check(F::PLUGIN, "declared limits", declared(F::PLUGIN)).await;
     check(F::PLUGIN, "dry-run writes nothing", suite.dry_run()).await;
     check(F::PLUGIN, "template", suite.template()).await;
     check(F::PLUGIN, "replication", suite.replication()).await;

@@ -4,6 +4,7 @@
 //! children) lives in `store`; each provider module holds only its service's quirks, grounded in
 //! `shared/azure-recordings/<service>/`. A namespace without a module gets the generic store.
 
+mod apim;
 mod storage;
 mod store;
 mod web;
@@ -83,7 +84,11 @@ impl Provider for GenericProvider {
 }
 
 /// Every provider with quirks, one module each.
-static PROVIDERS: &[&dyn Provider] = &[&storage::StorageProvider, &web::WebProvider];
+static PROVIDERS: &[&dyn Provider] = &[
+    &storage::StorageProvider,
+    &web::WebProvider,
+    &apim::ApiManagementProvider,
+];
 
 fn provider_for(namespace: &str) -> &'static dyn Provider {
     PROVIDERS

@@ -1,13 +1,18 @@
 //! The one list of plugins, in a deliberate order (the order of `atg plugins` and the docs).
 //! Adding a plugin means adding it here; tests walk this slice to check every plugin's claims.
 
+use super::api_management::ApiManagementPlugin;
 use super::app_service::AppServicePlugin;
 use super::key_vault::KeyVaultPlugin;
 use super::storage_account::StorageAccountPlugin;
 use super::DataPlanePlugin;
 
-pub static PLUGINS: &[&dyn DataPlanePlugin] =
-    &[&KeyVaultPlugin, &StorageAccountPlugin, &AppServicePlugin];
+pub static PLUGINS: &[&dyn DataPlanePlugin] = &[
+    &KeyVaultPlugin,
+    &StorageAccountPlugin,
+    &AppServicePlugin,
+    &ApiManagementPlugin,
+];
 
 /// The plugin that handles an ARM resource type (compared case-insensitively).
 pub fn find(resource_type: &str) -> Option<&'static dyn DataPlanePlugin> {

@@ -9,6 +9,7 @@
 //! End-to-end tests: the real `atg` binary against the local emulators.
 //! One test binary, one module per area; `common` starts what each test needs.
 
+mod api_management;
 mod arm;
 mod cancel;
 mod cli;

@@ -519,3 +519,100 @@ async fn apply_item(sides: &Sides, item: Item) -> ItemStatus {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::azure::arm::fake::{answer, FakeArm};
+
+    const SERVICE: &str =
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.ApiManagement/service/apim";
+    const ENTITY: &str = r#"{"name":"be1","properties":{"url":"https://b"}}"#;
+    const STALE: &str =
+        r#"{"error":{"code":"PreconditionFailed","message":"The entity changed."}}"#;
+
+    fn sides(fake: &Arc<FakeArm>) -> Sides {
+        Sides {
+            source: fake.client(WriteAccess::ReadOnly),
+            target: fake.client(WriteAccess::ReadWrite),
+            source_service: SERVICE.into(),
+            target_service: SERVICE.into(),
+        }
+    }
+
+    fn backend(action: PlannedAction) -> Item {
+        let mut properties = Map::new();
+        properties.insert("url".into(), Value::String("https://b".into()));
+        item(
+            entities::BACKEND,
+            "be1".into(),
+            action,
+            Work {
+                path: "backends/be1".into(),
+                stage: 1,
+                method: Method::Put,
+                properties,
+                secrets: Vec::new(),
+            },
+        )
+    }
+
+    fn update() -> Item {
+        backend(PlannedAction::Overwrite {
+            differs: vec![Difference::Attributes],
+        })
+    }
+
+    /// The `If-Match` of each PUT sent.
+    fn put_conditions(fake: &FakeArm) -> Vec<Option<String>> {
+        fake.sent()
+            .iter()
+            .filter(|sent| sent.method == "PUT")
+            .map(|sent| sent.header("if-match").map(str::to_owned))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_update_carries_the_etag_and_a_412_is_read_again_and_retried() {
+        let fake = FakeArm::new(vec![
+            answer(200, &[("etag", "\"v1\"")], ENTITY),
+            answer(412, &[], STALE),
+            answer(200, &[("etag", "\"v2\"")], ENTITY),
+            answer(200, &[("etag", "\"v3\"")], ENTITY),
+        ]);
+        let status = apply_item(&sides(&fake), update()).await;
+        assert!(
+            matches!(status, ItemStatus::Overwritten { .. }),
+            "{status:?}"
+        );
+        assert_eq!(
+            put_conditions(&fake),
+            [Some("\"v1\"".to_owned()), Some("\"v2\"".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_412_is_reported_and_a_creation_has_no_condition() {
+        let fake = FakeArm::new(vec![
+            answer(200, &[("etag", "\"v1\"")], ENTITY),
+            answer(412, &[], STALE),
+            answer(200, &[("etag", "\"v2\"")], ENTITY),
+            answer(412, &[], STALE),
+        ]);
+        let status = apply_item(&sides(&fake), update()).await;
+        assert!(
+            matches!(&status, ItemStatus::Failed { error } if error.contains("412 twice")),
+            "{status:?}"
+        );
+        // A 201 without a provisioning state is read once more before it counts as done.
+        let fake = FakeArm::new(vec![
+            answer(201, &[("etag", "\"v1\"")], ENTITY),
+            answer(200, &[("etag", "\"v1\"")], ENTITY),
+        ]);
+        let status = apply_item(&sides(&fake), backend(PlannedAction::Create)).await;
+        assert!(matches!(status, ItemStatus::Created { .. }), "{status:?}");
+        assert_eq!(put_conditions(&fake), [None]);
+    }
+}

@@ -25,6 +25,14 @@ fn seed(stack: &Stack) {
             .seed_arm_resource(id, service.clone())
             .unwrap();
     }
+    // The target's administrator is its own (another publisher email): matched, never written.
+    stack
+        .emulator
+        .seed_arm_resource(
+            &format!("{TARGET}/users/1"),
+            json!({ "properties": { "firstName": "Administrator", "lastName": "", "email": "owner@target.example", "state": "active" } }),
+        )
+        .unwrap();
     let seed = |path: &str, properties: Value| {
         stack
             .emulator
@@ -41,6 +49,16 @@ fn seed(stack: &Stack) {
     seed(
         "namedValues/backend-key",
         json!({ "displayName": "backend-key", "value": SECRET, "secret": true, "tags": [] }),
+    );
+    seed(
+        "namedValues/from-vault",
+        json!({ "displayName": "from-vault", "secret": true, "tags": [],
+        "keyVault": { "secretIdentifier": "https://kv-src.vault.azure.net/secrets/api-key/0123456789abcdef0123456789abcdef", "identityClientId": null } }),
+    );
+    seed(
+        "namedValues/elsewhere",
+        json!({ "displayName": "elsewhere", "secret": true, "tags": [],
+        "keyVault": { "secretIdentifier": "https://kv-other.vault.azure.net/secrets/api-key", "identityClientId": null } }),
     );
     seed(
         "apiVersionSets/vs1",
@@ -97,12 +115,28 @@ fn seed(stack: &Stack) {
     );
 }
 
+/// The service pair, and a Key Vault pair whose vaults Key Vault-backed named values name.
 fn inventory(stack: &Stack) -> std::path::PathBuf {
     let resource = |id: &str, name: &str| json!({ "id": id, "type": "Microsoft.ApiManagement/service", "name": name });
+    let vaults = json!({
+        "source": kv_resource("source-sub", "kv-src", None),
+        "target": kv_resource("target-sub", "kv-dst", Some("https://kv-dst.vault.azure.net/".into())),
+    });
     stack.write_json(
         "inventory.json",
-        &json!({ "version": 1, "resources": [{ "source": resource(SOURCE, "apim-src"), "target": resource(TARGET, "apim-dst") }] }),
+        &json!({ "version": 1, "resources": [{ "source": resource(SOURCE, "apim-src"), "target": resource(TARGET, "apim-dst") }, vaults] }),
     )
+}
+
+/// The report's entry of the service pair.
+fn service_entry(report: &Value) -> Value {
+    report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target_id"] == TARGET)
+        .cloned()
+        .unwrap_or_else(|| panic!("no service pair in {report:#}"))
 }
 
 /// The test kit's plain ARM reader.
@@ -237,6 +271,45 @@ async fn replication_copies_the_service_in_order_with_secrets_keys_and_defaults_
         ["gold", "starter", "unlimited"]
     );
     assert_eq!(reader.names("users").await, ["1", "u1"]);
+    assert_eq!(
+        reader.get("users/1").await["properties"]["email"],
+        "owner@target.example"
+    );
+    // Key Vault-backed named values: pointed at the paired target vault, else kept and reported.
+    for (name, identifier) in [
+        (
+            "from-vault",
+            "https://kv-dst.vault.azure.net/secrets/api-key",
+        ),
+        (
+            "elsewhere",
+            "https://kv-other.vault.azure.net/secrets/api-key",
+        ),
+    ] {
+        let named_value = reader.get(&format!("namedValues/{name}")).await;
+        assert_eq!(
+            named_value["properties"]["keyVault"]["secretIdentifier"],
+            identifier
+        );
+    }
+    let report = run.report();
+    let notes = |name: &str| {
+        service_entry(&report)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["kind"] == "named-value" && item["name"] == name)
+            .map(|item| item["notes"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        notes("elsewhere").contains("kv-other is not paired"),
+        "{report:#}"
+    );
+    assert!(
+        notes("from-vault").contains("paired target vault kv-dst"),
+        "{report:#}"
+    );
     assert_eq!(reader.names("subscriptions").await, ["master", "sub1"]);
 
     // Dependency order: what a write references is written before it.
@@ -269,6 +342,7 @@ async fn replication_copies_the_service_in_order_with_secrets_keys_and_defaults_
     );
     assert!(
         !order.iter().any(|w| w.contains("groups/administrators")
+            || w.contains("subscriptions/master")
             || w.contains("users/1")
             || w.contains("products/starter")),
         "{order:#?}"

@@ -249,7 +249,7 @@ fn rewrite_ids(value: &mut Value, from: &str, to: &str) {
 }
 
 /// What a new service already holds and atg matches instead of writing: the system groups
-/// (their membership is the service's) and the administrator user.
+/// (their membership is the service's), the administrator user and the `master` subscription.
 pub fn is_built_in(kind: &str, document: &Value) -> bool {
     let properties = &document["properties"];
     match kind {
@@ -257,6 +257,8 @@ pub fn is_built_in(kind: &str, document: &Value) -> bool {
             properties["builtIn"] == Value::Bool(true) || properties["type"] == "system"
         }
         USER => document["name"] == "1",
+        // The all-access subscription: its keys are the target service's own.
+        SUBSCRIPTION => document["name"] == "master",
         _ => false,
     }
 }

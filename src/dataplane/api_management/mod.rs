@@ -30,6 +30,7 @@ use super::{
 use crate::azure::arm::apim::{self, Written};
 use crate::azure::arm::ArmClient;
 use crate::azure::{AzureError, Sensitive, WriteAccess};
+use crate::dataplane::app_service::key_vault_refs::{self, Rewrite, VaultPairs};
 use entities::{Entity, KINDS, NAMED_VALUE, STAGES, SUBSCRIPTION};
 
 const NO_TIME: Newer = Newer::Unknown("api management entities carry no modification time");
@@ -41,8 +42,8 @@ static INFO: PluginInfo = PluginInfo {
     item_kinds: &[
         ItemKindInfo {
             name: entities::NAMED_VALUE,
-            template: "plain values copied; secret values written as a placeholder (never read); Key Vault-backed ones keep their reference",
-            replication: "plain values copied; secret values read through listValue and copied; Key Vault-backed ones keep their reference (reported)",
+            template: "plain values copied; secret values written as a placeholder (never read); Key Vault-backed ones pointed at the target vault paired in the run, else kept (reported)",
+            replication: "plain values copied; secret values read through listValue and copied; Key Vault-backed ones pointed at the target vault paired in the run, else kept (reported)",
         },
         ItemKindInfo { name: entities::BACKEND, template: "copied", replication: "copied" },
         ItemKindInfo { name: entities::POLICY_FRAGMENT, template: "copied", replication: "copied" },
@@ -82,7 +83,7 @@ static INFO: PluginInfo = PluginInfo {
         },
         ItemKindInfo {
             name: entities::SUBSCRIPTION,
-            template: "scope, owner (the target's user of the same id), state and name; the service makes new keys",
+            template: "scope, owner (the target's user of the same id), state and name; the service makes new keys; the built-in master subscription matched (its keys stay the target's)",
             replication: "as template, with the source's keys (listSecrets), so clients keep working",
         },
     ],
@@ -135,7 +136,7 @@ static INFO: PluginInfo = PluginInfo {
     ],
     notes: &[
         "everything goes through ARM (Microsoft.ApiManagement api-version 2024-05-01); updates carry the target entity's ETag (If-Match), a 412 is read again and retried once",
-        "not copied (reported when the source has them): API revisions other than the current one and releases, GraphQL resolvers, certificates, loggers and diagnostics, identity providers, portal content, tags; a Key Vault-backed named value keeps its reference to the source's vault",
+        "not read, so not copied (check the source for them): certificates, loggers and diagnostics, identity providers, authorization servers, portal content, tags, GraphQL resolvers and API releases; API revisions other than the current one are listed and reported skipped",
         "the target service must exist (ATG's Terraform has no API Management emitter): a missing one fails its pair",
     ],
 };
@@ -274,12 +275,13 @@ async fn plan_items(
     )
     .await
     .map_err(|e| PluginError::azure("read the target service", e))?;
+    let vaults = VaultPairs::new(&ctx.pairs, ctx.http.cloud);
     let mut items = Vec::new();
     for (source, target) in pair_by_key(source, target, Entity::key, Entity::key)
         .into_iter()
         .filter_map(Merged::into_source_pair)
     {
-        items.push(plan_entity(ctx, job, sides, source, target).await?);
+        items.push(plan_entity(ctx, job, sides, &vaults, source, target).await?);
     }
     for revision in revisions {
         items.push(item(
@@ -324,10 +326,15 @@ async fn plan_entity(
     ctx: &PluginContext,
     job: &Job,
     sides: &Sides,
-    source: Entity,
+    vaults: &VaultPairs,
+    mut source: Entity,
     target: Option<Entity>,
 ) -> Result<Item, PluginError> {
     let name = source.name();
+    let mut notes = Vec::new();
+    if source.kind == NAMED_VALUE {
+        notes.extend(point_at_target_vault(&mut source.properties, vaults));
+    }
     let what = format!("{} {name}", source.kind);
     if source.built_in {
         let action = match target {
@@ -350,7 +357,6 @@ async fn plan_entity(
         properties: source.properties.clone(),
         secrets: Vec::new(),
     };
-    let mut notes = Vec::new();
     let mut differs = Vec::new();
     if target.as_ref().is_some_and(|t| source.differs_from(t)) {
         differs.push(Difference::Attributes);
@@ -369,7 +375,7 @@ async fn plan_entity(
                 .get("keyVault")
                 .is_some_and(|kv| !kv.is_null()) =>
         {
-            notes.push("Key Vault-backed: the reference to the source's vault is kept; grant the target service's identity access to it, or point it at the target vault".to_owned());
+            // Its value stays in the vault: nothing to read (see point_at_target_vault).
         }
         NAMED_VALUE if source.properties.get("secret") == Some(&Value::Bool(true)) => {
             match job.mode {
@@ -436,6 +442,29 @@ async fn plan_entity(
     let mut planned = item(source.kind, name, action, work);
     planned.item.notes = notes;
     Ok(planned)
+}
+
+/// Points a Key Vault-backed named value at the target vault paired in this run with the vault
+/// it names (its value is never read); answers the note that says what became of it.
+fn point_at_target_vault(
+    properties: &mut Map<String, Value>,
+    vaults: &VaultPairs,
+) -> Option<String> {
+    let identifier = properties
+        .get_mut("keyVault")?
+        .get_mut("secretIdentifier")?;
+    let uri = identifier.as_str()?.to_owned();
+    Some(match key_vault_refs::target_secret_uri(&uri, vaults) {
+        Rewrite::Rewritten { value, vault, dropped_version } => {
+            *identifier = Value::String(value);
+            let version = if dropped_version { " (version dropped: the target's secret has its own)" } else { "" };
+            format!("Key Vault-backed: pointed at the paired target vault {vault}{version}; grant the target service's identity access to it")
+        }
+        Rewrite::Kept { vault } if !vault.is_empty() => format!(
+            "Key Vault-backed: vault {vault} is not paired in this run: the reference is kept; grant the target service's identity access to it"
+        ),
+        _ => "Key Vault-backed: the reference is kept as it is".to_owned(),
+    })
 }
 
 /// The plan of one service: its clients and its items.

@@ -12,7 +12,7 @@
 //! does that); the report says so. The plan owns both ARM clients; apply creates the missing
 //! slots first, then writes every other item.
 
-mod key_vault_refs;
+pub(crate) mod key_vault_refs;
 mod keys;
 mod settings;
 mod site_config;

@@ -369,6 +369,14 @@ async fn replication_copies_the_service_in_order_with_secrets_keys_and_defaults_
 async fn template_writes_placeholders_and_new_keys_and_reads_no_secret() {
     let stack = Stack::start().await;
     seed(&stack);
+    // The target already has one secret named value, with its own value and another name.
+    stack
+        .emulator
+        .seed_arm_resource(
+            &format!("{TARGET}/namedValues/backend-key"),
+            json!({ "properties": { "displayName": "old-name", "secret": true, "tags": [], "value": "the-targets-own" } }),
+        )
+        .unwrap();
     let inventory = inventory(&stack);
     stack.emulator.clear_requests();
     let run = stack
@@ -399,5 +407,14 @@ async fn template_writes_placeholders_and_new_keys_and_reads_no_secret() {
     assert_eq!(
         reader.get("namedValues/plain").await["properties"]["value"],
         "hello"
+    );
+    // A target's secret value is never replaced in template mode: the rest is updated around it.
+    let kept = reader
+        .call(reqwest::Method::POST, "namedValues/backend-key/listValue")
+        .await;
+    assert_eq!(kept["value"], "the-targets-own");
+    assert_eq!(
+        reader.get("namedValues/backend-key").await["properties"]["displayName"],
+        "backend-key"
     );
 }

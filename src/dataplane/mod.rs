@@ -10,6 +10,7 @@
 //! Everything a plugin needs comes through [`PluginContext`]; plugins never import the
 //! orchestrator, the CLI or the UI.
 
+pub mod api_management;
 pub mod app_service;
 pub mod event_hubs;
 pub mod key_vault;

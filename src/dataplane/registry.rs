@@ -1,6 +1,7 @@
 //! The one list of plugins, in a deliberate order (the order of `atg plugins` and the docs).
 //! Adding a plugin means adding it here; tests walk this slice to check every plugin's claims.
 
+use super::api_management::ApiManagementPlugin;
 use super::app_service::AppServicePlugin;
 use super::event_hubs::EventHubsPlugin;
 use super::key_vault::KeyVaultPlugin;
@@ -14,6 +15,7 @@ pub static PLUGINS: &[&dyn DataPlanePlugin] = &[
     &AppServicePlugin,
     &ServiceBusPlugin,
     &EventHubsPlugin,
+    &ApiManagementPlugin,
 ];
 
 /// The plugin that handles an ARM resource type (compared case-insensitively).

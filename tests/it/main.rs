@@ -9,6 +9,7 @@
 //! End-to-end tests: the real `atg` binary against the local emulators.
 //! One test binary, one module per area; `common` starts what each test needs.
 
+mod api_management;
 mod app_service;
 mod arm;
 mod cancel;

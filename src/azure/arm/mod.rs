@@ -25,6 +25,7 @@ use super::error::{AzureError, AzureErrorKind};
 use super::policies::{ReadsOnly, WriteAccess};
 use super::transport::AzureHttp;
 
+pub mod apim;
 pub mod eventhub;
 mod operation;
 pub mod servicebus;

@@ -119,6 +119,24 @@ pub fn rewrite(value: &str, vaults: &VaultPairs, cloud: Cloud) -> Rewrite {
 }
 
 fn rewrite_uri(uri: &str, vaults: &VaultPairs) -> Rewrite {
+    match target_secret_uri(uri, vaults) {
+        Rewrite::Rewritten {
+            value,
+            vault,
+            dropped_version,
+        } => Rewrite::Rewritten {
+            value: format!("{PREFIX}SecretUri={value}/)"),
+            vault,
+            dropped_version,
+        },
+        other => other,
+    }
+}
+
+/// A secret URI (`https://v.vault.azure.net/secrets/s[/version]`) pointed at the target vault
+/// paired with the vault it names, without a version (API Management's Key Vault-backed named
+/// values hold one).
+pub fn target_secret_uri(uri: &str, vaults: &VaultPairs) -> Rewrite {
     let Ok(url) = url::Url::parse(uri) else {
         return Rewrite::Kept { vault: uri.into() };
     };
@@ -139,7 +157,7 @@ fn rewrite_uri(uri: &str, vaults: &VaultPairs) -> Rewrite {
         }
     };
     Rewrite::Rewritten {
-        value: format!("{PREFIX}SecretUri=https://{target_host}/secrets/{name}/)"),
+        value: format!("https://{target_host}/secrets/{name}"),
         vault: target_name.clone(),
         dropped_version,
     }

@@ -12,7 +12,7 @@
 //! does that); the report says so. The plan owns both ARM clients; apply creates the missing
 //! slots first, then writes every other item.
 
-mod key_vault_refs;
+pub(crate) mod key_vault_refs;
 mod keys;
 mod settings;
 mod site_config;
@@ -26,7 +26,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::kit::{self, apply_each, Typed};
+use super::kit::{self, apply_each, in_slot, settled, Typed};
 use super::{
     ApplyPlan, Capability, DataPlanePlugin, Discovery, ItemKindInfo, ItemStatus, Job, Limit, Mode,
     PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError, PluginInfo, Side,
@@ -532,14 +532,7 @@ impl ApplyPlan for SitePlan {
             items,
         } = *self;
         let sides = &sides;
-        let run = |item: Item| async move {
-            let notes = item.item.notes.clone();
-            let status = ctx
-                .in_item_slot(Box::pin(apply_item(sides, item)))
-                .await
-                .unwrap_or_else(ItemStatus::from);
-            (status, notes)
-        };
+        let run = |item: Item| in_slot(ctx, item.item.notes.clone(), apply_item(sides, item));
         apply_each(ctx, job, slots, SLOT_CONCURRENCY, run).await;
         let concurrency = ctx.item_slots.available_permits().max(1);
         apply_each(ctx, job, items, concurrency, run).await;
@@ -589,19 +582,5 @@ async fn apply_item(sides: &Sides, item: Item) -> ItemStatus {
         Err(error) => ItemStatus::Failed {
             error: error.to_string(),
         },
-    }
-}
-
-/// The outcome of an item the plan already decided: identical, skipped or failed.
-fn settled(action: &PlannedAction) -> Option<ItemStatus> {
-    match action {
-        PlannedAction::Identical => Some(ItemStatus::Identical),
-        PlannedAction::Skip { reason } => Some(ItemStatus::Skipped {
-            reason: reason.clone(),
-        }),
-        PlannedAction::Fail { reason } => Some(ItemStatus::Failed {
-            error: reason.clone(),
-        }),
-        _ => None,
     }
 }

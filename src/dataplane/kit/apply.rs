@@ -2,7 +2,9 @@
 
 use futures::StreamExt;
 
-use super::super::{Interrupted, ItemOutcome, ItemStatus, Job, PlannedItem, PluginContext};
+use super::super::{
+    Interrupted, ItemOutcome, ItemStatus, Job, PlannedAction, PlannedItem, PluginContext,
+};
 
 /// An item of a typed plan: what the report shows of it, and the plugin's own plan of it.
 #[derive(Clone, Debug)]
@@ -66,4 +68,32 @@ pub async fn apply_each<I, F, Fut>(
             }
         })
         .await;
+}
+
+/// Runs an item's work in an item slot ([`PluginContext::in_item_slot`]): its status (one
+/// cancelled before it ended reported so) with the plan's `notes`, as [`apply_each`] takes it.
+pub async fn in_slot(
+    ctx: &PluginContext,
+    notes: Vec<String>,
+    work: impl std::future::Future<Output = ItemStatus>,
+) -> (ItemStatus, Vec<String>) {
+    let status = ctx
+        .in_item_slot(Box::pin(work))
+        .await
+        .unwrap_or_else(ItemStatus::from);
+    (status, notes)
+}
+
+/// The outcome of an item the plan already decided: identical, skipped or failed.
+pub fn settled(action: &PlannedAction) -> Option<ItemStatus> {
+    match action {
+        PlannedAction::Identical => Some(ItemStatus::Identical),
+        PlannedAction::Skip { reason } => Some(ItemStatus::Skipped {
+            reason: reason.clone(),
+        }),
+        PlannedAction::Fail { reason } => Some(ItemStatus::Failed {
+            error: reason.clone(),
+        }),
+        _ => None,
+    }
 }

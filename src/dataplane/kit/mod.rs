@@ -13,7 +13,7 @@ pub mod listing;
 pub mod options;
 pub mod poll;
 
-pub use apply::{apply_each, Typed};
+pub use apply::{apply_each, in_slot, settled, Typed};
 pub use conflict::{Decision, Existing, Newer};
 pub use listing::{merge_sorted, paged, pair_by_key, MergeError, Merged};
 pub use poll::{poll_until, PollError, Progress, Schedule};

@@ -4,6 +4,7 @@
 //! children) lives in `store`; each provider module holds only its service's quirks, grounded in
 //! `shared/azure-recordings/<service>/`. A namespace without a module gets the generic store.
 
+mod apim;
 mod eventhub;
 mod messaging;
 mod servicebus;
@@ -91,6 +92,7 @@ static PROVIDERS: &[&dyn Provider] = &[
     &web::WebProvider,
     &servicebus::SERVICE_BUS,
     &eventhub::EVENT_HUB,
+    &apim::ApiManagementProvider,
 ];
 
 fn provider_for(namespace: &str) -> &'static dyn Provider {

@@ -103,17 +103,23 @@ pub struct Merged<V> {
     /// Names the target held with another value, written over.
     pub changed: usize,
     pub notes: Vec<String>,
+    /// Names `--on-conflict` leaves as the target holds them, with the reason.
+    pub skipped: Vec<String>,
     /// Names `--on-conflict fail` refuses: nothing of the map is written.
     pub refused: Vec<String>,
 }
 
 impl<V: Entry> Merged<V> {
-    /// The plan: fail (a refused name), identical (nothing to write), create (into an empty
-    /// map) or overwrite.
+    /// The plan: fail (a refused name), skip (nothing to write but names left differing),
+    /// identical (nothing to write), create (into an empty map) or overwrite.
     pub fn planned(&self, target: &BTreeMap<String, V>) -> PlannedAction {
         if !self.refused.is_empty() {
             PlannedAction::Fail {
                 reason: self.refused.join("; "),
+            }
+        } else if self.map == *target && !self.skipped.is_empty() {
+            PlannedAction::Skip {
+                reason: self.skipped.join("; "),
             }
         } else if self.map == *target {
             PlannedAction::Identical
@@ -147,11 +153,16 @@ pub(super) fn map_item<V: Entry>(
     if rules.mode == Mode::Template {
         describe.push_str(" (placeholders)");
     }
+    let mut notes = merged.notes;
+    if !matches!(action, PlannedAction::Skip { .. }) {
+        // Written or failed for other names: the names left are worth a note.
+        notes.extend(merged.skipped);
+    }
     item(
         kind,
         scope.label.clone(),
         action,
-        merged.notes,
+        notes,
         work(merged.map, describe),
     )
 }
@@ -167,6 +178,7 @@ pub fn merge<V: Entry>(
         created: 0,
         changed: 0,
         notes: Vec::new(),
+        skipped: Vec::new(),
         refused: Vec::new(),
     };
     let what = rules.what;
@@ -227,7 +239,7 @@ pub fn merge<V: Entry>(
                 merged.map.insert(name.clone(), desired);
             }
             Decision::Identical => {}
-            Decision::Skip(reason) => merged.notes.push(reason),
+            Decision::Skip(reason) => merged.skipped.push(reason),
             Decision::Fail(reason) => merged.refused.push(reason),
         }
     }
@@ -364,9 +376,20 @@ mod tests {
         );
         assert_eq!(skip.map, map(&[("A", "old"), ("B", "b")]));
         assert!(
-            skip.notes[0].contains("app setting `A` exists in the target and differs"),
+            skip.skipped[0].contains("app setting `A` exists in the target and differs"),
             "{:?}",
-            skip.notes
+            skip.skipped
+        );
+        // Nothing else to write: the map is reported skipped, not identical.
+        let skip_only = merge(
+            &source,
+            &skip.map,
+            &rules(Mode::Replication, OnConflict::Skip, &vaults),
+        );
+        assert!(
+            matches!(skip_only.planned(&skip.map), PlannedAction::Skip { reason } if reason.contains("(--on-conflict skip)")),
+            "{:?}",
+            skip_only.planned(&skip.map)
         );
         let newer = merge(
             &source,

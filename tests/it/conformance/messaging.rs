@@ -17,7 +17,7 @@ use super::{Item, Items, Target, World};
 use crate::common::{Run, Stack, SOURCE_SECRET, TARGET_SECRET, TARGET_TENANT};
 
 const ARM: &str = "https://management.azure.com";
-const API_VERSION: &str = "api-version=2024-01-01";
+const API_VERSION: &str = "2024-01-01";
 /// Read-only members, rendered by the service, that are no item's shape.
 const READ_ONLY: &[&str] = &[
     "createdAt",
@@ -52,10 +52,17 @@ pub struct Service {
 pub struct ArmRest {
     http: reqwest::Client,
     token: String,
+    api_version: &'static str,
 }
 
 impl ArmRest {
+    /// At the messaging providers' api-version.
     pub fn new(stack: &Stack) -> ArmRest {
+        ArmRest::at(stack, API_VERSION)
+    }
+
+    /// At `api_version` (another provider's).
+    pub fn at(stack: &Stack, api_version: &'static str) -> ArmRest {
         ArmRest {
             http: test_http_client(
                 stack.emulator.ca_pem(),
@@ -64,6 +71,7 @@ impl ArmRest {
             )
             .unwrap(),
             token: mint_token(TARGET_TENANT, "conformance", ARM),
+            api_version,
         }
     }
 
@@ -76,7 +84,10 @@ impl ArmRest {
         let separator = if id.contains('?') { '&' } else { '?' };
         let mut request = self
             .http
-            .request(method, format!("{ARM}{id}{separator}{API_VERSION}"))
+            .request(
+                method,
+                format!("{ARM}{id}{separator}api-version={}", self.api_version),
+            )
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
@@ -181,21 +192,8 @@ impl MessagingWorld {
 
     /// An inventory of pairs of namespace ids.
     pub fn pairs_inventory(&self, pairs: &[(String, String)]) -> PathBuf {
-        let resource = |id: &str| {
-            json!({
-                "id": id,
-                "type": format!("{}/namespaces", self.service.provider),
-                "name": id.rsplit('/').next().unwrap_or_default(),
-            })
-        };
-        let resources: Vec<Value> = pairs
-            .iter()
-            .map(|(source, target)| json!({ "source": resource(source), "target": resource(target) }))
-            .collect();
-        self.stack.write_json(
-            "inventory.json",
-            &json!({ "version": 1, "resources": resources }),
-        )
+        let resource_type = format!("{}/namespaces", self.service.provider);
+        arm_inventory(&self.stack, &resource_type, pairs)
     }
 
     /// PUTs each `(path below the source namespace, body)`, in order.
@@ -269,15 +267,47 @@ impl MessagingWorld {
 
     /// Requests that changed the namespace `id` (every method but GET, and not listKeys).
     pub fn writes_to(&self, id: &str) -> Vec<String> {
-        let prefix = id.to_ascii_lowercase();
-        self.stack
-            .requests()
-            .into_iter()
-            .filter(|r| r.method != "GET" && r.path.to_ascii_lowercase().starts_with(&prefix))
-            .filter(|r| !r.path.to_ascii_lowercase().ends_with("/listkeys"))
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
+        arm_writes(&self.stack, &[id.to_owned()], &["/listkeys"])
     }
+}
+
+/// An inventory of pairs of ARM resource ids of `resource_type`.
+pub fn arm_inventory(stack: &Stack, resource_type: &str, pairs: &[(String, String)]) -> PathBuf {
+    let resource = |id: &str| {
+        json!({
+            "id": id,
+            "type": resource_type,
+            "name": id.rsplit('/').next().unwrap_or_default(),
+        })
+    };
+    let resources: Vec<Value> = pairs
+        .iter()
+        .map(|(source, target)| json!({ "source": resource(source), "target": resource(target) }))
+        .collect();
+    stack.write_json(
+        "inventory.json",
+        &json!({ "version": 1, "resources": resources }),
+    )
+}
+
+/// Requests that changed a resource of `ids` or below it: every method but GET, and not a POST
+/// whose path ends with one of `reads` (`/listkeys`: actions that only read).
+pub fn arm_writes(stack: &Stack, ids: &[String], reads: &[&str]) -> Vec<String> {
+    let ids: Vec<String> = ids.iter().map(|id| id.to_ascii_lowercase()).collect();
+    stack
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            let path = r.path.to_ascii_lowercase();
+            let below = |id: &String| {
+                path.strip_prefix(id.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            };
+            let reading = r.method == "POST" && reads.iter().any(|read| path.ends_with(read));
+            r.method != "GET" && !reading && ids.iter().any(below)
+        })
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
 }
 
 fn join(parent: &str, collection: &str) -> String {

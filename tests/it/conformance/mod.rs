@@ -48,6 +48,7 @@
 //! 3. Add `mod <service>;` below and, in that file,
 //!    `#[tokio::test] async fn conformance() { super::run(&MyFixture).await }`.
 
+mod app_service;
 pub mod event_hubs;
 mod key_vault;
 pub mod messaging;

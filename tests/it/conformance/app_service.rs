@@ -575,7 +575,7 @@ impl World for AppServiceWorld {
         let sites = self.target_sites(target);
         self.stack.emulator.set_options(|options| {
             options
-                .forbidden_arm_resources
+                .forbidden_arm_scopes
                 .extend(sites.iter().map(|id| id.to_ascii_lowercase()));
         });
     }

@@ -13,8 +13,8 @@ const EXIT_CODES: &str = "Exit codes:\n    0  every resource succeeded (items ma
 
 const VERIFY_EXIT_CODES: &str = "Exit codes:\n    0  every target holds everything the mode promises, the same as its source\n    1  something promised is missing, different or could not be compared (or a resource\n       could not be read)\n    2  the run could not start: bad flags, inventory or credentials";
 
-/// atg fills deployed Azure resources from a source tenant: Key Vault secrets, keys and
-/// certificates first (the data plane that Terraform leaves empty).
+/// atg fills deployed Azure resources from a source tenant: the data plane that Terraform leaves
+/// empty (Key Vault, Storage, App Service, Service Bus, Event Hubs, API Management: `atg plugins`).
 #[derive(Parser)]
 #[command(name = "atg", version, after_help = EXIT_CODES, propagate_version = true)]
 pub struct Cli {

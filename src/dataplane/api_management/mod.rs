@@ -1,10 +1,10 @@
 //! API Management (`Microsoft.ApiManagement/service`): a service's configuration, copied entity
 //! by entity through ARM into the paired service (no data-plane host).
 //!
-//! [`entities`] lists what is copied and in which stage: named values, version sets, groups and
+//! `entities` lists what is copied and in which stage: named values, version sets, groups and
 //! users first; backends, policy fragments, APIs and products next; operations, schemas and
 //! product links after them; policies (service, API, operation and product scope, compared as
-//! XML the service re-formats: [`policy`]) once everything they reference exists; subscriptions
+//! XML the service re-formats: `policy`) once everything they reference exists; subscriptions
 //! last. Secrets (secret named values, subscription keys) are read through `listValue` and
 //! `listSecrets` in replication and never in template mode, which writes placeholders and lets
 //! the service make new keys. Updates carry the target entity's `ETag` (`If-Match`); a 412 is

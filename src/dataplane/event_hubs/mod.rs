@@ -1,7 +1,7 @@
 //! Event Hubs (`Microsoft.EventHub/namespaces`): event hubs, consumer groups and authorization
 //! rules at namespace and event hub scope, copied through ARM. An Event Hubs namespace has the
 //! shapes of a Service Bus one: the walk, the comparison of entities and the rules' keys are
-//! Service Bus's ([`super::service_bus::namespace`]); this module holds what Event Hubs has.
+//! Service Bus's (`super::service_bus::namespace`); this module holds what Event Hubs has.
 //! Events are not copied (the report says so).
 
 use async_trait::async_trait;

@@ -2,9 +2,9 @@
 //! and correlation filters, actions) and authorization rules at namespace, queue and topic
 //! scope, copied through ARM (every call goes to the ARM host).
 //!
-//! One file per item kind: [`entities`] (queues, topics, subscriptions and rules: their
+//! One file per item kind: `entities` (queues, topics, subscriptions and rules: their
 //! settable properties, the immutable ones reported, `$Default` matched) and
-//! [`authorization_rules`] (rights, and the keys in replication); [`namespace`] walks a
+//! `authorization_rules` (rights, and the keys in replication); `namespace` walks a
 //! namespace and applies in dependency order, for this plugin and for Event Hubs, whose
 //! namespaces have the same shapes. Messages are not copied (the report says so).
 

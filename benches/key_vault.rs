@@ -18,19 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atg_testkit::kv_rest::VaultRestClient;
-use atg_testkit::{mint_token, Emulator, EmulatorOptions, Principal, ThrottleOptions};
+use atg_testkit::{mint_token, Emulator, ThrottleOptions};
 use serde_json::{json, Value};
 
-const TENANT: &str = "72f988bf-0000-4000-8000-00000000a7f0";
-const CLIENT: &str = "00000000-0000-4000-8000-0000000000be";
-const SECRET: &str = "bench-client-secret";
+use common::{env_count, CLIENT, TENANT};
 
-fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
 
 async fn seed(emulator: &Emulator, vault: &str, count: usize) {
     let client = Arc::new(VaultRestClient::new(emulator, vault).unwrap());
@@ -74,35 +67,9 @@ fn inventory(dir: &Path, source: &str, target: &str) -> std::path::PathBuf {
 
 /// Runs atg under /usr/bin/time; returns (seconds, peak RSS in KiB, report).
 fn run_atg(emulator: &Emulator, ca: &Path, inventory: &Path) -> (f64, u64, Value) {
-    let addr = emulator.addr();
     let time_file = inventory.with_extension("time");
     let started = Instant::now();
-    let output = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&time_file)
-        .arg(env!("CARGO_BIN_EXE_atg"))
-        .args([
-            "deploy",
-            "--dataplane",
-            "--dataplane-mode",
-            "replication",
-            "--output",
-            "json",
-            "--no-progress",
-            "-q",
-        ])
-        .arg("--inventory")
-        .arg(inventory)
-        .arg("--ca-cert")
-        .arg(ca)
-        .args(["--connect-to", &format!("vault.azure.net={addr}")])
-        .args(["--connect-to", &format!("login.microsoftonline.com={addr}")])
-        .args(["--connect-to", &format!("management.azure.com={addr}")])
-        .env("AZURE_DATAPLANE_CLIENT_ID", CLIENT)
-        .env("AZURE_DATAPLANE_CLIENT_SECRET", SECRET)
-        .env("AZURE_DATAPLANE_TENANT_ID", TENANT)
+    let output = common::atg_deploy(emulator, ca, inventory, ("%M %U %S", &time_file))
         .output()
         .unwrap();
     let seconds = started.elapsed().as_secs_f64();
@@ -112,14 +79,7 @@ fn run_atg(emulator: &Emulator, ca: &Path, inventory: &Path) -> (f64, u64, Value
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let peak_kib = std::fs::read_to_string(&time_file)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (peak_kib, _) = common::read_time_file(&time_file);
     (seconds, peak_kib, report)
 }
 
@@ -160,17 +120,7 @@ async fn main() {
     let secrets = env_count("ATG_BENCH_SECRETS", 1_000);
     let memory_secrets = env_count("ATG_BENCH_MEMORY_SECRETS", 10_000);
     let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::start(EmulatorOptions {
-        default_tenant: TENANT.into(),
-        principals: vec![Principal {
-            tenant_id: TENANT.into(),
-            client_id: CLIENT.into(),
-            client_secret: SECRET.into(),
-        }],
-        ..EmulatorOptions::default()
-    })
-    .await
-    .unwrap();
+    let emulator = common::emulator().await;
     let ca = emulator.write_ca(dir.path()).unwrap();
     seed(&emulator, "bench-src", secrets).await;
 

@@ -40,32 +40,24 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use atg_testkit::azurite::{Azurite, AzuriteAccount};
-use atg_testkit::storage_gateway::StorageGateway;
-use atg_testkit::{mint_token, Emulator, EmulatorOptions, Principal};
+use atg_testkit::azurite::Azurite;
+use atg_testkit::mint_token;
 use futures::StreamExt as _;
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngCore as _, SeedableRng as _};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-const TENANT: &str = "72f988bf-0000-4000-8000-00000000a7f0";
-const CLIENT: &str = "00000000-0000-4000-8000-0000000000be";
-const SECRET: &str = "bench-client-secret";
+use common::{env_count, read_time_file, StorageStand, CLIENT, TENANT};
+
+mod common;
+
 const CONTAINER: &str = "bench";
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 /// Azurite's blob API version for the bench's own requests (seeding, listing).
 const VERSION: &str = "2021-08-06";
-
-fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace(['_', ','], "").parse().ok())
-        .unwrap_or(default)
-}
 
 /// A size drawn log-uniformly from `low..=high`.
 fn log_uniform(rng: &mut StdRng, low: u64, high: u64) -> u64 {
@@ -253,103 +245,38 @@ impl Measured {
 }
 
 struct Bench {
-    emulator: Emulator,
-    azurite: Azurite,
-    gateway: StorageGateway,
-    ca: PathBuf,
-    dir: tempfile::TempDir,
+    stand: StorageStand,
     concurrency: usize,
+}
+
+impl std::ops::Deref for Bench {
+    type Target = StorageStand;
+
+    fn deref(&self) -> &StorageStand {
+        &self.stand
+    }
 }
 
 impl Bench {
     async fn start(accounts: &[&str], concurrency: usize) -> Bench {
-        let emulator = Emulator::start(EmulatorOptions {
-            default_tenant: TENANT.into(),
-            principals: vec![Principal {
-                tenant_id: TENANT.into(),
-                client_id: CLIENT.into(),
-                client_secret: SECRET.into(),
-            }],
-            ..EmulatorOptions::default()
-        })
-        .await
-        .unwrap();
-        let accounts: Vec<AzuriteAccount> =
-            accounts.iter().map(|a| AzuriteAccount::named(a)).collect();
-        let azurite = Azurite::start(&emulator, &accounts)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        let gateway = StorageGateway::start(&emulator, &azurite, None)
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = emulator.write_ca(dir.path()).unwrap();
         Bench {
-            emulator,
-            azurite,
-            gateway,
-            ca,
-            dir,
+            stand: StorageStand::start(accounts).await,
             concurrency,
         }
     }
 
-    fn inventory(&self, source: &str, target: &str) -> PathBuf {
-        let resource = |subscription: &str, name: &str| {
-            json!({
-                "id": format!("/subscriptions/{subscription}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{name}"),
-                "type": "Microsoft.Storage/storageAccounts",
-                "name": name,
-                "properties": "{}",
-            })
-        };
-        let path = self.dir.path().join(format!("inventory-{target}.json"));
-        let body = json!({ "version": 1, "resources": [{
-            "source": resource("source-sub", source),
-            "target": resource("target-sub", target),
-        }]});
-        std::fs::write(&path, body.to_string()).unwrap();
-        path
-    }
-
     /// Runs atg under /usr/bin/time; returns the measurement and the report.
     async fn atg(&self, source: &str, target: &str) -> (Measured, Value) {
-        let inventory = self.inventory(source, target);
         let time_file = self.dir.path().join(format!("{target}.time"));
-        let addr = self.emulator.addr();
+        let concurrency = self.concurrency.to_string();
+        let mut command = tokio::process::Command::from(self.atg_command(
+            (source, target),
+            &["--concurrency", &concurrency],
+            ("%M %U %S", &time_file),
+        ));
         let meter = CpuMeter::start();
         let started = Instant::now();
-        let output = tokio::process::Command::new("/usr/bin/time")
-            .args(["-f", "%M %U %S", "-o"])
-            .arg(&time_file)
-            .arg(env!("CARGO_BIN_EXE_atg"))
-            .args([
-                "deploy",
-                "--dataplane",
-                "--dataplane-mode",
-                "replication",
-                "--output",
-                "json",
-                "--no-progress",
-                "-q",
-                "--concurrency",
-                &self.concurrency.to_string(),
-            ])
-            .arg("--inventory")
-            .arg(&inventory)
-            .arg("--ca-cert")
-            .arg(&self.ca)
-            .args(["--connect-to", &format!("vault.azure.net={addr}")])
-            .args(["--connect-to", &format!("login.microsoftonline.com={addr}")])
-            .args(["--connect-to", &format!("management.azure.com={addr}")])
-            .args(self.gateway.connect_to_args())
-            .env("AZURE_DATAPLANE_CLIENT_ID", CLIENT)
-            .env("AZURE_DATAPLANE_CLIENT_SECRET", SECRET)
-            .env("AZURE_DATAPLANE_TENANT_ID", TENANT)
-            .env("PATH", "/usr/bin:/bin")
-            .output()
-            .await
-            .unwrap();
+        let output = command.output().await.unwrap();
         let seconds = started.elapsed().as_secs_f64();
         let (azurite_cpu, gateway_cpu) = meter.stop();
         // The gateway logs every request; a long run should not make the bench itself grow.
@@ -503,20 +430,6 @@ impl CpuMeter {
     }
 }
 
-/// `/usr/bin/time -f` output: peak RSS in KiB and CPU seconds (user + system).
-fn read_time_file(path: &std::path::Path) -> (u64, f64) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let fields: Vec<&str> = text
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let number = |i: usize| fields[i].parse::<f64>().unwrap();
-    (fields[0].parse().unwrap(), number(1) + number(2))
-}
-
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / MIB as f64
 }
@@ -588,8 +501,7 @@ async fn throughput(blobs: usize, concurrency: usize) {
         per_blob(atg.cpu),
         per_blob(rclone.cpu)
     );
-    bench.azurite.stop().await;
-    bench.emulator.shutdown().await;
+    bench.stand.stop().await;
 }
 
 async fn memory(few: usize, many: usize, concurrency: usize) {
@@ -622,8 +534,7 @@ async fn memory(few: usize, many: usize, concurrency: usize) {
         "storage/memory: peak RSS at {many} blobs / at {few} blobs = {:.2}x  (target <= 1.5x)",
         peaks[1] as f64 / peaks[0] as f64
     );
-    bench.azurite.stop().await;
-    bench.emulator.shutdown().await;
+    bench.stand.stop().await;
 }
 
 fn rclone_present() -> bool {

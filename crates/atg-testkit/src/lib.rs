@@ -27,6 +27,7 @@ pub mod options;
 mod pki;
 mod server;
 pub mod storage_gateway;
+pub mod synthetic_listing;
 pub mod token;
 pub mod web_app;
 

@@ -164,6 +164,8 @@ struct State {
     /// Accounts whose every request is refused with 403, as Azure refuses a caller without a
     /// data role.
     forbidden_accounts: std::collections::BTreeSet<String>,
+    /// (account, container) → how many generated blobs its List Blobs answers.
+    synthetic_listings: std::collections::BTreeMap<(String, String), u64>,
     rng: StdRng,
     log: Vec<GatewayRequest>,
 }
@@ -250,6 +252,7 @@ impl StorageGateway {
             failing: None,
             pending_copies: false,
             forbidden_accounts: std::collections::BTreeSet::new(),
+            synthetic_listings: std::collections::BTreeMap::new(),
             rng: StdRng::seed_from_u64(seed),
             log: Vec::new(),
         }));
@@ -315,6 +318,18 @@ impl StorageGateway {
     /// without reaching Azurite (replaces the previous set).
     pub fn set_forbidden_accounts(&self, accounts: &[&str]) {
         lock(&self.state).forbidden_accounts = accounts.iter().map(|a| (*a).to_owned()).collect();
+    }
+
+    /// List Blobs of `account/container` is answered with `blobs` generated blobs (see
+    /// [`crate::synthetic_listing`]) instead of Azurite's listing; `None` gives it back to
+    /// Azurite. Every other request to the container still reaches Azurite.
+    pub fn set_synthetic_listing(&self, account: &str, container: &str, blobs: Option<u64>) {
+        let key = (account.to_owned(), container.to_owned());
+        let mut state = lock(&self.state);
+        match blobs {
+            Some(blobs) => state.synthetic_listings.insert(key, blobs),
+            None => state.synthetic_listings.remove(&key),
+        };
     }
 
     #[must_use]
@@ -394,6 +409,20 @@ async fn serve(
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
+    response
+}
+
+/// An error answer as the service gives it: `body` and the code in `x-ms-error-code`.
+fn service_error(
+    status: StatusCode,
+    code: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut response = plain(status, body);
+    response.headers_mut().insert(
+        "x-ms-error-code",
+        hyper::header::HeaderValue::from_static(code),
+    );
     response
 }
 
@@ -484,15 +513,11 @@ async fn handle(
     if forbidden {
         entry.status = Some(403);
         lock(state).log.push(entry);
-        let mut response = plain(
+        return Some(service_error(
             StatusCode::FORBIDDEN,
+            "AuthorizationPermissionMismatch",
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationPermissionMismatch</Code><Message>This request is not authorized to perform this operation using this permission.</Message></Error>",
-        );
-        response.headers_mut().insert(
-            "x-ms-error-code",
-            hyper::header::HeaderValue::from_static("AuthorizationPermissionMismatch"),
-        );
-        return Some(response);
+        ));
     }
     let lost = {
         let mut guard = lock(state);
@@ -536,6 +561,11 @@ async fn handle(
     let Some((account, service)) = split_host(&host) else {
         return Some(plain(StatusCode::MISDIRECTED_REQUEST, "not a storage host"));
     };
+    if let Some(response) = synthetic_listing(state, account, service, &parts) {
+        entry.status = Some(response.status().as_u16());
+        lock(state).log.push(entry);
+        return Some(response);
+    }
     // A Shared Key signature covers the path as the client sent it (`/<account>/<path>` from the
     // production host): such requests keep their production `Host` and path, so Azurite checks
     // the signature exactly as Azure would. They never carry a copy source.
@@ -665,6 +695,45 @@ async fn handle(
             continue;
         }
         response.headers_mut().append(name, value.clone());
+    }
+    Some(response)
+}
+
+/// The answer of a List Blobs the gateway generates (see [`StorageGateway::set_synthetic_listing`]).
+fn synthetic_listing(
+    state: &Mutex<State>,
+    account: &str,
+    service: &str,
+    parts: &hyper::http::request::Parts,
+) -> Option<Response<Full<Bytes>>> {
+    let query = parts.uri.query().unwrap_or_default();
+    let list = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, v)| (k == "restype" && v == "container") || (k == "comp" && v == "list"))
+        .count()
+        == 2;
+    let container = parts.uri.path().trim_start_matches('/');
+    if service != "blob" || parts.method != hyper::Method::GET || !list || container.contains('/') {
+        return None;
+    }
+    let blobs = *lock(state)
+        .synthetic_listings
+        .get(&(account.to_owned(), container.to_owned()))?;
+    let query = crate::synthetic_listing::ListQuery::parse(query);
+    let Some(body) = crate::synthetic_listing::page(account, container, blobs, &query) else {
+        return Some(service_error(
+            StatusCode::BAD_REQUEST,
+            "OutOfRangeInput",
+            "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>OutOfRangeInput</Code><Message>One of the request inputs is out of range.</Message></Error>",
+        ));
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    if let Some(version) = parts.headers.get("x-ms-version") {
+        headers.insert("x-ms-version", version.clone());
     }
     Some(response)
 }

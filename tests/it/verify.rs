@@ -256,3 +256,41 @@ async fn storage_blobs_and_entities_are_planned_and_verified_one_by_one() {
     assert_eq!(totals["extra"], 1, "{report}");
     assert_eq!(storage.target_writes().len(), writes, "verify wrote");
 }
+
+#[tokio::test]
+async fn storage_structure_verifies_in_template_mode_without_comparing_contents() {
+    let storage = StorageStack::start().await;
+    storage.seed(
+        SOURCE,
+        &json!({
+            "containers": [{ "name": "data", "metadata": { "owner": "a" },
+                             "blobs": [{ "name": "b", "size": 10 }] }],
+            "queues": [{ "name": "jobs", "metadata": { "purpose": "work" }, "messages": ["one"] }],
+            "tables": [{ "name": "people", "entities": [{ "PartitionKey": "p", "RowKey": "1" }] }]
+        }),
+    );
+    let inventory = storage.inventory(json!({}));
+    let run = storage
+        .deploy(&inventory, &["--dataplane-mode", "template"])
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let mut all = storage.deploy_args(
+        &inventory,
+        &["--dataplane-mode", "template", "--output", "json"],
+    );
+    all[0] = "verify".into();
+    let verified = atg(&all, &TARGET_PRINCIPAL).await;
+    // Template promises the structure: the container, queue and table with their settings,
+    // decided by those settings (their blobs, messages and entities are not promised).
+    assert_eq!(verified.code, 0, "{verified}");
+    let report = verified.report();
+    assert_eq!(report["totals"]["items"]["unverified"], 0, "{report}");
+    assert_eq!(report["totals"]["items"]["identical"], 3, "{report}");
+    for (kind, name) in [
+        ("container", "data"),
+        ("queue", "jobs"),
+        ("table", "people"),
+    ] {
+        assert_eq!(report_item(&report, kind, name)["verdict"], "identical");
+    }
+}

@@ -161,11 +161,14 @@ pub(super) async fn plan(
                 target: plan.target.clone(),
             }),
         );
-        if let Some(walk) = decided {
-            // The container's own settings decide its plan; its blobs are counted beside it.
+        // The container's own settings decide its plan when its blobs are decided beside it,
+        // or not copied at all (template mode).
+        if decided.is_some() || job.mode == Mode::Template {
             if let Some(differs) = plan.settings_differences(clients.target_allows_public_access) {
                 item.item.action = PlannedAction::compared(differs);
             }
+        }
+        if let Some(walk) = decided {
             item.item.fingerprint = Some(walk.fingerprint);
         }
         items.push(item);

@@ -11,7 +11,9 @@ use super::{
 };
 use crate::azure::storage::queue::QueueSettings;
 use crate::dataplane::kit::{paged, Typed};
-use crate::dataplane::{Discovery, ItemStatus, Job, Mode, PluginContext, PluginError};
+use crate::dataplane::{
+    Difference, Discovery, ItemStatus, Job, Mode, PlannedAction, PluginContext, PluginError,
+};
 
 /// A queue as planning found it on both sides.
 #[derive(Debug)]
@@ -86,13 +88,15 @@ pub(super) async fn plan(
                 ),
             });
         let exists = target.is_some();
-        items.push(planned(
-            QUEUE,
-            queue.name,
-            exists,
-            notes,
-            ItemPlan::Queue(QueuePlan { source, target }),
-        ));
+        let plan = QueuePlan { source, target };
+        // Without messages to compare, the queue's settings decide its plan.
+        let settings_differ = (!(job.mode == Mode::Replication && clients.copy_queue_messages))
+            .then(|| plan.settings_differences());
+        let mut item = planned(QUEUE, queue.name, exists, notes, ItemPlan::Queue(plan));
+        if let Some(Some(differs)) = settings_differ {
+            item.item.action = PlannedAction::compared(differs);
+        }
+        items.push(item);
     }
     discovery.facts.insert("queues".into(), queues.into());
     Ok(())
@@ -125,6 +129,23 @@ pub(super) async fn apply(
             notes.push(copy.note());
             with_messages(status, &copy)
         }
+    }
+}
+
+impl QueuePlan {
+    /// What differs between the queue's settings on both sides (`None` when the target has no
+    /// such queue): its metadata, and its stored access policies when both could be read.
+    fn settings_differences(&self) -> Option<Vec<Difference>> {
+        let target = self.target.as_ref()?;
+        let mut differs = Vec::new();
+        if target.metadata != self.source.metadata {
+            differs.push(Difference::Metadata);
+        }
+        let compare_policies = !self.source.policies_unreadable && !target.policies_unreadable;
+        if compare_policies && target.access_policies != self.source.access_policies {
+            differs.push(Difference::Attributes);
+        }
+        Some(differs)
     }
 }
 

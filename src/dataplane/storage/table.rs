@@ -108,9 +108,10 @@ pub(super) async fn plan(
             target: target.flatten(),
         };
         let mut item = planned(TABLE, name, target_exists, notes, ItemPlan::Table(plan));
-        if let (Some(fingerprint), ItemPlan::Table(plan)) = (decided, &item.detail) {
-            // The table's own settings (stored access policies) decide its plan; its entities
-            // are counted beside it.
+        // The table's own settings (stored access policies) decide its plan when its entities
+        // are decided beside it, or not copied at all (template mode).
+        let settings_decide = decided.is_some() || job.mode == Mode::Template;
+        if let (true, ItemPlan::Table(plan)) = (settings_decide, &item.detail) {
             if plan.target_exists {
                 let differs =
                     plan.source.is_some() && plan.target.is_some() && plan.source != plan.target;
@@ -120,8 +121,8 @@ pub(super) async fn plan(
                     Vec::new()
                 });
             }
-            item.item.fingerprint = Some(fingerprint);
         }
+        item.item.fingerprint = decided;
         items.push(item);
     }
     let facts = &mut discovery.facts;

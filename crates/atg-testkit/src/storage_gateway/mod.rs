@@ -38,6 +38,13 @@ use crate::azurite::Azurite;
 use crate::options::{FaultKind, FaultOptions};
 use crate::Emulator;
 
+mod lost_answers;
+mod upstream;
+
+use lost_answers::operation;
+pub use lost_answers::{LostAnswer, LostAnswers};
+use upstream::{forward, forward_keeping_case, read_source_range, Upstream};
+
 /// One request the gateway saw.
 #[derive(Clone, Debug)]
 pub struct GatewayRequest {
@@ -55,98 +62,6 @@ pub struct GatewayRequest {
     pub fault: Option<FaultKind>,
     /// Azurite carried the request out, and the gateway then dropped its answer (reset or 5xx).
     pub lost: bool,
-}
-
-/// What the client gets instead of the answer of a write that took effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LostAnswer {
-    /// The connection is reset.
-    Reset,
-    /// This status (500, 503, ...) with an empty body.
-    Status(u16),
-}
-
-/// Writes that are carried out by Azurite and then lose their answer.
-#[derive(Clone, Debug)]
-pub struct LostAnswers {
-    /// Which writes: a `comp` value (`appendblock`, `blocklist`, `block`, `page`, `metadata`,
-    /// `acl`, `tags`, ...), or, for writes without one, `message` (Put Message), `batch` (an
-    /// entity group transaction), `entity`, `table` (Create Table), `container`, `queue`, `copy`
-    /// (a blob written from `x-ms-copy-source`) or `blob`; `*` for every write.
-    pub operations: Vec<String>,
-    /// Fraction of those writes, 0.0..=1.0 (seeded like the faults).
-    pub rate: f64,
-    /// Instead of `rate`: the 1st, (n+1)th, (2n+1)th ... write of each operation, whatever
-    /// order concurrent writes arrive in (a retry counts as the next write).
-    pub every: Option<u64>,
-    /// Chosen uniformly for each lost answer.
-    pub answers: Vec<LostAnswer>,
-}
-
-impl LostAnswers {
-    /// `operations` lose their answer at `rate` by a connection reset.
-    #[must_use]
-    pub fn new(operations: &[&str], rate: f64) -> Self {
-        LostAnswers {
-            operations: operations.iter().map(|o| (*o).to_owned()).collect(),
-            rate,
-            every: None,
-            answers: vec![LostAnswer::Reset],
-        }
-    }
-
-    /// `operations` lose the answer of their 1st, (n+1)th, ... write by a connection reset.
-    #[must_use]
-    pub fn every(operations: &[&str], n: u64) -> Self {
-        LostAnswers {
-            every: Some(n.max(2)),
-            ..Self::new(operations, 0.0)
-        }
-    }
-
-    /// The answers to choose from instead of a reset.
-    #[must_use]
-    pub fn answering(mut self, answers: &[LostAnswer]) -> Self {
-        self.answers = answers.to_vec();
-        self
-    }
-
-    fn selects(&self, operation: Option<&str>) -> bool {
-        operation
-            .is_some_and(|operation| self.operations.iter().any(|o| o == "*" || o == operation))
-    }
-}
-
-/// The operation a write is, for [`LostAnswers`]; `None` for reads.
-fn operation(
-    service: &str,
-    method: &hyper::Method,
-    uri: &hyper::Uri,
-    comp: Option<&str>,
-    copy: bool,
-) -> Option<String> {
-    if method == hyper::Method::GET || method == hyper::Method::HEAD {
-        return None;
-    }
-    if let Some(comp) = comp {
-        return Some(comp.to_owned());
-    }
-    let path = uri.path();
-    let container = uri
-        .query()
-        .unwrap_or_default()
-        .contains("restype=container");
-    let name = match service {
-        "queue" if path.ends_with("/messages") => "message",
-        "queue" => "queue",
-        "table" if path.ends_with("$batch") => "batch",
-        "table" if path.trim_end_matches('/').ends_with("/Tables") => "table",
-        "table" => "entity",
-        _ if container => "container",
-        _ if copy => "copy",
-        _ => "blob",
-    };
-    Some(name.to_owned())
 }
 
 struct State {
@@ -181,15 +96,6 @@ impl Drop for StorageGateway {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-struct Upstream {
-    client: reqwest::Client,
-    /// For [`forward_keeping_case`]: TLS to Azurite, trusting the emulator's CA.
-    tls: tokio_rustls::TlsConnector,
-    blob: SocketAddr,
-    queue: SocketAddr,
-    table: SocketAddr,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -738,157 +644,5 @@ fn synthetic_listing(
     Some(response)
 }
 
-type Answer = (StatusCode, hyper::HeaderMap, Bytes);
-
-async fn forward(
-    upstream: &Upstream,
-    method: &hyper::Method,
-    url: &str,
-    headers: hyper::HeaderMap,
-    body: Vec<u8>,
-) -> Option<Answer> {
-    let answer = upstream
-        .client
-        .request(method.clone(), url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .ok()?;
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    Some((status, headers, answer.bytes().await.unwrap_or_default()))
-}
-
-/// [`forward`] on a connection of its own that writes header names in the case the client
-/// sent them (the request's extensions carry what hyper's server side recorded).
-async fn forward_keeping_case(
-    upstream: &Upstream,
-    parts: &hyper::http::request::Parts,
-    url: &str,
-    headers: hyper::HeaderMap,
-    body: Vec<u8>,
-) -> Option<Answer> {
-    let url = url::Url::parse(url).ok()?;
-    let authority = format!("{}:{}", url.host_str()?, url.port()?);
-    let mut target = url.path().to_owned();
-    if let Some(query) = url.query() {
-        target.push('?');
-        target.push_str(query);
-    }
-    let mut request = Request::builder()
-        .method(parts.method.clone())
-        .uri(target)
-        .body(Full::new(Bytes::from(body)))
-        .ok()?;
-    *request.headers_mut() = headers;
-    if !request.headers().contains_key(hyper::header::HOST) {
-        request.headers_mut().insert(
-            hyper::header::HOST,
-            hyper::header::HeaderValue::from_str(&authority).ok()?,
-        );
-    }
-    *request.extensions_mut() = parts.extensions.clone();
-    let tcp = TcpStream::connect(&authority).await.ok()?;
-    let name = rustls::pki_types::ServerName::try_from(url.host_str()?.to_owned()).ok()?;
-    let tls = upstream.tls.connect(name, tcp).await.ok()?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .ok()?;
-    tokio::spawn(connection);
-    let answer = sender.send_request(request).await.ok()?;
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let bytes = answer.into_body().collect().await.ok()?.to_bytes();
-    Some((status, headers, bytes))
-}
-
-/// The bytes `x-ms-source-range` names of `x-ms-copy-source`, read from Azurite with the SAS
-/// the copy source carries (as the service reads a copy source).
-async fn read_source_range(
-    upstream: &Upstream,
-    headers: &hyper::HeaderMap,
-) -> Result<Vec<u8>, StatusCode> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let source = header("x-ms-copy-source")
-        .and_then(|url| path_style(url, upstream.blob))
-        .ok_or(StatusCode::BAD_REQUEST)?;
-    let range = header("x-ms-source-range").ok_or(StatusCode::BAD_REQUEST)?;
-    let mut get = upstream.client.get(source).header("range", range).header(
-        "x-ms-version",
-        header("x-ms-version").unwrap_or("2021-08-06"),
-    );
-    // `x-ms-source-if-match`: the source must still be that version (412 otherwise).
-    if let Some(etag) = header("x-ms-source-if-match") {
-        get = get.header("if-match", etag);
-    }
-    let answer = get.send().await.map_err(|_| StatusCode::BAD_GATEWAY)?;
-    if !answer.status().is_success() {
-        // The service answers a copy source it cannot read with CannotVerifyCopySource.
-        return Err(answer.status());
-    }
-    Ok(answer
-        .bytes()
-        .await
-        .map_err(|_| StatusCode::BAD_GATEWAY)?
-        .to_vec())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use hyper::Method;
-
-    #[test]
-    fn production_hosts_map_to_path_style() {
-        assert_eq!(
-            split_host("src.blob.core.windows.net"),
-            Some(("src", "blob"))
-        );
-        assert_eq!(
-            split_host("src.table.core.windows.net:443"),
-            Some(("src", "table"))
-        );
-        assert_eq!(split_host("example.com"), None);
-        let write = |service, method, uri: &str, comp, copy| {
-            operation(service, &method, &uri.parse().unwrap(), comp, copy)
-        };
-        assert_eq!(
-            write("queue", Method::POST, "/q/messages", None, false).as_deref(),
-            Some("message")
-        );
-        assert_eq!(
-            write("table", Method::POST, "/$batch", None, false).as_deref(),
-            Some("batch")
-        );
-        assert_eq!(
-            write("table", Method::POST, "/Tables", None, false).as_deref(),
-            Some("table")
-        );
-        assert_eq!(
-            write("blob", Method::PUT, "/c?restype=container", None, false).as_deref(),
-            Some("container")
-        );
-        assert_eq!(
-            write("blob", Method::PUT, "/c/b", None, true).as_deref(),
-            Some("copy")
-        );
-        assert_eq!(
-            write(
-                "blob",
-                Method::PUT,
-                "/c/b?comp=metadata",
-                Some("metadata"),
-                false
-            )
-            .as_deref(),
-            Some("metadata")
-        );
-        assert_eq!(write("blob", Method::GET, "/c/b", None, false), None);
-        let blob: SocketAddr = "127.0.0.1:10000".parse().unwrap();
-        assert_eq!(
-            path_style("https://src.blob.core.windows.net/c/a%20b?sv=1&sig=x", blob).as_deref(),
-            Some("https://127.0.0.1:10000/src/c/a%20b?sv=1&sig=x")
-        );
-    }
-}
+mod tests;

@@ -151,22 +151,20 @@ pub(super) async fn plan(
         }
         let exists = target.is_some();
         let plan = ContainerPlan { source, target };
+        // The container's own settings decide its plan when its blobs are decided beside it,
+        // or not copied at all (template mode).
+        let settings_differ = (decided.is_some() || job.mode == Mode::Template)
+            .then(|| plan.settings_differences(clients.target_allows_public_access))
+            .flatten();
         let mut item = planned(
             CONTAINER,
             container.name.clone(),
             exists,
             notes,
-            ItemPlan::Container(ContainerPlan {
-                source: plan.source.clone(),
-                target: plan.target.clone(),
-            }),
+            ItemPlan::Container(plan),
         );
-        // The container's own settings decide its plan when its blobs are decided beside it,
-        // or not copied at all (template mode).
-        if decided.is_some() || job.mode == Mode::Template {
-            if let Some(differs) = plan.settings_differences(clients.target_allows_public_access) {
-                item.item.action = PlannedAction::compared(differs);
-            }
+        if let Some(differs) = settings_differ {
+            item.item.action = PlannedAction::compared(differs);
         }
         if let Some(walk) = decided {
             item.item.fingerprint = Some(walk.fingerprint);

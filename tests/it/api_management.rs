@@ -15,6 +15,8 @@ const TARGET: &str =
 const SECRET: &str = "named-value-secret-3f9a1c";
 const PRIMARY: &str = "0123456789abcdef0123456789abcdef";
 const SECONDARY: &str = "fedcba9876543210fedcba9876543210";
+/// A backend's literal credential (a header value).
+const BACKEND_SECRET: &str = "backend-header-secret-77c2e0";
 const POLICY: &str = "<policies>\n  <inbound>\n    <base />\n    <set-header name=\"x-k\" exists-action=\"override\"><value>{{backend-key}}</value></set-header>\n  </inbound>\n  <backend><base /></backend>\n  <outbound><base /></outbound>\n  <on-error><base /></on-error>\n</policies>";
 
 fn seed(stack: &Stack) {
@@ -67,6 +69,11 @@ fn seed(stack: &Stack) {
     seed(
         "backends/be1",
         json!({ "url": "https://backend.example.com", "protocol": "http", "description": "the backend" }),
+    );
+    seed(
+        "backends/be-creds",
+        json!({ "url": "https://creds.example.com", "protocol": "http",
+        "credentials": { "header": { "x-key": [BACKEND_SECRET, "{{backend-key}}"] } } }),
     );
     seed(
         "apis/echo",
@@ -226,11 +233,17 @@ async fn replication_copies_the_service_in_order_with_secrets_keys_and_defaults_
     assert_eq!(run.code, 0, "{run}");
     for text in [&run.stdout, &run.stderr] {
         assert!(
-            !text.contains(SECRET) && !text.contains(PRIMARY) && !text.contains(SECONDARY),
+            ![SECRET, PRIMARY, SECONDARY, BACKEND_SECRET]
+                .iter()
+                .any(|secret| text.contains(secret)),
             "a secret in the output"
         );
     }
     let reader = Reader::new(&stack);
+    assert_eq!(
+        reader.get("backends/be-creds").await["properties"]["credentials"]["header"]["x-key"],
+        json!([BACKEND_SECRET, "{{backend-key}}"])
+    );
     let secret = reader
         .call(reqwest::Method::POST, "namedValues/backend-key/listValue")
         .await;
@@ -417,4 +430,10 @@ async fn template_writes_placeholders_and_new_keys_and_reads_no_secret() {
         reader.get("namedValues/backend-key").await["properties"]["displayName"],
         "backend-key"
     );
+    // A backend's literal credential is not written; a named value reference is.
+    assert_eq!(
+        reader.get("backends/be-creds").await["properties"]["credentials"]["header"]["x-key"],
+        json!([atg::orchestrator::PLACEHOLDER, "{{backend-key}}"])
+    );
+    assert!(!run.stdout.contains(BACKEND_SECRET) && !run.stderr.contains(BACKEND_SECRET));
 }

@@ -228,13 +228,15 @@ impl Entity {
     }
 }
 
-/// Replaces the prefix `from` (case-insensitive) of every string in `value` by `to`.
+/// Replaces the prefix `from` (case-insensitive, a whole id: `.../service/a` is no prefix of
+/// `.../service/ab`) of every string in `value` by `to`.
 fn rewrite_ids(value: &mut Value, from: &str, to: &str) {
     match value {
         Value::String(text)
             if text.len() >= from.len()
                 && text.is_char_boundary(from.len())
-                && text[..from.len()].eq_ignore_ascii_case(from) =>
+                && text[..from.len()].eq_ignore_ascii_case(from)
+                && matches!(text.as_bytes().get(from.len()), None | Some(b'/')) =>
         {
             *text = format!("{to}{}", &text[from.len()..]);
         }
@@ -292,6 +294,16 @@ mod tests {
             format!("{target}/products/starter")
         );
         assert!(!entity.properties.contains_key("createdDate"));
+        // Another service whose name starts with the source's is not the source.
+        let elsewhere = format!("{source}b/products/p");
+        let other = Entity::new(
+            SUBSCRIPTION,
+            "subscriptions/s2".into(),
+            &json!({ "properties": { "scope": elsewhere } }),
+            source,
+            target,
+        );
+        assert_eq!(other.properties["scope"], elsewhere);
         assert_eq!(entity.name(), "s1");
         let policy = Entity::new(
             POLICY,

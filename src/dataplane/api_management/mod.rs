@@ -10,6 +10,7 @@
 //! the service make new keys. Updates carry the target entity's `ETag` (`If-Match`); a 412 is
 //! read again and retried once, then reported.
 
+mod backend;
 mod entities;
 mod policy;
 
@@ -31,7 +32,7 @@ use crate::azure::arm::apim::{self, Written};
 use crate::azure::arm::ArmClient;
 use crate::azure::{AzureError, Sensitive, WriteAccess};
 use crate::dataplane::app_service::key_vault_refs::{self, Rewrite, VaultPairs};
-use entities::{Entity, KINDS, NAMED_VALUE, STAGES, SUBSCRIPTION};
+use entities::{Entity, BACKEND, KINDS, NAMED_VALUE, STAGES, SUBSCRIPTION};
 
 const NO_TIME: Newer = Newer::Unknown("api management entities carry no modification time");
 
@@ -45,7 +46,11 @@ static INFO: PluginInfo = PluginInfo {
             template: "plain values copied; secret values written as a placeholder (never read); Key Vault-backed ones pointed at the target vault paired in the run, else kept (reported)",
             replication: "plain values copied; secret values read through listValue and copied; Key Vault-backed ones pointed at the target vault paired in the run, else kept (reported)",
         },
-        ItemKindInfo { name: entities::BACKEND, template: "copied", replication: "copied" },
+        ItemKindInfo {
+            name: entities::BACKEND,
+            template: "copied; literal credentials (header and query values, authorization parameter, proxy password) written as a placeholder, or the target's kept; {{named value}} references copied",
+            replication: "copied, credentials included",
+        },
         ItemKindInfo { name: entities::POLICY_FRAGMENT, template: "copied", replication: "copied" },
         ItemKindInfo { name: entities::VERSION_SET, template: "copied", replication: "copied" },
         ItemKindInfo {
@@ -335,6 +340,13 @@ async fn plan_entity(
     let mut notes = Vec::new();
     if source.kind == NAMED_VALUE {
         notes.extend(point_at_target_vault(&mut source.properties, vaults));
+    }
+    if source.kind == BACKEND && job.mode == Mode::Template {
+        notes.extend(backend::template_credentials(
+            &mut source.properties,
+            target.as_ref().map(|target| &target.properties),
+            ctx.placeholder,
+        ));
     }
     let what = format!("{} {name}", source.kind);
     if source.built_in {

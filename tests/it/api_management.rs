@@ -35,15 +35,7 @@ fn seed(stack: &Stack) {
             json!({ "properties": { "firstName": "Administrator", "lastName": "", "email": "owner@target.example", "state": "active" } }),
         )
         .unwrap();
-    let seed = |path: &str, properties: Value| {
-        stack
-            .emulator
-            .seed_arm_resource(
-                &format!("{SOURCE}/{path}"),
-                json!({ "properties": properties }),
-            )
-            .unwrap();
-    };
+    let seed = |path: &str, properties: Value| seed_entity(stack, SOURCE, path, properties);
     seed(
         "namedValues/plain",
         json!({ "displayName": "plain", "value": "hello", "secret": false, "tags": ["a"] }),
@@ -120,6 +112,17 @@ fn seed(stack: &Stack) {
             "state": "active", "allowTracing": false, "primaryKey": PRIMARY, "secondaryKey": SECONDARY
         }),
     );
+}
+
+/// Writes the entity `path` of `service` straight into the emulator's store (no request).
+fn seed_entity(stack: &Stack, service: &str, path: &str, properties: Value) {
+    stack
+        .emulator
+        .seed_arm_resource(
+            &format!("{service}/{path}"),
+            json!({ "properties": properties }),
+        )
+        .unwrap();
 }
 
 /// The service pair, and a Key Vault pair whose vaults Key Vault-backed named values name.
@@ -436,4 +439,59 @@ async fn template_writes_placeholders_and_new_keys_and_reads_no_secret() {
         json!([atg::orchestrator::PLACEHOLDER, "{{backend-key}}"])
     );
     assert!(!run.stdout.contains(BACKEND_SECRET) && !run.stderr.contains(BACKEND_SECRET));
+}
+
+#[tokio::test]
+async fn verify_passes_a_replica_and_names_a_changed_entity_and_an_extra_one() {
+    let stack = Stack::start().await;
+    seed(&stack);
+    let inventory = inventory(&stack);
+    let args = &["--dataplane-mode", "replication", "--output", "json"];
+    let run = stack.deploy(&inventory, args).await;
+    assert_eq!(run.code, 0, "{run}");
+    let verify = || async {
+        let mut all = stack.deploy_args(&inventory, args);
+        all[0] = "verify".into();
+        atg(&all, &TARGET_PRINCIPAL).await
+    };
+    let exact = verify().await;
+    assert_eq!(exact.code, 0, "{exact}");
+    assert_eq!(service_entry(&exact.report())["fidelity"], 1.0, "{exact}");
+
+    let seed_target = |path: &str, properties: Value| seed_entity(&stack, TARGET, path, properties);
+    seed_target(
+        "backends/be1",
+        json!({ "url": "https://elsewhere.example.com", "protocol": "http", "description": "the backend" }),
+    );
+    seed_target(
+        "apis/own",
+        json!({ "displayName": "Own", "path": "own", "protocols": ["https"] }),
+    );
+    stack.emulator.clear_requests();
+    let damaged = verify().await;
+    assert_ne!(damaged.code, 0, "{damaged}");
+    let entry = service_entry(&damaged.report());
+    let verdict = |kind: &str, name: &str| {
+        entry["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["kind"] == kind && item["name"] == name)
+            .map_or_else(
+                || panic!("no {kind} {name} in {entry:#}"),
+                |item| item["verdict"].clone(),
+            )
+    };
+    assert_eq!(verdict("backend", "be1"), "different");
+    assert_eq!(verdict("api", "own"), "extra");
+    // The target's built-ins are the service's own: no gap.
+    assert!(
+        !entry["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| item["verdict"] == "extra" && item["kind"] != "api"),
+        "{entry:#}"
+    );
+    assert_eq!(writes(&stack), Vec::<String>::new());
 }

@@ -26,7 +26,7 @@ use super::kit::{
 use super::{
     ApplyPlan, Capability, DataPlanePlugin, Difference, Discovery, ItemKindInfo, ItemStatus, Job,
     Limit, Mode, PermissionInfo, Plan, PlannedAction, PlannedItem, PluginContext, PluginError,
-    PluginInfo, Side,
+    PluginInfo, Side, EXTRA,
 };
 use crate::azure::arm::apim::{self, Written};
 use crate::azure::arm::ArmClient;
@@ -282,11 +282,27 @@ async fn plan_items(
     .map_err(|e| PluginError::azure("read the target service", e))?;
     let vaults = VaultPairs::new(&ctx.pairs, ctx.http.cloud);
     let mut items = Vec::new();
-    for (source, target) in pair_by_key(source, target, Entity::key, Entity::key)
-        .into_iter()
-        .filter_map(Merged::into_source_pair)
-    {
-        items.push(plan_entity(ctx, job, sides, &vaults, source, target).await?);
+    for merged in pair_by_key(source, target, Entity::key, Entity::key) {
+        match merged {
+            // A built-in the source lacks (another tier) is the service's own, no gap.
+            Merged::TargetOnly(target) if job.verify && !target.built_in => {
+                let mut extra = item(
+                    target.kind,
+                    target.name(),
+                    PlannedAction::Extra,
+                    Work::settled(),
+                );
+                extra.item.notes.push(EXTRA.to_owned());
+                items.push(extra);
+            }
+            Merged::TargetOnly(_) => {}
+            Merged::SourceOnly(source) => {
+                items.push(plan_entity(ctx, job, sides, &vaults, source, None).await?);
+            }
+            Merged::Both(source, target) => {
+                items.push(plan_entity(ctx, job, sides, &vaults, source, Some(target)).await?);
+            }
+        }
     }
     for revision in revisions {
         items.push(item(

@@ -3,7 +3,7 @@
 use futures::StreamExt;
 
 use super::super::{
-    Interrupted, ItemOutcome, ItemStatus, Job, PlannedAction, PlannedItem, PluginContext,
+    Interrupted, ItemOutcome, ItemStatus, Job, PlannedAction, PlannedItem, PluginContext, EXTRA,
 };
 
 /// An item of a typed plan: what the report shows of it, and the plugin's own plan of it.
@@ -84,10 +84,14 @@ pub async fn in_slot(
     (status, notes)
 }
 
-/// The outcome of an item the plan already decided: identical, skipped or failed.
+/// The outcome of an item the plan already decided: identical, skipped or failed (an item only
+/// in the target is never written: skipped).
 pub fn settled(action: &PlannedAction) -> Option<ItemStatus> {
     match action {
         PlannedAction::Identical => Some(ItemStatus::Identical),
+        PlannedAction::Extra => Some(ItemStatus::Skipped {
+            reason: EXTRA.to_owned(),
+        }),
         PlannedAction::Skip { reason } => Some(ItemStatus::Skipped {
             reason: reason.clone(),
         }),
@@ -95,5 +99,23 @@ pub fn settled(action: &PlannedAction) -> Option<ItemStatus> {
             error: reason.clone(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_writes_are_left_unsettled_and_an_extra_is_never_written() {
+        assert!(matches!(
+            settled(&PlannedAction::Extra),
+            Some(ItemStatus::Skipped { reason }) if reason == EXTRA
+        ));
+        assert!(settled(&PlannedAction::Create).is_none());
+        assert!(matches!(
+            settled(&PlannedAction::Identical),
+            Some(ItemStatus::Identical)
+        ));
     }
 }

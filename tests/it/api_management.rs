@@ -20,12 +20,14 @@ const BACKEND_SECRET: &str = "backend-header-secret-77c2e0";
 const POLICY: &str = "<policies>\n  <inbound>\n    <base />\n    <set-header name=\"x-k\" exists-action=\"override\"><value>{{backend-key}}</value></set-header>\n  </inbound>\n  <backend><base /></backend>\n  <outbound><base /></outbound>\n  <on-error><base /></on-error>\n</policies>";
 
 fn seed(stack: &Stack) {
-    let service = json!({ "location": "westeurope", "sku": { "name": "Developer", "capacity": 1 }, "properties": {} });
-    for id in [SOURCE, TARGET] {
-        stack
-            .emulator
-            .seed_arm_resource(id, service.clone())
-            .unwrap();
+    seed_with_target_tier(stack, "Developer");
+}
+
+/// The source service (Developer tier) with every kind, and an empty target service of `tier`.
+fn seed_with_target_tier(stack: &Stack, tier: &str) {
+    for (id, tier) in [(SOURCE, "Developer"), (TARGET, tier)] {
+        let service = json!({ "location": "westeurope", "sku": { "name": tier, "capacity": 1 }, "properties": {} });
+        stack.emulator.seed_arm_resource(id, service).unwrap();
     }
     // The target's administrator is its own (another publisher email): matched, never written.
     stack
@@ -471,17 +473,7 @@ async fn verify_passes_a_replica_and_names_a_changed_entity_and_an_extra_one() {
     let damaged = verify().await;
     assert_ne!(damaged.code, 0, "{damaged}");
     let entry = service_entry(&damaged.report());
-    let verdict = |kind: &str, name: &str| {
-        entry["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|item| item["kind"] == kind && item["name"] == name)
-            .map_or_else(
-                || panic!("no {kind} {name} in {entry:#}"),
-                |item| item["verdict"].clone(),
-            )
-    };
+    let verdict = |kind: &str, name: &str| resource_item(&entry, kind, name)["verdict"].clone();
     assert_eq!(verdict("backend", "be1"), "different");
     assert_eq!(verdict("api", "own"), "extra");
     // The target's built-ins are the service's own: no gap.
@@ -494,4 +486,51 @@ async fn verify_passes_a_replica_and_names_a_changed_entity_and_an_extra_one() {
         "{entry:#}"
     );
     assert_eq!(writes(&stack), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn kinds_the_target_tier_lacks_are_skipped_with_the_reason_and_the_rest_copied() {
+    let stack = Stack::start().await;
+    seed_with_target_tier(&stack, "Consumption");
+    let inventory = inventory(&stack);
+    stack.emulator.clear_requests();
+    let run = stack
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run}");
+    let entry = service_entry(&run.report());
+    assert_eq!(
+        entry["facts"]["target_tier_lacks"],
+        json!(["group", "product-group"]),
+        "{entry:#}"
+    );
+    let outcome = |kind: &str, name: &str| resource_item(&entry, kind, name).clone();
+    for (kind, name) in [
+        ("group", "partners"),
+        ("group", "administrators"),
+        ("product-group", "gold/partners"),
+    ] {
+        let item = outcome(kind, name);
+        assert_eq!(item["outcome"], "skipped", "{item:#}");
+        assert!(
+            item["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.contains("MethodNotAllowedInPricingTier")),
+            "{item:#}"
+        );
+    }
+    assert_eq!(outcome("product", "gold")["outcome"], "created");
+    assert_eq!(outcome("subscription", "sub1")["outcome"], "created");
+    let reader = Reader::new(&stack);
+    assert_eq!(reader.names("products/gold/apis").await, ["echo"]);
+    assert!(
+        writes(&stack)
+            .iter()
+            .all(|write| !write.contains("/groups/")),
+        "{:#?}",
+        writes(&stack)
+    );
 }

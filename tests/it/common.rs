@@ -265,3 +265,13 @@ pub fn report_item<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
         .find(|item| item["kind"] == kind && item["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name} in {report}"))
 }
+
+/// The item `kind` `name` of one resource's entry in a report (panics naming it when absent).
+pub fn resource_item<'r>(resource: &'r Value, kind: &str, name: &str) -> &'r Value {
+    resource["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == kind && i["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {resource:#}"))
+}

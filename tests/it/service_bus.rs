@@ -20,14 +20,7 @@ async fn replicate(world: &MessagingWorld, mode: &str, args: &[&str]) -> (Value,
     (report["resources"][0].clone(), output)
 }
 
-fn item<'r>(resource: &'r Value, kind: &str, name: &str) -> &'r Value {
-    resource["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["kind"] == kind && i["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in {resource:#}"))
-}
+use crate::common::resource_item as item;
 
 #[tokio::test]
 async fn forwarding_targets_are_created_before_the_entities_forwarding_to_them() {

@@ -166,11 +166,11 @@ impl DataPlanePlugin for ApiManagementPlugin {
             source_service: job.pair.source.id.trim_end_matches('/').to_owned(),
             target_service: job.pair.target.id.trim_end_matches('/').to_owned(),
         };
-        let items = plan_items(ctx, job, &sides).await?;
+        let (items, facts) = plan_items(ctx, job, &sides).await?;
         let discovery = Discovery {
             items: items.iter().map(|item| item.item.clone()).collect(),
             nested: BTreeMap::new(),
-            facts: Map::new(),
+            facts,
         };
         Ok(Plan {
             discovery,
@@ -209,15 +209,25 @@ impl std::fmt::Debug for Work {
 
 type Item = Typed<Work>;
 
-/// Reads every entity of one side, parents before children. API revisions other than the
-/// current one (`api;rev=n`) are left out and counted in `revisions`.
-async fn read_side(
-    arm: &ArmClient,
-    service: &str,
-    to_service: &str,
-    revisions: &mut Vec<String>,
-) -> Result<Vec<Entity>, AzureError> {
-    let mut found: Vec<Entity> = Vec::new();
+/// The error code of a listing the service's pricing tier does not have (groups in the
+/// Consumption tier).
+const NOT_IN_TIER: &str = "MethodNotAllowedInPricingTier";
+
+/// What one side holds.
+#[derive(Default)]
+struct Listed {
+    entities: Vec<Entity>,
+    /// API revisions other than the current one (`apis/echo;rev=2`): listed, never copied.
+    revisions: Vec<String>,
+    /// The kinds the service's pricing tier does not have (its listing answered
+    /// [`NOT_IN_TIER`]).
+    not_in_tier: Vec<&'static str>,
+}
+
+/// Reads every entity of one side, parents before children.
+async fn read_side(arm: &ArmClient, service: &str, to_service: &str) -> Result<Listed, AzureError> {
+    let mut side = Listed::default();
+    let found = &mut side.entities;
     for kind in KINDS {
         let parents: Vec<String> = if kind.parents.is_empty() {
             vec![String::new()]
@@ -243,10 +253,18 @@ async fn read_side(
             } else {
                 format!("{parent}/{}", kind.collection)
             };
-            for document in apim::list(arm, service, &collection).await? {
+            let documents = match apim::list(arm, service, &collection).await {
+                Ok(documents) => documents,
+                Err(error) if error.status() == Some(400) && error.has_code(NOT_IN_TIER) => {
+                    side.not_in_tier.push(kind.name);
+                    break;
+                }
+                Err(error) => return Err(error),
+            };
+            for document in documents {
                 let name = document["name"].as_str().unwrap_or_default().to_owned();
                 if name.contains(';') {
-                    revisions.push(format!("{collection}/{name}"));
+                    side.revisions.push(format!("{collection}/{name}"));
                     continue;
                 }
                 let path = format!("{collection}/{name}");
@@ -254,36 +272,48 @@ async fn read_side(
             }
         }
     }
-    Ok(found)
+    Ok(side)
 }
 
+/// Every item of the pair, and the facts of the report: the kinds either side's pricing tier
+/// does not have (`source_tier_lacks`, `target_tier_lacks`).
 async fn plan_items(
     ctx: &PluginContext,
     job: &Job,
     sides: &Sides,
-) -> Result<Vec<Item>, PluginError> {
-    let mut revisions = Vec::new();
-    let source = read_side(
-        &sides.source,
-        &sides.source_service,
-        &sides.target_service,
-        &mut revisions,
-    )
-    .await
-    .map_err(|e| PluginError::azure("read the source service", e))?;
-    let mut ignored = Vec::new();
-    let target = read_side(
-        &sides.target,
-        &sides.target_service,
-        &sides.target_service,
-        &mut ignored,
-    )
-    .await
-    .map_err(|e| PluginError::azure("read the target service", e))?;
+) -> Result<(Vec<Item>, Map<String, Value>), PluginError> {
+    let source = read_side(&sides.source, &sides.source_service, &sides.target_service)
+        .await
+        .map_err(|e| PluginError::azure("read the source service", e))?;
+    let target = read_side(&sides.target, &sides.target_service, &sides.target_service)
+        .await
+        .map_err(|e| PluginError::azure("read the target service", e))?;
     let vaults = VaultPairs::new(&ctx.pairs, ctx.http.cloud);
     let mut items = Vec::new();
-    for merged in pair_by_key(source, target, Entity::key, Entity::key) {
+    let mut facts = Map::new();
+    for (fact, kinds) in [
+        ("source_tier_lacks", &source.not_in_tier),
+        ("target_tier_lacks", &target.not_in_tier),
+    ] {
+        if !kinds.is_empty() {
+            facts.insert(fact.to_owned(), Value::from(kinds.clone()));
+        }
+    }
+    let not_in_target_tier = target.not_in_tier;
+    for merged in pair_by_key(source.entities, target.entities, Entity::key, Entity::key) {
         match merged {
+            Merged::SourceOnly(source) if not_in_target_tier.contains(&source.kind) => {
+                let reason = format!(
+                    "the target service's pricing tier has no {}s ({NOT_IN_TIER}): choose a tier that has them to copy them",
+                    source.kind
+                );
+                items.push(item(
+                    source.kind,
+                    source.name(),
+                    PlannedAction::Skip { reason },
+                    Work::settled(),
+                ));
+            }
             // A built-in the source lacks (another tier) is the service's own, no gap.
             Merged::TargetOnly(target) if job.verify && !target.built_in => {
                 let mut extra = item(
@@ -304,7 +334,7 @@ async fn plan_items(
             }
         }
     }
-    for revision in revisions {
+    for revision in source.revisions {
         items.push(item(
             entities::API,
             revision.trim_start_matches("apis/").to_owned(),
@@ -314,7 +344,7 @@ async fn plan_items(
             Work::settled(),
         ));
     }
-    Ok(items)
+    Ok((items, facts))
 }
 
 impl Work {

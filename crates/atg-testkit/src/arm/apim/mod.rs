@@ -14,7 +14,9 @@
 //! - a new service (PUT or seeded) holds what Azure creates with one: the groups
 //!   `administrators`, `developers`, `guests`, the products `starter` and `unlimited`, the
 //!   administrator user `1` and the `master` subscription;
-//! - lists carry `count`; `HEAD` answers 200 (an entity) or 204 (a link) with no body.
+//! - lists carry `count`; `HEAD` answers 200 (an entity) or 204 (a link) with no body;
+//! - a Consumption service has no groups: any request to its groups or a product's groups
+//!   answers 400 `MethodNotAllowedInPricingTier` (Azure/apiops#686).
 //!
 //! The service itself is a plain ARM resource here: its provisioning (an hour on Azure) is not
 //! modelled, tests seed it.
@@ -25,7 +27,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::store::{self, identity, not_found, object_body, Resource};
-use super::{ArmRequest, ArmState, Completion, Provider, ResourcePath};
+use super::{arm_error, ArmRequest, ArmState, Completion, Provider, ResourcePath};
 use crate::http::ApiResponse;
 
 use xml::reformat;
@@ -74,6 +76,15 @@ impl Provider for ApiManagementProvider {
         }
         let entity = types.last().map(String::as_str).unwrap_or_default();
         let tail = path.tail.as_deref().map(str::to_ascii_lowercase);
+        let groups =
+            types[1..].iter().any(|kind| kind == "groups") || tail.as_deref() == Some("groups");
+        if groups && is_consumption(state, path) {
+            return Some(arm_error(
+                StatusCode::BAD_REQUEST,
+                "MethodNotAllowedInPricingTier",
+                "Method not allowed in Consumption pricing tier",
+            ));
+        }
         let method = request.method().clone();
         let answer = match (&method, tail.as_deref()) {
             (&Method::GET, None) if request.http.query_param("asyncId").is_some() => {
@@ -355,9 +366,24 @@ fn child(service: &Resource, kind: &str, name: &str, properties: &Value) -> Reso
     Resource::new(&path, json!({ "properties": properties.clone() }))
 }
 
-/// What Azure creates with a service.
+/// Whether the service `path` is in is of the Consumption tier, which has no groups (its
+/// groups and product groups answer 400 `MethodNotAllowedInPricingTier`, as Azure/apiops#686
+/// shows).
+fn is_consumption(state: &ArmState, path: &ResourcePath) -> bool {
+    let service = ResourcePath {
+        pairs: path.pairs[..1].to_vec(),
+        tail: None,
+        ..path.clone()
+    };
+    state
+        .get(&service.key())
+        .is_some_and(|found| found.body["sku"]["name"] == "Consumption")
+}
+
+/// What Azure creates with a service (a Consumption one has no groups).
 fn create_defaults(state: &mut ArmState, service: &Resource) {
-    for (name, display, description) in SYSTEM_GROUPS {
+    let groups = service.body["sku"]["name"] != "Consumption";
+    for (name, display, description) in SYSTEM_GROUPS.iter().filter(|_| groups) {
         state.insert(child(
             service,
             "groups",
@@ -379,7 +405,7 @@ fn create_defaults(state: &mut ArmState, service: &Resource) {
                 "state": "published",
             }),
         ));
-        for (group, _, _) in SYSTEM_GROUPS {
+        for (group, _, _) in SYSTEM_GROUPS.iter().filter(|_| groups) {
             state.insert(child(
                 service,
                 &format!("products/{name}/groups"),

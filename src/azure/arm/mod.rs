@@ -271,11 +271,15 @@ impl ArmClient {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
-            let items = match body.get("value") {
-                Some(Value::Array(items)) => items.clone(),
-                _ => Vec::new(),
+            // A page that is no ARM list (a proxy's HTML page answered 200) would read as an
+            // empty collection: nothing copied and nothing said.
+            let Some(Value::Array(items)) = body.get("value") else {
+                return Err(AzureError::new(
+                    AzureErrorKind::Other,
+                    "a listing answered a page that is not an ARM list (no `value` array)",
+                ));
             };
-            on_page(items)?;
+            on_page(items.clone())?;
         }
         Ok(())
     }

@@ -182,3 +182,30 @@ async fn a_call_polls_until_its_own_deadline() {
     // Polled at 1 s and at the deadline, never after it.
     assert_eq!(fake.sent().len(), 3, "{:#?}", fake.sent());
 }
+
+#[tokio::test]
+async fn a_listing_page_that_is_no_arm_list_is_an_error_not_an_empty_collection() {
+    for body in ["<html>sign in</html>", r#"{"items":[]}"#] {
+        let fake = FakeArm::new(vec![answer(200, &[], body)]);
+        let arm = fake.client(WriteAccess::ReadOnly);
+        let mut pages = 0;
+        let listed = arm
+            .list_pages(THING, |_| {
+                pages += 1;
+                Ok(())
+            })
+            .await;
+        let error = listed.expect_err(body);
+        assert!(error.to_string().contains("not an ARM list"), "{error}");
+        assert_eq!(pages, 0);
+    }
+    let fake = FakeArm::new(vec![answer(200, &[], r#"{"value":[]}"#)]);
+    let listed = fake
+        .client(WriteAccess::ReadOnly)
+        .list_pages(THING, |page| {
+            assert!(page.is_empty());
+            Ok(())
+        })
+        .await;
+    assert!(listed.is_ok(), "{listed:?}");
+}

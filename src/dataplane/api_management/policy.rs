@@ -1,6 +1,7 @@
 //! Policy XML compared as the service means it: the service re-formats what it stores (CRLF,
 //! tab indentation), so two policies are the same when they differ only in the whitespace
-//! between tags and at the ends of lines.
+//! between tags and in line breaks with their indentation. Spaces within a line are content
+//! (`"a  b"` in an expression is not `"a b"`).
 
 /// `xml` without the whitespace the service rewrites.
 pub fn normalized(xml: &str) -> String {
@@ -12,9 +13,14 @@ pub fn normalized(xml: &str) -> String {
             gap.push(c);
             continue;
         }
-        // Whitespace between a `>` and a `<` is layout; anywhere else it is content.
+        // Whitespace between a `>` and a `<` is layout, and so is a line break with the
+        // indentation around it; anything else is content, kept as it is.
         if !(gap.is_empty() || after_tag && c == '<') {
-            out.push(' ');
+            if gap.contains(['\n', '\r']) {
+                out.push('\n');
+            } else {
+                out.push_str(&gap);
+            }
         }
         gap.clear();
         out.push(c);
@@ -35,6 +41,15 @@ mod tests {
         assert_ne!(
             normalized("<set-header name=\"a\">x y</set-header>"),
             normalized("<set-header name=\"a\">x  z</set-header>")
+        );
+        // Spaces within a line are content; a line break re-indented is not.
+        assert_ne!(
+            normalized("<set-body>@(\"a  b\")</set-body>"),
+            normalized("<set-body>@(\"a b\")</set-body>")
+        );
+        assert_eq!(
+            normalized("<set-body>@{\n    return 1;\n}</set-body>"),
+            normalized("<set-body>@{\r\n\t\treturn 1;\r\n\t}</set-body>")
         );
     }
 }

@@ -107,6 +107,19 @@ fn seed_with_target_tier(stack: &Stack, tier: &str) {
         "products/gold/groups/partners",
         json!({ "displayName": "Partners", "type": "custom", "builtIn": false }),
     );
+    // A custom product visible to a system group: the link is written, the group matched.
+    seed(
+        "products/gold/groups/developers",
+        json!({ "displayName": "Developers", "type": "system", "builtIn": true }),
+    );
+    seed(
+        "groups/partners/users/u1",
+        json!({ "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com", "state": "active" }),
+    );
+    seed(
+        "namedValues/db-password",
+        json!({ "displayName": "db-password", "value": SECRET, "secret": true, "tags": [] }),
+    );
     seed(
         "subscriptions/sub1",
         json!({
@@ -279,7 +292,14 @@ async fn replication_copies_the_service_in_order_with_secrets_keys_and_defaults_
     );
     assert_eq!(reader.names("apis/echo/operations").await, ["get"]);
     assert_eq!(reader.names("products/gold/apis").await, ["echo"]);
-    // A new service's defaults are matched, not duplicated.
+    assert_eq!(
+        reader.names("products/gold/groups").await,
+        ["developers", "partners"]
+    );
+    assert_eq!(reader.names("groups/partners/users").await, ["u1"]);
+    // A new service's defaults are matched, not duplicated: the administrator's subscriptions
+    // to starter and unlimited (each service's own ids), master, and the one copied.
+    assert_eq!(reader.names("subscriptions").await.len(), 4);
     assert_eq!(
         reader.names("groups").await,
         ["administrators", "developers", "guests", "partners"]
@@ -328,7 +348,6 @@ async fn replication_copies_the_service_in_order_with_secrets_keys_and_defaults_
         notes("from-vault").contains("paired target vault kv-dst"),
         "{report:#}"
     );
-    assert_eq!(reader.names("subscriptions").await, ["master", "sub1"]);
 
     // Dependency order: what a write references is written before it.
     let order = writes(&stack);
@@ -395,6 +414,14 @@ async fn template_writes_placeholders_and_new_keys_and_reads_no_secret() {
             json!({ "properties": { "displayName": "old-name", "secret": true, "tags": [], "value": "the-targets-own" } }),
         )
         .unwrap();
+    // And a subscription of its own, with its own keys, the source's sub1 is copied over.
+    seed_entity(
+        &stack,
+        TARGET,
+        "subscriptions/sub1",
+        json!({ "displayName": "old", "scope": format!("{TARGET}/products/starter"), "ownerId": format!("{TARGET}/users/1"),
+            "state": "active", "allowTracing": false, "primaryKey": "the-targets-primary", "secondaryKey": "the-targets-secondary" }),
+    );
     let inventory = inventory(&stack);
     stack.emulator.clear_requests();
     let run = stack
@@ -418,10 +445,18 @@ async fn template_writes_placeholders_and_new_keys_and_reads_no_secret() {
         .call(reqwest::Method::POST, "namedValues/backend-key/listValue")
         .await;
     assert_ne!(secret["value"], SECRET);
+    // The target's keys stay; the rest of the subscription is the source's.
     let keys = reader
         .call(reqwest::Method::POST, "subscriptions/sub1/listSecrets")
         .await;
-    assert_ne!(keys["primaryKey"], PRIMARY);
+    assert_eq!(
+        (keys["primaryKey"].as_str(), keys["secondaryKey"].as_str()),
+        (Some("the-targets-primary"), Some("the-targets-secondary"))
+    );
+    assert_eq!(
+        reader.get("subscriptions/sub1").await["properties"]["displayName"],
+        "Ada's gold"
+    );
     assert_eq!(
         reader.get("namedValues/plain").await["properties"]["value"],
         "hello"
@@ -435,6 +470,11 @@ async fn template_writes_placeholders_and_new_keys_and_reads_no_secret() {
         reader.get("namedValues/backend-key").await["properties"]["displayName"],
         "backend-key"
     );
+    // A secret named value the target lacks gets the placeholder.
+    let placeholder = reader
+        .call(reqwest::Method::POST, "namedValues/db-password/listValue")
+        .await;
+    assert_eq!(placeholder["value"], atg::orchestrator::PLACEHOLDER);
     // A backend's literal credential is not written; a named value reference is.
     assert_eq!(
         reader.get("backends/be-creds").await["properties"]["credentials"]["header"]["x-key"],
@@ -504,13 +544,14 @@ async fn kinds_the_target_tier_lacks_are_skipped_with_the_reason_and_the_rest_co
     let entry = service_entry(&run.report());
     assert_eq!(
         entry["facts"]["target_tier_lacks"],
-        json!(["group", "product-group"]),
+        json!(["group", "group-user", "product-group"]),
         "{entry:#}"
     );
     let outcome = |kind: &str, name: &str| resource_item(&entry, kind, name).clone();
     for (kind, name) in [
         ("group", "partners"),
         ("group", "administrators"),
+        ("group-user", "partners/u1"),
         ("product-group", "gold/partners"),
     ] {
         let item = outcome(kind, name);
@@ -533,4 +574,34 @@ async fn kinds_the_target_tier_lacks_are_skipped_with_the_reason_and_the_rest_co
         "{:#?}",
         writes(&stack)
     );
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_read_fails_its_item_and_the_rest_is_copied() {
+    let stack = Stack::start_with(|options| {
+        options
+            .forbidden_arm_scopes
+            .insert(format!("{SOURCE}/subscriptions/sub1"));
+    })
+    .await;
+    seed(&stack);
+    let inventory = inventory(&stack);
+    let run = stack
+        .deploy(
+            &inventory,
+            &["--dataplane-mode", "replication", "--output", "json"],
+        )
+        .await;
+    assert_eq!(run.code, 1, "{run}");
+    let entry = service_entry(&run.report());
+    let failed = resource_item(&entry, "subscription", "sub1");
+    assert_eq!(failed["outcome"], "failed", "{failed:#}");
+    assert!(
+        failed["error"].as_str().is_some_and(|error| error
+            .contains("cannot read the source's keys of sub1")
+            && error.contains("AuthorizationFailed")),
+        "{failed:#}"
+    );
+    assert_eq!(resource_item(&entry, "api", "echo")["outcome"], "created");
+    assert!(!run.stdout.contains(PRIMARY) && !run.stderr.contains(PRIMARY));
 }

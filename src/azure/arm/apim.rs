@@ -43,12 +43,19 @@ pub async fn list(
     Ok(items)
 }
 
-/// The entity's current `ETag`, or `None` when it does not exist.
-pub async fn etag(
+/// An entity as the service has it now.
+pub struct Current {
+    pub document: Value,
+    /// `*` when the service gave none.
+    pub etag: String,
+}
+
+/// The entity's current document and `ETag`, or `None` when it does not exist.
+pub async fn current(
     arm: &ArmClient,
     service: &str,
     relative: &str,
-) -> Result<Option<String>, AzureError> {
+) -> Result<Option<Current>, AzureError> {
     let response = arm
         .send(
             Method::Get,
@@ -59,7 +66,10 @@ pub async fn etag(
         .await?;
     match response.status {
         404 => Ok(None),
-        200..=299 => Ok(Some(response.etag.unwrap_or_else(|| "*".to_owned()))),
+        200..=299 => Ok(Some(Current {
+            etag: response.etag.unwrap_or_else(|| "*".to_owned()),
+            document: response.body,
+        })),
         _ => Err(AzureError::from_response(
             response.status,
             None,

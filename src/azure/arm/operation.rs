@@ -25,7 +25,11 @@ impl ArmClient {
         options: &CallOptions,
     ) -> Result<Value, AzureError> {
         let first = self.call_with(method, path, body, options).await?;
-        if !matches!(first.status, 201 | 202) && !is_running(&first.body) {
+        // Finished: no operation header and no provisioning state still running (a 201 without
+        // either is a synchronous create, as API Management's entities and links answer; some
+        // of those, product links, have no GET to poll).
+        let operation = first.azure_async_operation.is_some() || first.location.is_some();
+        if !(first.status == 202 || (first.status == 201 && operation) || is_running(&first.body)) {
             return Ok(first.body);
         }
         let deadline =

@@ -17,6 +17,9 @@ pub struct Kind {
     pub parents: &'static [&'static str],
     /// Written after every entity of an earlier stage (references resolve only then).
     pub stage: usize,
+    /// A link between two entities (a product's API or group, a group's user): it exists or
+    /// not, its properties are the linked entity's, and the service has no GET for it.
+    pub link: bool,
 }
 
 pub const NAMED_VALUE: &str = "named-value";
@@ -25,6 +28,7 @@ pub const POLICY_FRAGMENT: &str = "policy-fragment";
 pub const VERSION_SET: &str = "api-version-set";
 pub const GROUP: &str = "group";
 pub const USER: &str = "user";
+pub const GROUP_USER: &str = "group-user";
 pub const API: &str = "api";
 pub const OPERATION: &str = "operation";
 pub const SCHEMA: &str = "schema";
@@ -34,98 +38,58 @@ pub const PRODUCT_GROUP: &str = "product-group";
 pub const POLICY: &str = "policy";
 pub const SUBSCRIPTION: &str = "subscription";
 
-/// Every kind, parents before children (the order they are listed in).
+const fn kind(
+    name: &'static str,
+    collection: &'static str,
+    parents: &'static [&'static str],
+    stage: usize,
+) -> Kind {
+    Kind {
+        name,
+        collection,
+        parents,
+        stage,
+        link: false,
+    }
+}
+
+const fn link(
+    name: &'static str,
+    collection: &'static str,
+    parent: &'static [&'static str],
+    stage: usize,
+) -> Kind {
+    Kind {
+        link: true,
+        ..kind(name, collection, parent, stage)
+    }
+}
+
+/// Every kind, parents before children (the order they are listed in). The stages follow what
+/// refers to what: a policy fragment may name a backend and named values; an API its version
+/// set; an operation its schemas; a policy anything; a subscription its owner and scope.
 pub const KINDS: &[Kind] = &[
-    Kind {
-        name: NAMED_VALUE,
-        collection: "namedValues",
-        parents: &[],
-        stage: 0,
-    },
-    Kind {
-        name: BACKEND,
-        collection: "backends",
-        parents: &[],
-        stage: 1,
-    },
-    Kind {
-        name: POLICY_FRAGMENT,
-        collection: "policyFragments",
-        parents: &[],
-        stage: 1,
-    },
-    Kind {
-        name: VERSION_SET,
-        collection: "apiVersionSets",
-        parents: &[],
-        stage: 0,
-    },
-    Kind {
-        name: GROUP,
-        collection: "groups",
-        parents: &[],
-        stage: 0,
-    },
-    Kind {
-        name: USER,
-        collection: "users",
-        parents: &[],
-        stage: 0,
-    },
-    Kind {
-        name: API,
-        collection: "apis",
-        parents: &[],
-        stage: 1,
-    },
-    Kind {
-        name: PRODUCT,
-        collection: "products",
-        parents: &[],
-        stage: 1,
-    },
-    Kind {
-        name: OPERATION,
-        collection: "operations",
-        parents: &[API],
-        stage: 2,
-    },
-    Kind {
-        name: SCHEMA,
-        collection: "schemas",
-        parents: &[API],
-        stage: 2,
-    },
-    Kind {
-        name: PRODUCT_API,
-        collection: "apis",
-        parents: &[PRODUCT],
-        stage: 2,
-    },
-    Kind {
-        name: PRODUCT_GROUP,
-        collection: "groups",
-        parents: &[PRODUCT],
-        stage: 2,
-    },
-    Kind {
-        name: POLICY,
-        collection: "policies",
-        parents: &["", API, OPERATION, PRODUCT],
-        stage: 3,
-    },
-    Kind {
-        name: SUBSCRIPTION,
-        collection: "subscriptions",
-        parents: &[],
-        stage: 4,
-    },
+    kind(NAMED_VALUE, "namedValues", &[], 0),
+    kind(BACKEND, "backends", &[], 0),
+    kind(VERSION_SET, "apiVersionSets", &[], 0),
+    kind(GROUP, "groups", &[], 0),
+    kind(USER, "users", &[], 0),
+    kind(POLICY_FRAGMENT, "policyFragments", &[], 1),
+    kind(API, "apis", &[], 1),
+    kind(PRODUCT, "products", &[], 1),
+    link(GROUP_USER, "users", &[GROUP], 1),
+    kind(SCHEMA, "schemas", &[API], 2),
+    link(PRODUCT_API, "apis", &[PRODUCT], 2),
+    link(PRODUCT_GROUP, "groups", &[PRODUCT], 2),
+    kind(OPERATION, "operations", &[API], 3),
+    kind(POLICY, "policies", &["", API, OPERATION, PRODUCT], 4),
+    kind(SUBSCRIPTION, "subscriptions", &[], 5),
 ];
 
 /// The number of stages.
-pub const STAGES: usize = 5;
+pub const STAGES: usize = 6;
 
-pub fn kind(name: &str) -> &'static Kind {
+pub fn of(name: &str) -> &'static Kind {
     KINDS
         .iter()
         .find(|kind| kind.name == name)
@@ -162,6 +126,9 @@ pub struct Entity {
     pub properties: Map<String, Value>,
     /// What a new service holds of itself (see [`is_built_in`]): matched, never written.
     pub built_in: bool,
+    /// How a built-in was matched when not by its path (see
+    /// [`match_administrators_subscriptions`]).
+    pub matched: Option<String>,
 }
 
 impl Entity {
@@ -174,17 +141,27 @@ impl Entity {
         service: &str,
         to_service: &str,
     ) -> Self {
-        let mut properties = document["properties"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        let mut properties = if of(kind).link {
+            // It exists or not: what it shows is the linked entity, compared as that entity.
+            Map::new()
+        } else {
+            document["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
         properties.retain(|member, _| !READ_ONLY.contains(&member.as_str()));
+        if let Some(Value::Object(key_vault)) = properties.get_mut("keyVault") {
+            // The service's last refresh from the vault (a time and a status code).
+            key_vault.remove("lastStatus");
+        }
         let mut value = Value::Object(properties);
         rewrite_ids(&mut value, service, to_service);
         Entity {
             kind,
             path,
             built_in: is_built_in(kind, document),
+            matched: None,
             properties: match value {
                 Value::Object(map) => map,
                 _ => Map::new(),
@@ -192,21 +169,28 @@ impl Entity {
         }
     }
 
-    /// How the report names it: the names along its path (`echo/get`), `service` for the
-    /// service's own policy.
+    /// How the report names it: the names along its path (`echo/get`); a policy by its
+    /// scope's path (`apis/echo/operations/get`, `products/gold`; `service` for the service's
+    /// own), since an API and a product may share a name.
     pub fn name(&self) -> String {
-        let names: Vec<&str> = self
-            .path
+        if self.kind == POLICY {
+            let scope = self
+                .path
+                .strip_suffix("policies/policy")
+                .unwrap_or(&self.path)
+                .trim_end_matches('/');
+            return if scope.is_empty() {
+                "service".to_owned()
+            } else {
+                scope.to_owned()
+            };
+        }
+        self.path
             .split('/')
             .skip(1)
             .step_by(2)
-            .filter(|name| !(self.kind == POLICY && *name == "policy"))
-            .collect();
-        if names.is_empty() {
-            "service".to_owned()
-        } else {
-            names.join("/")
-        }
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// The key both sides pair on.
@@ -225,6 +209,46 @@ impl Entity {
             }
             value != theirs
         })
+    }
+}
+
+/// Matches the administrator's subscriptions of the source to the target's of the same scope:
+/// a new service makes one for each of its default products (and for a product created later)
+/// with a generated id, so the ids differ and copying the source's would duplicate them (or
+/// fail: `starter` allows one subscription per user). A source subscription owned by the
+/// administrator (user `1`) that the target lacks by id is matched to the target's of the same
+/// owner and scope: it takes that one's path and is a built-in (its keys stay the target's).
+pub fn match_administrators_subscriptions(source: &mut [Entity], target: &[Entity]) {
+    let member = |entity: &Entity, name: &str| {
+        entity.properties[name]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    let is_administrators = |entity: &Entity| {
+        entity.kind == SUBSCRIPTION
+            && !entity.built_in
+            && member(entity, "ownerId").ends_with("/users/1")
+    };
+    let mut taken: Vec<String> = source.iter().map(Entity::key).collect();
+    for entity in source.iter_mut().filter(|e| is_administrators(e)) {
+        if target.iter().any(|t| t.key() == entity.key()) {
+            continue;
+        }
+        let same_scope = target.iter().find(|t| {
+            is_administrators(t)
+                && member(t, "scope") == member(entity, "scope")
+                && !taken.contains(&t.key())
+        });
+        if let Some(theirs) = same_scope {
+            entity.matched = Some(format!(
+                "the source's {}: the administrator's subscription to the same scope, made by each service with its own id: matched by owner and scope, not written; its keys stay the target's",
+                entity.name()
+            ));
+            entity.path.clone_from(&theirs.path);
+            entity.built_in = true;
+            taken.push(theirs.key());
+        }
     }
 }
 
@@ -252,12 +276,11 @@ fn rewrite_ids(value: &mut Value, from: &str, to: &str) {
 
 /// What a new service already holds and atg matches instead of writing: the system groups
 /// (their membership is the service's), the administrator user and the `master` subscription.
+/// A product's link to a system group is no built-in: a product atg creates needs it written.
 pub fn is_built_in(kind: &str, document: &Value) -> bool {
     let properties = &document["properties"];
     match kind {
-        GROUP | PRODUCT_GROUP => {
-            properties["builtIn"] == Value::Bool(true) || properties["type"] == "system"
-        }
+        GROUP => properties["builtIn"] == Value::Bool(true) || properties["type"] == "system",
         USER => document["name"] == "1",
         // The all-access subscription: its keys are the target service's own.
         SUBSCRIPTION => document["name"] == "master",
@@ -312,6 +335,6 @@ mod tests {
             source,
             target,
         );
-        assert_eq!(policy.name(), "echo/get");
+        assert_eq!(policy.name(), "apis/echo/operations/get");
     }
 }

@@ -12,9 +12,12 @@
 //!   service does, so a client comparing texts sees a difference that is not one;
 //! - an API's `path` loses its leading `/` and gains the defaults the service fills in;
 //! - a new service (PUT or seeded) holds what Azure creates with one: the groups
-//!   `administrators`, `developers`, `guests`, the products `starter` and `unlimited`, the
-//!   administrator user `1` and the `master` subscription;
+//!   `administrators`, `developers`, `guests`, the products `starter` and `unlimited` with the
+//!   administrator's subscription to each (ids of the service's making), the administrator
+//!   user `1` and the `master` subscription;
 //! - lists carry `count`; `HEAD` answers 200 (an entity) or 204 (a link) with no body;
+//! - a link (a product's API or group, a group's user) has no GET in the REST specification
+//!   (only HEAD, PUT, DELETE and the list): a GET answers 405, as ASP.NET services do;
 //! - a Consumption service has no groups: any request to its groups or a product's groups
 //!   answers 400 `MethodNotAllowedInPricingTier` (Azure/apiops#686).
 //!
@@ -90,6 +93,11 @@ impl Provider for ApiManagementProvider {
             (&Method::GET, None) if request.http.query_param("asyncId").is_some() => {
                 async_result(self, state, request)
             }
+            (&Method::GET, None) if is_link(&types) => arm_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "The requested resource does not support http method 'GET'.",
+            ),
             (&Method::HEAD, None) => match state.get(&path.key()) {
                 Some(found) if is_link(&types) => ApiResponse::empty(StatusCode::NO_CONTENT)
                     .with_header("etag", found.etag.clone()),
@@ -206,10 +214,15 @@ fn render_api(api: &mut Value, api_version: &str) {
     }
 }
 
-/// A product's APIs and groups are links to entities of the service.
+/// A product's APIs and groups, and a group's users, are links to entities of the service.
 fn is_link(types: &[String]) -> bool {
-    matches!(types, [_, products, _] if products == "products")
-        && matches!(types.last().map(String::as_str), Some("apis" | "groups"))
+    match types {
+        [_, parent, linked] => {
+            (parent == "products" && matches!(linked.as_str(), "apis" | "groups"))
+                || (parent == "groups" && linked == "users")
+        }
+        _ => false,
+    }
 }
 
 /// What the service does to an entity's body before storing it; a link to an entity that does
@@ -277,10 +290,9 @@ fn prepare(
                 properties["state"] = json!("submitted");
             }
         }
-        "apis" | "groups"
-            if path.pairs.len() == 3 && path.pairs[1].0.eq_ignore_ascii_case("products") =>
-        {
-            // A product's API or group: the entity linked must exist; the link shows it.
+        _ if is_link(&path.types()) => {
+            // A product's API or group, a group's user: the entity linked must exist; the link
+            // shows it.
             let service = ResourcePath {
                 pairs: path.pairs[..1].to_vec(),
                 tail: None,
@@ -403,6 +415,21 @@ fn create_defaults(state: &mut ArmState, service: &Resource) {
                 "approvalRequired": limit.is_some(),
                 "subscriptionsLimit": limit,
                 "state": "published",
+            }),
+        ));
+        // The administrator's subscription to it, with an id of the service's making.
+        state.insert(child(
+            service,
+            "subscriptions",
+            &new_key()[..24],
+            &json!({
+                "ownerId": format!("{}/users/1", service.id),
+                "scope": format!("{}/products/{name}", service.id),
+                "displayName": null,
+                "state": "active",
+                "allowTracing": false,
+                "primaryKey": new_key(),
+                "secondaryKey": new_key(),
             }),
         ));
         for (group, _, _) in SYSTEM_GROUPS.iter().filter(|_| groups) {

@@ -25,7 +25,7 @@ use super::super::{
     Difference, ItemStatus, Job, Mode, OnConflict, PlannedAction, PlannedItem, PluginContext,
     PluginError,
 };
-use super::clients::{absent_on_404, failed, name_of, Listings, Vaults};
+use super::clients::{absent_on_404, failed, name_of, write_outcome, Listings, Vaults};
 use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
@@ -432,13 +432,13 @@ async fn import_certificate(
     parameters.certificate_attributes = Some(certificate_attributes(source));
     parameters.tags = source.tags.clone();
     let content = parameters.try_into().map_err(AzureError::from)?;
-    vaults
-        .target
-        .certificates
-        .import_certificate(name, content, None)
-        .await
-        .map(|_| ())
-        .map_err(AzureError::from)
+    write_outcome(
+        vaults
+            .target
+            .certificates
+            .import_certificate(name, content, None)
+            .await,
+    )
 }
 
 /// Asks the target to make a certificate from the policy, then waits for the creation to

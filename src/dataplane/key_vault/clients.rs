@@ -237,6 +237,12 @@ impl<T: Send + 'static> Listings<T> {
     }
 }
 
+/// The outcome of a write whose answer nothing reads: only whether it succeeded, the error
+/// classified.
+pub(super) fn write_outcome<T>(result: azure_core::Result<T>) -> Result<(), AzureError> {
+    result.map(drop).map_err(AzureError::from)
+}
+
 /// Answers `None` for 404 (absent), the error otherwise.
 pub(super) fn absent_on_404<T>(result: azure_core::Result<T>) -> Result<Option<T>, AzureError> {
     match result {

@@ -15,7 +15,7 @@ use super::super::kit::{self, PollError, Progress, Schedule};
 use super::super::{ItemStatus, Job, OnDeleted, PlannedAction, PluginContext, PluginError};
 use super::clients::{
     absent_on_404, failed, is_being_recovered_or_purged, is_deleted_conflict, is_lost_answer,
-    list_all, name_of, VaultClients, Vaults,
+    list_all, name_of, write_outcome, VaultClients, Vaults,
 };
 use super::{KEY, SECRET};
 use crate::azure::AzureError;
@@ -190,21 +190,14 @@ async fn resolve_deleted(
         }),
         OnDeleted::Recover => {
             let result = match kind {
-                SECRET => target
-                    .secrets
-                    .recover_deleted_secret(name, None)
-                    .await
-                    .map(|_| ()),
-                KEY => target
-                    .keys
-                    .recover_deleted_key(name, None)
-                    .await
-                    .map(|_| ()),
-                _ => target
-                    .certificates
-                    .recover_deleted_certificate(name, None)
-                    .await
-                    .map(|_| ()),
+                SECRET => write_outcome(target.secrets.recover_deleted_secret(name, None).await),
+                KEY => write_outcome(target.keys.recover_deleted_key(name, None).await),
+                _ => write_outcome(
+                    target
+                        .certificates
+                        .recover_deleted_certificate(name, None)
+                        .await,
+                ),
             };
             // The retry policy resends a recovery whose answer was lost; when the first one took
             // effect the resend finds nothing deleted (404) or the name busy (409). Whether the
@@ -212,7 +205,6 @@ async fn resolve_deleted(
             let unanswered = match result {
                 Ok(()) => None,
                 Err(error) => {
-                    let error = AzureError::from(error);
                     if !(error.is_not_found()
                         || error.status == Some(409)
                         || is_lost_answer(&error))
@@ -243,19 +235,16 @@ async fn resolve_deleted(
         }
         OnDeleted::Purge => {
             let result = match kind {
-                SECRET => target
-                    .secrets
-                    .purge_deleted_secret(name, None)
-                    .await
-                    .map(|_| ()),
-                KEY => target.keys.purge_deleted_key(name, None).await.map(|_| ()),
-                _ => target
-                    .certificates
-                    .purge_deleted_certificate(name, None)
-                    .await
-                    .map(|_| ()),
+                SECRET => write_outcome(target.secrets.purge_deleted_secret(name, None).await),
+                KEY => write_outcome(target.keys.purge_deleted_key(name, None).await),
+                _ => write_outcome(
+                    target
+                        .certificates
+                        .purge_deleted_certificate(name, None)
+                        .await,
+                ),
             };
-            match result.map_err(AzureError::from) {
+            match result {
                 Ok(()) => Ok(DeletedOutcome::Purged),
                 // A resent purge whose first answer was lost after it took effect.
                 Err(error) if error.is_not_found() => Ok(DeletedOutcome::Purged),

@@ -14,7 +14,7 @@ use azure_security_keyvault_keys::KeyClient;
 use super::super::{
     Difference, ItemStatus, Job, Mode, PlannedAction, PlannedItem, PluginContext, PluginError,
 };
-use super::clients::{absent_on_404, failed, name_of, Listings, Vaults};
+use super::clients::{absent_on_404, failed, name_of, write_outcome, Listings, Vaults};
 use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
@@ -256,13 +256,7 @@ async fn create_key(vaults: &Vaults, name: &str, source: &Key) -> Result<(), Azu
         parameters.release_policy = source.release_policy.clone();
     }
     let content = parameters.try_into().map_err(AzureError::from)?;
-    vaults
-        .target
-        .keys
-        .create_key(name, content, None)
-        .await
-        .map(|_| ())
-        .map_err(AzureError::from)
+    write_outcome(vaults.target.keys.create_key(name, content, None).await)
 }
 
 /// Operations, attributes and tags of the target key's current version; never its material.
@@ -286,13 +280,13 @@ async fn update_key_properties(
     }
     parameters.key_attributes = Some(attributes);
     let content = parameters.try_into().map_err(AzureError::from)?;
-    vaults
-        .target
-        .keys
-        .update_key_properties(name, content, None)
-        .await
-        .map(|_| ())
-        .map_err(AzureError::from)
+    write_outcome(
+        vaults
+            .target
+            .keys
+            .update_key_properties(name, content, None)
+            .await,
+    )
 }
 
 pub(super) async fn copy_key(

@@ -15,7 +15,7 @@ use super::super::kit::Typed;
 use super::super::{
     Difference, ItemStatus, Job, Mode, PlannedAction, PlannedItem, PluginContext, PluginError,
 };
-use super::clients::{failed, list_all, secret_name, Listings, Vaults};
+use super::clients::{failed, list_all, secret_name, write_outcome, Listings, Vaults};
 use super::deleted::{
     kept_changing, write_handling_deleted, DeletedNames, DeletedTrail, WriteResult, WRITE_ROUNDS,
 };
@@ -326,13 +326,7 @@ async fn set_secret(
     let content = parameters
         .try_into()
         .map_err(|e: azure_core::Error| AzureError::from(e))?;
-    vaults
-        .target
-        .secrets
-        .set_secret(name, content, None)
-        .await
-        .map(|_| ())
-        .map_err(AzureError::from)
+    write_outcome(vaults.target.secrets.set_secret(name, content, None).await)
 }
 
 /// Sets content type, tags and attributes of the target's current version; never the value.
@@ -346,13 +340,13 @@ async fn update_secret_metadata(
     parameters.tags = Some(meta.tags().unwrap_or_default());
     parameters.secret_attributes = Some(meta.attributes());
     let content = parameters.try_into().map_err(AzureError::from)?;
-    vaults
-        .target
-        .secrets
-        .update_secret_properties(name, content, None)
-        .await
-        .map(|_| ())
-        .map_err(AzureError::from)
+    write_outcome(
+        vaults
+            .target
+            .secrets
+            .update_secret_properties(name, content, None)
+            .await,
+    )
 }
 
 /// Template: placeholder values, metadata compared from the listings; no value read or written

@@ -11,6 +11,7 @@
 //! read again and retried once, then reported.
 
 mod entities;
+mod fingerprint;
 mod policy;
 
 use std::collections::BTreeMap;
@@ -315,7 +316,7 @@ fn item(kind: &'static str, name: String, action: PlannedAction, work: Work) -> 
             name,
             action,
             notes: Vec::new(),
-            // A plan file compares decisions only (the entities' ETags are not kept yet).
+            // Set by `plan_entity` (`fingerprint::decided_from`); none for a skipped revision.
             fingerprint: None,
         },
         detail: work,
@@ -337,6 +338,7 @@ async fn plan_entity(
         notes.extend(point_at_target_vault(&mut source.properties, vaults));
     }
     let what = format!("{} {name}", source.kind);
+    let decided_from = fingerprint::decided_from(&source, target.as_ref());
     if source.built_in {
         let action = match target {
             Some(_) => PlannedAction::Identical,
@@ -344,7 +346,8 @@ async fn plan_entity(
                 reason: format!("{what} is built into the source service and absent from the target's (another tier?)"),
             },
         };
-        let mut planned = item(source.kind, name, action, Work::settled());
+        let mut planned =
+            item(source.kind, name, action, Work::settled()).decided_from(decided_from);
         planned
             .item
             .notes
@@ -440,7 +443,7 @@ async fn plan_entity(
         (Some(_), false) => Existing::Differs(NO_TIME),
     };
     let action = Decision::new(job.on_conflict, &what, existing).planned(target.is_some(), differs);
-    let mut planned = item(source.kind, name, action, work);
+    let mut planned = item(source.kind, name, action, work).decided_from(decided_from);
     planned.item.notes = notes;
     Ok(planned)
 }

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::common::*;
+use crate::plan::{apply_a_fresh_plan, apply_plan, assert_not_written, assert_stale, make_plan};
 
 const SOURCE: &str =
     "/subscriptions/source-sub/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim-src";
@@ -604,4 +605,61 @@ async fn a_secret_that_cannot_be_read_fails_its_item_and_the_rest_is_copied() {
     );
     assert_eq!(resource_item(&entry, "api", "echo")["outcome"], "created");
     assert!(!run.stdout.contains(PRIMARY) && !run.stderr.contains(PRIMARY));
+}
+
+/// The item `kind` `name` of the service pair's entry.
+/// The item `kind` `name` of the service pair in `report`.
+fn service_item(report: &Value, kind: &str, name: &str) -> Value {
+    resource_item(&service_entry(report), kind, name).clone()
+}
+
+#[tokio::test]
+async fn a_plan_refuses_an_entity_changed_in_the_source_since_and_applies_the_rest() {
+    let stack = Stack::start().await;
+    seed(&stack);
+    let inventory = inventory(&stack);
+    let plan = stack.path("plan.json");
+    make_plan(&stack, &inventory, &plan).await;
+    let text = std::fs::read_to_string(&plan).unwrap();
+    for secret in [SECRET, PRIMARY, SECONDARY] {
+        assert!(!text.contains(secret), "a secret in the plan");
+    }
+
+    // After the review, the source's backend points elsewhere: still to be created, from
+    // another state.
+    let arm = crate::conformance::messaging::ArmRest::at(&stack, "2024-05-01");
+    arm.put(
+        &format!("{SOURCE}/backends/be1"),
+        &json!({ "properties": { "url": "https://elsewhere.example.com", "protocol": "http", "description": "the backend" } }),
+    )
+    .await;
+    stack.emulator.clear_requests();
+    let (apply, report) = apply_plan(&stack, &inventory, &plan).await;
+    assert_eq!(apply.code, 1, "{apply}");
+    assert_stale(&service_item(&report, "backend", "be1"));
+    for (kind, name) in [
+        ("api", "echo"),
+        ("named-value", "backend-key"),
+        ("subscription", "sub1"),
+    ] {
+        assert_eq!(
+            service_item(&report, kind, name)["outcome"],
+            "created",
+            "{kind} {name}"
+        );
+    }
+    assert_not_written(&writes(&stack), "backends/be1");
+    let reader = Reader::new(&stack);
+    assert!(!reader.names("backends").await.contains(&"be1".to_owned()));
+
+    // A plan made now, and not changed since, is carried out whole.
+    let report = apply_a_fresh_plan(&stack, &inventory).await;
+    assert_eq!(
+        service_item(&report, "backend", "be1")["outcome"],
+        "created"
+    );
+    assert_eq!(
+        reader.get("backends/be1").await["properties"]["url"],
+        "https://elsewhere.example.com"
+    );
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::common::*;
+use crate::conformance::messaging::ArmRest;
+use crate::plan::{apply_a_fresh_plan, apply_plan, assert_not_written, assert_stale, make_plan};
 
 const SOURCE_SUB: &str = "11111111-aaaa-4aaa-8aaa-000000000001";
 const TARGET_SUB: &str = "22222222-bbbb-4bbb-8bbb-000000000002";
@@ -483,5 +485,70 @@ async fn a_forbidden_target_fails_its_pair_with_the_roles_and_the_other_pair_run
         dump(&stack, &forbidden).await["app_settings"],
         json!({}),
         "nothing was written to the forbidden target"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_refuses_a_site_configuration_changed_since_and_applies_the_rest() {
+    let stack = Stack::start().await;
+    let source = site_id(SOURCE_SUB, "src-web");
+    let target = site_id(TARGET_SUB, "tgt-web");
+    seed(
+        &stack,
+        &json!({ "sites": [
+            {
+                "id": source, "kind": "app", "location": "westeurope", "server_farm_id": farm(SOURCE_SUB),
+                "app_settings": { "Greeting": "hello", "Canary": CANARY },
+                "site_config": { "always_on": true, "default_documents": ["home.html"] },
+            },
+            {
+                "id": target, "kind": "app", "location": "westeurope", "server_farm_id": farm(TARGET_SUB),
+                "app_settings": { "Greeting": "old" },
+            },
+        ] }),
+    )
+    .await;
+    let inventory = inventory(&stack, vec![web_pair(&source, &target, json!({}))]);
+    let plan = stack.path("plan.json");
+    make_plan(&stack, &inventory, &plan).await;
+    let text = std::fs::read_to_string(&plan).unwrap();
+    assert!(!text.contains(CANARY), "a value in the plan");
+
+    // After the review, the source's default documents change: the site configuration is still
+    // to be overwritten, from another state.
+    let arm = ArmRest::at(&stack, "2024-11-01");
+    let (status, answer) = arm
+        .send(
+            reqwest::Method::PATCH,
+            &format!("{source}/config/web"),
+            Some(&json!({ "properties": { "defaultDocuments": ["index.php"] } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let before = dump(&stack, &target).await;
+    stack.emulator.clear_requests();
+    let (apply, report) = apply_plan(&stack, &inventory, &plan).await;
+    assert_eq!(apply.code, 1, "{apply}");
+    assert_stale(item(&report, "site-config", "production"));
+    assert_eq!(
+        item(&report, "app-settings", "production")["outcome"],
+        "overwritten",
+        "{report:#}"
+    );
+    assert_not_written(&arm_writes(&stack), "/config/web");
+    let written = dump(&stack, &target).await;
+    assert_eq!(written["app_settings"]["Greeting"], "hello");
+    assert_eq!(written["site_config"], before["site_config"]);
+
+    // A plan made now, and not changed since, is carried out whole.
+    let report = apply_a_fresh_plan(&stack, &inventory).await;
+    assert_eq!(
+        item(&report, "site-config", "production")["outcome"],
+        "overwritten"
+    );
+    let written = dump(&stack, &target).await;
+    assert_eq!(
+        written["site_config"]["default_documents"],
+        json!(["index.php"])
     );
 }

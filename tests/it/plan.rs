@@ -8,7 +8,7 @@ use crate::common::*;
 use crate::key_vault::SENTINEL;
 
 /// `atg deploy --dry-run --plan-out plan` in replication mode.
-async fn make_plan(stack: &Stack, inventory: &std::path::Path, plan: &std::path::Path) {
+pub(crate) async fn make_plan(stack: &Stack, inventory: &std::path::Path, plan: &std::path::Path) {
     let dry = stack
         .deploy(
             inventory,
@@ -22,6 +22,53 @@ async fn make_plan(stack: &Stack, inventory: &std::path::Path, plan: &std::path:
         )
         .await;
     assert_eq!(dry.code, 0, "{dry}");
+}
+
+/// `atg deploy --plan plan --output json`: the run and its report.
+pub(crate) async fn apply_plan(
+    stack: &Stack,
+    inventory: &std::path::Path,
+    plan: &std::path::Path,
+) -> (Run, Value) {
+    let run = stack
+        .deploy(
+            inventory,
+            &["--plan", plan.to_str().unwrap(), "--output", "json"],
+        )
+        .await;
+    let report = run.report();
+    (run, report)
+}
+
+/// Asserts that `item` (of a report) was refused because its source or target changed since
+/// the plan: decided the same way, from another state.
+pub(crate) fn assert_stale(item: &Value) {
+    assert_eq!(item["outcome"], "failed", "{item}");
+    assert!(
+        item["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("stale: the source or the target changed since the plan"),
+        "{item}"
+    );
+}
+
+/// Makes a new plan (`plan-2.json`) and applies it at once: nothing changed in between, so it
+/// is carried out whole (exit 0). Answers the report.
+pub(crate) async fn apply_a_fresh_plan(stack: &Stack, inventory: &std::path::Path) -> Value {
+    let plan = stack.path("plan-2.json");
+    make_plan(stack, inventory, &plan).await;
+    let (apply, report) = apply_plan(stack, inventory, &plan).await;
+    assert_eq!(apply.code, 0, "{apply}");
+    report
+}
+
+/// Asserts that none of `writes` (requests that changed something) touched `path`.
+pub(crate) fn assert_not_written(writes: &[String], path: &str) {
+    assert!(
+        writes.iter().all(|w| !w.contains(path)),
+        "{path}: {writes:?}"
+    );
 }
 
 /// A source with three plain secrets, one holding the sentinel.

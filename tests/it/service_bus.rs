@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::conformance::messaging::{key, MessagingWorld};
 use crate::conformance::service_bus::SERVICE_BUS;
 use crate::conformance::Target;
+use crate::plan::{apply_a_fresh_plan, apply_plan, assert_not_written, assert_stale, make_plan};
 
 /// Replicates the world's source into the replica target with `args`; answers the report's
 /// entry of the pair and the run's output.
@@ -368,4 +369,64 @@ async fn verify_passes_a_replica_and_names_a_changed_queue_and_an_extra_one() {
     );
     assert_eq!(item(resource, "queue", "queues/own")["verdict"], "extra");
     assert_eq!(world.writes_to(&target), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_plan_refuses_an_entity_changed_in_the_source_since_and_applies_the_rest() {
+    let world = MessagingWorld::start(&SERVICE_BUS).await;
+    let (source, target) = (world.source_id(), world.target_id(Target::Replica));
+    world
+        .seed_entities(&[
+            (
+                "queues/orders",
+                json!({ "properties": { "maxDeliveryCount": 5 } }),
+            ),
+            (
+                "queues/audit",
+                json!({ "properties": { "maxDeliveryCount": 3 } }),
+            ),
+        ])
+        .await;
+    let inventory = world.pairs_inventory(&[(source.clone(), target.clone())]);
+    let plan = world.stack.path("plan.json");
+    make_plan(&world.stack, &inventory, &plan).await;
+
+    // After the review, a compared property of one queue changes in the source: its decision
+    // (create) stays the same, what it was made from does not.
+    world
+        .arm
+        .put(
+            &format!("{source}/queues/orders"),
+            &json!({ "properties": { "maxDeliveryCount": 7 } }),
+        )
+        .await;
+    world.stack.emulator.clear_requests();
+    let (apply, report) = apply_plan(&world.stack, &inventory, &plan).await;
+    assert_eq!(apply.code, 1, "{apply}");
+    let resource = &report["resources"][0];
+    assert_stale(item(resource, "queue", "queues/orders"));
+    assert_eq!(
+        item(resource, "queue", "queues/audit")["outcome"],
+        "created"
+    );
+    assert_not_written(&world.writes_to(&target), "/queues/orders");
+    assert!(world
+        .arm
+        .get(&format!("{target}/queues/orders"))
+        .await
+        .is_none());
+
+    // A plan made now, and not changed since, is carried out whole.
+    let report = apply_a_fresh_plan(&world.stack, &inventory).await;
+    let resource = &report["resources"][0];
+    assert_eq!(
+        item(resource, "queue", "queues/orders")["outcome"],
+        "created"
+    );
+    let orders = world
+        .arm
+        .get(&format!("{target}/queues/orders"))
+        .await
+        .unwrap();
+    assert_eq!(orders["properties"]["maxDeliveryCount"], 7, "{orders}");
 }

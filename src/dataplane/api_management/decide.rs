@@ -5,7 +5,7 @@ use azure_core::http::Method;
 use serde_json::{Map, Value};
 
 use super::entities::{self, Entity, BACKEND, NAMED_VALUE, SUBSCRIPTION};
-use super::{backend, item, Item, Sides, Work, NO_TIME};
+use super::{backend, fingerprint, item, Item, Sides, Work, NO_TIME};
 use crate::azure::arm::apim;
 use crate::azure::{AzureError, Sensitive};
 use crate::dataplane::app_service::key_vault_refs::{self, Rewrite, VaultPairs};
@@ -34,6 +34,7 @@ pub(super) async fn plan_entity(
         ));
     }
     let what = format!("{} {name}", source.kind);
+    let decided_from = fingerprint::decided_from(&source, target.as_ref());
     if source.built_in {
         let action = match target {
             Some(_) => PlannedAction::Identical,
@@ -41,7 +42,8 @@ pub(super) async fn plan_entity(
                 reason: format!("{what} is built into the source service and absent from the target's (another tier?)"),
             },
         };
-        let mut planned = item(source.kind, name, action, Work::settled());
+        let mut planned =
+            item(source.kind, name, action, Work::settled()).decided_from(decided_from);
         planned.item.notes.push(
             source
                 .matched
@@ -166,7 +168,7 @@ pub(super) async fn plan_entity(
         (Some(_), false) => Existing::Differs(NO_TIME),
     };
     let action = Decision::new(job.on_conflict, &what, existing).planned(target.is_some(), differs);
-    let mut planned = item(source.kind, name, action, work);
+    let mut planned = item(source.kind, name, action, work).decided_from(decided_from);
     planned.item.notes = notes;
     Ok(planned)
 }

@@ -16,6 +16,7 @@ mod apply;
 mod backend;
 mod decide;
 mod entities;
+mod fingerprint;
 mod policy;
 
 use std::collections::BTreeMap;
@@ -404,7 +405,7 @@ fn item(kind: &'static str, name: String, action: PlannedAction, work: Work) -> 
             name,
             action,
             notes: Vec::new(),
-            // A plan file compares decisions only (the entities' ETags are not kept yet).
+            // Set by `plan_entity` (`fingerprint::decided_from`); none for a skipped revision.
             fingerprint: None,
         },
         detail: work,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{item, Item, OwnedKeyOwner, Sides, Work, FUNCTION_KEY, HOST_KEY};
+use super::{by_name, item, Item, OwnedKeyOwner, Sides, Work, FUNCTION_KEY, HOST_KEY};
 use crate::azure::arm::web;
 use crate::azure::{AzureError, Sensitive};
 use crate::dataplane::kit::{Decision, Existing, Newer};
@@ -58,6 +58,7 @@ pub(super) async fn plan(sides: &Sides, on_conflict: OnConflict) -> Result<Vec<I
                     Vec::new(),
                     Work::Settled,
                 )
+                .decided_from(by_name(name, false))
             }));
             continue;
         }
@@ -124,6 +125,7 @@ fn compare(
             };
             let action = decision.planned(target.contains_key(name), vec![Difference::Value]);
             item(kind, format!("{prefix}/{name}"), action, Vec::new(), work)
+                .decided_from(by_name(name, target.contains_key(name)))
         })
         .collect()
 }

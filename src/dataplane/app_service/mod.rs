@@ -347,11 +347,20 @@ fn item(
             name,
             action,
             notes,
-            // Nothing here has a version or an entity tag to tell a change by.
+            // Set where the item is decided (`Typed::decided_from`): nothing here has a version
+            // or an entity tag, so each fingerprint is a digest of the compared shapes.
             fingerprint: None,
         },
         detail: work,
     }
+}
+
+/// The fingerprint of an item known by its name alone (a slot; a key, whose value never enters
+/// a fingerprint, not even hashed): whether each side holds it. A change of a key's value alone
+/// is seen when the plan is applied, by deciding the key again.
+fn by_name(name: &str, in_target: bool) -> String {
+    let name = Value::from(name);
+    kit::fingerprint::shapes(&name, in_target.then_some(&name))
 }
 
 /// Reads both sides and plans every item.

@@ -16,11 +16,13 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
 use super::key_vault_refs::{rewrite, Rewrite, VaultPairs};
 use super::{item, Item, Scope, Work};
 use crate::azure::arm::web::ConnectionString;
 use crate::azure::{Cloud, Sensitive};
-use crate::dataplane::kit::{Decision, Existing, Newer};
+use crate::dataplane::kit::{fingerprint, Decision, Existing, Newer};
 use crate::dataplane::{Difference, Mode, OnConflict, PlannedAction};
 
 /// App settings that belong to the target's own infrastructure: copying the source's would
@@ -53,6 +55,8 @@ pub trait Entry: Clone + PartialEq {
     fn value(&self) -> &Sensitive;
     /// The same entry (type kept) with another value.
     fn with_value(&self, value: Sensitive) -> Self;
+    /// What of the entry is not secret, for a plan's fingerprint: never its value.
+    fn public(&self) -> Value;
 }
 
 impl Entry for Sensitive {
@@ -62,6 +66,10 @@ impl Entry for Sensitive {
 
     fn with_value(&self, value: Sensitive) -> Self {
         value
+    }
+
+    fn public(&self) -> Value {
+        Value::Null
     }
 }
 
@@ -75,6 +83,10 @@ impl Entry for ConnectionString {
             value,
             kind: self.kind.clone(),
         }
+    }
+
+    fn public(&self) -> Value {
+        Value::from(self.kind.as_str())
     }
 }
 
@@ -147,6 +159,7 @@ pub(super) fn map_item<V: Entry>(
     rules: &Rules<'_>,
     work: impl FnOnce(BTreeMap<String, V>, String) -> Work,
 ) -> Item {
+    let decided_from = fingerprint::shapes(&public(source), Some(&public(target)));
     let merged = merge(source, target, rules);
     let action = merged.planned(target);
     let mut describe = merged.describe();
@@ -164,6 +177,17 @@ pub(super) fn map_item<V: Entry>(
         action,
         notes,
         work(merged.map, describe),
+    )
+    .decided_from(decided_from)
+}
+
+/// A map's names with what is not secret of each entry (a connection string's type): setting
+/// and connection-string values are secrets and never enter a fingerprint, not even hashed.
+fn public<V: Entry>(map: &BTreeMap<String, V>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(name, entry)| (name.clone(), entry.public()))
+            .collect(),
     )
 }
 
@@ -270,6 +294,58 @@ mod tests {
             cloud: Cloud::AzureCloud,
             placeholder: PLACEHOLDER,
         }
+    }
+
+    #[test]
+    fn no_setting_or_connection_string_value_reaches_a_fingerprint() {
+        let vaults = VaultPairs::default();
+        let rules = rules(Mode::Replication, OnConflict::Overwrite, &vaults);
+        let fingerprint_of = |source: &BTreeMap<String, Sensitive>,
+                              target: &BTreeMap<String, Sensitive>| {
+            map_item(
+                "app-settings",
+                &Scope::production(),
+                (source, target),
+                &rules,
+                |_, _| Work::Settled,
+            )
+            .item
+            .fingerprint
+        };
+        let one = fingerprint_of(&map(&[("Db", "pw-1")]), &map(&[("Db", "pw-2")]));
+        let other = fingerprint_of(&map(&[("Db", "pw-3")]), &map(&[("Db", "pw-4")]));
+        assert!(one.is_some());
+        assert_eq!(one, other, "a value reached the fingerprint");
+        // A name is what it covers.
+        let renamed = fingerprint_of(&map(&[("Db2", "pw-3")]), &map(&[("Db", "pw-4")]));
+        assert_ne!(one, renamed);
+        // A connection string's type, never its value.
+        let strings = |value: &str, kind: &str| {
+            let entry = ConnectionString {
+                value: Sensitive::new(value),
+                kind: kind.to_owned(),
+            };
+            BTreeMap::from([("Main".to_owned(), entry)])
+        };
+        let strings_of = |source: &BTreeMap<String, ConnectionString>| {
+            map_item(
+                "connection-strings",
+                &Scope::production(),
+                (source, &BTreeMap::new()),
+                &rules,
+                |_, _| Work::Settled,
+            )
+            .item
+            .fingerprint
+        };
+        assert_eq!(
+            strings_of(&strings("Server=a;Password=1", "SQLAzure")),
+            strings_of(&strings("Server=b;Password=2", "SQLAzure"))
+        );
+        assert_ne!(
+            strings_of(&strings("v", "SQLAzure")),
+            strings_of(&strings("v", "Custom"))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{if_present, item, read_both, Item, Scope, Sides, Work, SITE_CONFIG};
 use crate::azure::arm::web;
-use crate::dataplane::kit::{Decision, Existing, Newer};
+use crate::dataplane::kit::{fingerprint, Decision, Existing, Newer};
 use crate::dataplane::{Difference, OnConflict, PluginError};
 
 /// The fields copied, as ARM names them.
@@ -40,6 +40,10 @@ pub(super) async fn plan(
         if_present(in_target, web::site_config(&sides.target, &target_path)),
     )
     .await?;
+    let decided_from = fingerprint::shapes(
+        &compared(&source),
+        in_target.then(|| compared(&target)).as_ref(),
+    );
     let fields = differing(&source, &target);
     let existing = if fields.is_empty() {
         Existing::Identical
@@ -68,7 +72,19 @@ pub(super) async fn plan(
         _ => Work::Settled,
     };
     let action = decision.planned(in_target, vec![Difference::Attributes]);
-    Ok(item(SITE_CONFIG, scope.label.clone(), action, notes, work))
+    Ok(item(SITE_CONFIG, scope.label.clone(), action, notes, work).decided_from(decided_from))
+}
+
+/// The copied fields a side sets (not null): what the decision compares.
+fn compared(config: &Map<String, Value>) -> Value {
+    FIELDS
+        .iter()
+        .filter_map(|field| {
+            let value = config.get(*field).filter(|value| !value.is_null())?;
+            Some(((*field).to_owned(), value.clone()))
+        })
+        .collect::<Map<String, Value>>()
+        .into()
 }
 
 /// The copied fields the source sets (not null) and the target holds otherwise.

@@ -2,7 +2,7 @@
 //! site's plan and in its location, without content (Terraform does not create slots; both
 //! modes create them, since settings and stickiness need them).
 
-use super::{item, read_both, Item, Sides, Work, SLOT};
+use super::{by_name, item, read_both, Item, Sides, Work, SLOT};
 use crate::azure::arm::web::{self, SiteInfo};
 use crate::azure::AzureError;
 use crate::dataplane::{PlannedAction, PluginError};
@@ -21,7 +21,8 @@ pub(super) async fn plan(
     let items = source_slots
         .into_iter()
         .map(|slot| {
-            if target_slots.contains(&slot) {
+            let decided_from = by_name(&slot, target_slots.contains(&slot));
+            let planned = if target_slots.contains(&slot) {
                 item(
                     SLOT,
                     slot,
@@ -35,7 +36,8 @@ pub(super) async fn plan(
                     on: target_site.clone(),
                 };
                 item(SLOT, slot, PlannedAction::Create, Vec::new(), work)
-            }
+            };
+            planned.decided_from(decided_from)
         })
         .collect();
     Ok((items, target_slots))

@@ -3,6 +3,7 @@
 
 use super::{item, read_both, Item, Sides, Work, STICKY_NAMES};
 use crate::azure::arm::web::{self, SlotConfigNames};
+use crate::dataplane::kit::fingerprint;
 use crate::dataplane::{Difference, PlannedAction, PluginError};
 
 /// The one sticky-names item of a site.
@@ -13,6 +14,9 @@ pub(super) async fn plan(sides: &Sides) -> Result<Item, PluginError> {
         web::slot_config_names(&sides.target, &sides.target_site),
     )
     .await?;
+    // Names only: no value is in a sticky-names list.
+    let shape = |names: &SlotConfigNames| serde_json::to_value(names).unwrap_or_default();
+    let decided_from = fingerprint::shapes(&shape(&source), Some(&shape(&target)));
     let merged = union(&source, &target);
     let action = if merged == target {
         PlannedAction::Identical
@@ -25,7 +29,7 @@ pub(super) async fn plan(sides: &Sides) -> Result<Item, PluginError> {
         PlannedAction::Identical => Work::Settled,
         _ => Work::StickyNames(merged),
     };
-    Ok(item(STICKY_NAMES, "site".into(), action, Vec::new(), work))
+    Ok(item(STICKY_NAMES, "site".into(), action, Vec::new(), work).decided_from(decided_from))
 }
 
 /// The target's names, then the source's names the target lacks, per list.

@@ -13,6 +13,16 @@ pub struct Typed<D> {
     pub detail: D,
 }
 
+impl<D> Typed<D> {
+    /// The item with the fingerprint of what its decision was made from (see
+    /// [`super::fingerprint`]).
+    #[must_use]
+    pub fn decided_from(mut self, fingerprint: String) -> Self {
+        self.item.fingerprint = Some(fingerprint);
+        self
+    }
+}
+
 impl<D> AsRef<PlannedItem> for Typed<D> {
     fn as_ref(&self) -> &PlannedItem {
         &self.item

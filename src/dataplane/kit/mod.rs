@@ -6,9 +6,11 @@
 //! - [`poll`]: waiting for a service state with a deadline, a backoff and cancellation.
 //! - [`options`]: typed per-pair options, checked before any request.
 //! - [`apply`]: the per-item apply loop ([`apply_each`]) and typed plan items ([`Typed`]).
+//! - [`fingerprint`]: plan fingerprints of items that carry no version (digests of compared shapes).
 
 pub mod apply;
 pub mod conflict;
+pub mod fingerprint;
 pub mod listing;
 pub mod options;
 pub mod poll;

@@ -6,11 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use super::entities::NO_TIME;
+use super::entities::{updated_at, NO_TIME};
 use super::namespace::{copies_keys, item, Item, Sides, Work, Write, AUTHORIZATION_RULE};
 use crate::azure::arm::servicebus::{Child, Messaging};
 use crate::azure::AzureError;
-use crate::dataplane::kit::{Decision, Existing, Merged, Newer};
+use crate::dataplane::kit::{fingerprint, Decision, Existing, Merged, Newer};
 use crate::dataplane::{Difference, Mode, OnConflict, PlannedAction, EXTRA};
 
 /// What planning a rule needs.
@@ -33,6 +33,13 @@ fn rights(rule: &Child) -> Vec<String> {
         .collect();
     rights.sort();
     rights
+}
+
+/// One side of a rule for a plan's fingerprint: its rights and when the service last changed
+/// it. Its keys never enter a fingerprint, not even hashed: a change of keys alone is seen when
+/// the plan is applied, by deciding the rule again.
+fn fingerprint_side(rule: &Child) -> String {
+    fingerprint::side(&Value::from(rights(rule)), updated_at(rule))
 }
 
 /// Plans the source's rule of `merged` in the collection at `collection`, or lists the
@@ -58,6 +65,10 @@ pub(super) async fn plan(
         other => other.into_source_pair()?,
     };
     let relative = format!("{collection}/{}", source.name);
+    let decided_from = fingerprint::pair(
+        &fingerprint_side(&source),
+        target.as_ref().map(fingerprint_side).as_deref(),
+    );
     let unreadable = |side: &str, error: &AzureError| {
         let reason = format!("cannot read the {side} keys: {error}");
         item(
@@ -131,18 +142,41 @@ pub(super) async fn plan(
         _ => Work::Settled,
     };
     let action = decision.planned(target.is_some(), differs);
-    Some(item(
-        AUTHORIZATION_RULE,
-        &relative,
-        action,
-        Vec::new(),
-        work,
-    ))
+    let mut planned = item(AUTHORIZATION_RULE, &relative, action, Vec::new(), work);
+    planned.typed.item.fingerprint = Some(decided_from);
+    Some(planned)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rules_keys_never_reach_its_fingerprint() {
+        let rule = |properties: serde_json::Value| Child {
+            name: "r".into(),
+            properties: properties.as_object().cloned().unwrap_or_default(),
+        };
+        let with_keys = |key: &str| {
+            rule(serde_json::json!({
+                "rights": ["Listen"], "primaryKey": key, "secondaryKey": key,
+                "primaryConnectionString": format!("Endpoint=sb://n/;SharedAccessKey={key}"),
+            }))
+        };
+        assert_eq!(
+            fingerprint_side(&with_keys("k-1")),
+            fingerprint_side(&with_keys("k-2")),
+            "a key reached the fingerprint"
+        );
+        assert_eq!(
+            fingerprint_side(&with_keys("k-1")),
+            fingerprint_side(&rule(serde_json::json!({ "rights": ["Listen"] })))
+        );
+        assert_ne!(
+            fingerprint_side(&with_keys("k-1")),
+            fingerprint_side(&rule(serde_json::json!({ "rights": ["Send"] })))
+        );
+    }
 
     #[test]
     fn rights_compare_in_any_order() {

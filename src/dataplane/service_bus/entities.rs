@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::namespace::{item, EntityKind, Item, Work, Write};
 use crate::azure::arm::servicebus::Child;
-use crate::dataplane::kit::{Decision, Existing, Merged, Newer};
+use crate::dataplane::kit::{fingerprint, Decision, Existing, Merged, Newer};
 use crate::dataplane::{Difference, Job, PlannedAction, EXTRA};
 
 /// Why `--on-conflict if-source-newer` cannot compare entities.
@@ -33,6 +33,18 @@ fn settable(kind: &EntityKind, properties: &Map<String, Value>) -> Map<String, V
                 .map(|value| ((*key).to_owned(), value.clone()))
         })
         .collect()
+}
+
+/// One side of an entity for a plan's fingerprint: its settable properties (none is a secret)
+/// and when the service last changed it.
+fn fingerprint_side(kind: &EntityKind, entity: &Child) -> String {
+    let shape = Value::Object(settable(kind, &entity.properties));
+    fingerprint::side(&shape, updated_at(entity))
+}
+
+/// When the service last changed an entity or a rule (`updatedAt`), where it says.
+pub(super) fn updated_at(child: &Child) -> Option<&str> {
+    child.properties.get("updatedAt").and_then(Value::as_str)
 }
 
 /// The settable properties whose values differ between `desired` and `held` (absent and null
@@ -109,6 +121,13 @@ pub(super) fn plan(
         other => other.into_source_pair()?,
     };
     let relative = format!("{collection}/{}", source.name);
+    let decided_from = fingerprint::pair(
+        &fingerprint_side(kind, &source),
+        target
+            .as_ref()
+            .map(|target| fingerprint_side(kind, target))
+            .as_deref(),
+    );
     let desired = settable(kind, &source.properties);
     let auto_created = kind
         .auto_created
@@ -154,6 +173,7 @@ pub(super) fn plan(
         ),
         Some(target) => compare(kind, &relative, desired, &target.properties, job, write),
     };
+    planned.typed.item.fingerprint = Some(decided_from);
     for property in kind.forwarding {
         if let Some(name) = source.properties.get(*property).and_then(Value::as_str) {
             planned.after.push(format!("queues/{name}"));

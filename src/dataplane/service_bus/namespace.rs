@@ -126,7 +126,7 @@ pub(super) fn item(
                 name: relative.to_owned(),
                 action,
                 notes,
-                // Entities carry no version ARM would show: a plan file compares decisions only.
+                // Set by the planner of a source entity or rule (see `kit::fingerprint`).
                 fingerprint: None,
             },
             detail: work,

@@ -197,7 +197,7 @@ impl ArmClient {
                 }),
             )
             .await?;
-        Ok(to_arm_response(&response))
+        to_arm_response(&response)
     }
 
     /// Sends one request and turns a non-success status into an error.
@@ -304,13 +304,25 @@ fn header(response: &RawResponse, name: &'static str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn to_arm_response(response: &RawResponse) -> ArmResponse {
+/// The answer as atg reads it. A success whose body is not JSON (a proxy's or a portal's page
+/// answered 200) is an error: read as nothing, it would look like an empty resource.
+fn to_arm_response(response: &RawResponse) -> Result<ArmResponse, AzureError> {
     let body = response.body();
     let status = u16::from(response.status());
+    let success = (200..300).contains(&status);
     let json = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(body).unwrap_or(Value::Null)
+        match serde_json::from_slice(body) {
+            Ok(json) => json,
+            Err(_) if success => {
+                return Err(AzureError::new(
+                    AzureErrorKind::Other,
+                    format!("ARM answered {status} with a body that is not JSON"),
+                ))
+            }
+            Err(_) => Value::Null,
+        }
     };
     let mut arm = ArmResponse {
         status,
@@ -320,7 +332,7 @@ fn to_arm_response(response: &RawResponse) -> ArmResponse {
         retry_after: super::policies::retry_after(response.headers()),
         etag: header(response, "etag"),
     };
-    if !(200..300).contains(&status) {
+    if !success {
         // Keep only what error_from needs; never hold a body we did not parse as an error.
         let error = AzureError::from_response(status, header(response, "x-ms-request-id"), body);
         arm.body = serde_json::json!({
@@ -328,7 +340,7 @@ fn to_arm_response(response: &RawResponse) -> ArmResponse {
             "requestId": error.request_id,
         });
     }
-    arm
+    Ok(arm)
 }
 
 fn error_from(response: &ArmResponse) -> AzureError {

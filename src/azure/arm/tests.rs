@@ -196,7 +196,12 @@ async fn a_listing_page_that_is_no_arm_list_is_an_error_not_an_empty_collection(
             })
             .await;
         let error = listed.expect_err(body);
-        assert!(error.to_string().contains("not an ARM list"), "{error}");
+        assert!(
+            ["not an ARM list", "not JSON"]
+                .iter()
+                .any(|said| error.to_string().contains(said)),
+            "{error}"
+        );
         assert_eq!(pages, 0);
     }
     let fake = FakeArm::new(vec![answer(200, &[], r#"{"value":[]}"#)]);
@@ -208,4 +213,13 @@ async fn a_listing_page_that_is_no_arm_list_is_an_error_not_an_empty_collection(
         })
         .await;
     assert!(listed.is_ok(), "{listed:?}");
+}
+
+#[tokio::test]
+async fn a_success_whose_body_is_not_json_is_an_error() {
+    let fake = FakeArm::new(vec![answer(200, &[], "<html>sign in</html>")]);
+    let read = fake.client(WriteAccess::ReadOnly).get(THING).await;
+    let error = read.expect_err("a page is no resource");
+    assert!(error.to_string().contains("not JSON"), "{error}");
+    assert!(!error.to_string().contains("sign in"), "{error}");
 }

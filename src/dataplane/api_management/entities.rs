@@ -250,12 +250,12 @@ fn rewrite_ids(value: &mut Value, from: &str, to: &str) {
 
 /// What a new service already holds and atg matches instead of writing: the system groups
 /// (their membership is the service's), the administrator user and the `master` subscription.
+/// A product's link to a system group is not: the link is the source's (a listed link shows
+/// the group's properties, `type: system` included), and is written when the target lacks it.
 pub fn is_built_in(kind: &str, document: &Value) -> bool {
     let properties = &document["properties"];
     match kind {
-        GROUP | PRODUCT_GROUP => {
-            properties["builtIn"] == Value::Bool(true) || properties["type"] == "system"
-        }
+        GROUP => properties["builtIn"] == Value::Bool(true) || properties["type"] == "system",
         USER => document["name"] == "1",
         // The all-access subscription: its keys are the target service's own.
         SUBSCRIPTION => document["name"] == "master",
@@ -301,5 +301,14 @@ mod tests {
             target,
         );
         assert_eq!(policy.name(), "echo/get");
+    }
+
+    #[test]
+    fn a_system_group_is_built_in_and_a_products_link_to_it_is_not() {
+        let developers = json!({ "name": "developers", "properties": {
+            "displayName": "Developers", "builtIn": true, "type": "system"
+        }});
+        assert!(is_built_in(GROUP, &developers));
+        assert!(!is_built_in(PRODUCT_GROUP, &developers));
     }
 }

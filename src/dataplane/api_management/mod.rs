@@ -73,7 +73,7 @@ static INFO: PluginInfo = PluginInfo {
         ItemKindInfo { name: entities::PRODUCT_API, template: "a product's APIs linked", replication: "as template" },
         ItemKindInfo {
             name: entities::PRODUCT_GROUP,
-            template: "a product's groups linked (built-in ones matched)",
+            template: "a product's groups linked, the built-in groups too (the groups themselves are matched)",
             replication: "as template",
         },
         ItemKindInfo {

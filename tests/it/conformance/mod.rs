@@ -82,6 +82,7 @@ macro_rules! emulated_arm_world {
     };
 }
 
+mod api_management;
 mod app_service;
 pub mod event_hubs;
 mod key_vault;

@@ -7,7 +7,8 @@
 //! is), backends (one with credentials), a policy fragment, a version set, a group, a user, an
 //! API with an operation, a schema and policies, a product with its API and groups (a custom
 //! one and the built-in `developers`), policies at every scope (service, API, operation,
-//! product) and subscriptions (to a product with an owner, and to an API), plus bulk named
+//! product) and subscriptions (to a product with an owner, to an API, and to every API owned by
+//! the built-in administrator), plus bulk named
 //! values and backends so that 10% faults hit some requests.
 //!
 //! Values: a secret named value's is read through `listValue`, a subscription's keys through
@@ -46,7 +47,8 @@ const SECRET_VALUES: &[(&str, &str)] = &[
 ];
 /// A credential in a backend's query.
 const BACKEND_CODE: &str = "sv-apim-backend-code-5a3f";
-/// Subscriptions: `(name, scope below the service, owner, primary key, secondary key)`.
+/// Subscriptions: `(name, scope below the service, owner, primary key, secondary key)`; the
+/// last one to every API, owned by the built-in administrator.
 const SUBSCRIPTIONS: &[(&str, &str, Option<&str>, &str, &str)] = &[
     (
         "sub-ada",
@@ -61,6 +63,13 @@ const SUBSCRIPTIONS: &[(&str, &str, Option<&str>, &str, &str)] = &[
         None,
         "11223344556677889900aabbccddeeff",
         "ffeeddccbbaa00998877665544332211",
+    ),
+    (
+        "sub-admin-all",
+        "apis",
+        Some("users/1"),
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+        "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf",
     ),
 ];
 const POLICY: &str = "<policies>\n  <inbound>\n    <base />\n    <set-header name=\"x-key\" exists-action=\"override\"><value>{{backend-key}}</value></set-header>\n  </inbound>\n  <backend><base /></backend>\n  <outbound><base /></outbound>\n  <on-error><base /></on-error>\n</policies>";

@@ -8,8 +8,8 @@
 //! API with an operation, a schema and policies, a product with its API and groups (a custom
 //! one and the built-in `developers`), policies at every scope (service, API, operation,
 //! product) and subscriptions (to a product with an owner, to an API, and to every API owned by
-//! the built-in administrator), plus bulk named
-//! values and backends so that 10% faults hit some requests.
+//! the built-in administrator), plus bulk named values and backends so that 10% faults hit some
+//! requests.
 //!
 //! Values: a secret named value's is read through `listValue`, a subscription's keys through
 //! `listSecrets` (both keys, as the item's `value`); those are what template never copies.

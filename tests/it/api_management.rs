@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::common::*;
+use crate::conformance::messaging::ArmRest;
 use crate::plan::{apply_a_fresh_plan, apply_plan, assert_not_written, assert_stale, make_plan};
 
 const SOURCE: &str =
@@ -165,43 +166,16 @@ fn service_entry(report: &Value) -> Value {
         .unwrap_or_else(|| panic!("no service pair in {report:#}"))
 }
 
-/// The test kit's plain ARM reader.
-struct Reader {
-    http: reqwest::Client,
-    token: String,
-}
+/// The target service read with the conformance suite's plain ARM client (not atg's).
+struct Reader(ArmRest);
 
 impl Reader {
     fn new(stack: &Stack) -> Self {
-        Reader {
-            http: atg_testkit::kv_rest::test_http_client(
-                stack.emulator.ca_pem(),
-                stack.emulator.addr(),
-                &["management.azure.com"],
-            )
-            .unwrap(),
-            token: atg_testkit::mint_token(TARGET_TENANT, "reader", "https://management.azure.com"),
-        }
+        Reader(ArmRest::at(stack, "2024-05-01"))
     }
 
     async fn call(&self, method: reqwest::Method, path: &str) -> Value {
-        let response = self
-            .http
-            .request(
-                method,
-                format!("https://management.azure.com{TARGET}/{path}?api-version=2024-05-01"),
-            )
-            .bearer_auth(&self.token)
-            .header("content-length", "0")
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+        self.0.ok(method, &format!("{TARGET}/{path}"), None).await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -209,9 +183,10 @@ impl Reader {
     }
 
     async fn names(&self, collection: &str) -> Vec<String> {
-        let mut names: Vec<String> = self.get(collection).await["value"]
-            .as_array()
-            .unwrap()
+        let mut names: Vec<String> = self
+            .0
+            .list(&format!("{TARGET}/{collection}"))
+            .await
             .iter()
             .map(|item| item["name"].as_str().unwrap().to_owned())
             .collect();

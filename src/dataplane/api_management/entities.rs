@@ -220,8 +220,10 @@ impl Entity {
 /// owner and scope: it takes that one's path and is a built-in (its keys stay the target's).
 pub fn match_administrators_subscriptions(source: &mut [Entity], target: &[Entity]) {
     let member = |entity: &Entity, name: &str| {
-        entity.properties[name]
-            .as_str()
+        entity
+            .properties
+            .get(name)
+            .and_then(Value::as_str)
             .unwrap_or_default()
             .to_ascii_lowercase()
     };
@@ -276,7 +278,8 @@ fn rewrite_ids(value: &mut Value, from: &str, to: &str) {
 
 /// What a new service already holds and atg matches instead of writing: the system groups
 /// (their membership is the service's), the administrator user and the `master` subscription.
-/// A product's link to a system group is no built-in: a product atg creates needs it written.
+/// A product's link to a system group is not: the link is the source's (a listed link shows
+/// the group's properties, `type: system` included), and is written when the target lacks it.
 pub fn is_built_in(kind: &str, document: &Value) -> bool {
     let properties = &document["properties"];
     match kind {
@@ -292,6 +295,39 @@ pub fn is_built_in(kind: &str, document: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_administrators_subscriptions_are_matched_by_owner_and_scope() {
+        let service =
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.ApiManagement/service/a";
+        let subscription = |name: &str, properties: Value| {
+            Entity::new(
+                SUBSCRIPTION,
+                format!("subscriptions/{name}"),
+                &json!({ "name": name, "properties": properties }),
+                service,
+                service,
+            )
+        };
+        let starter = |name: &str| {
+            subscription(
+                name,
+                json!({ "ownerId": format!("{service}/users/1"), "scope": format!("{service}/products/starter") }),
+            )
+        };
+        // One with neither owner nor scope (all APIs, no owner) is left alone, never a panic.
+        let mut source = vec![starter("s-admin"), subscription("s-plain", json!({}))];
+        let target = vec![starter("t-admin")];
+        match_administrators_subscriptions(&mut source, &target);
+        assert_eq!(source[0].path, "subscriptions/t-admin");
+        assert!(source[0].built_in);
+        assert!(source[0]
+            .matched
+            .as_deref()
+            .is_some_and(|note| note.contains("s-admin")));
+        assert_eq!(source[1].path, "subscriptions/s-plain");
+        assert!(!source[1].built_in);
+    }
 
     #[test]
     fn ids_into_the_source_service_point_at_the_target_and_read_only_members_go() {
@@ -336,5 +372,14 @@ mod tests {
             target,
         );
         assert_eq!(policy.name(), "apis/echo/operations/get");
+    }
+
+    #[test]
+    fn a_system_group_is_built_in_and_a_products_link_to_it_is_not() {
+        let developers = json!({ "name": "developers", "properties": {
+            "displayName": "Developers", "builtIn": true, "type": "system"
+        }});
+        assert!(is_built_in(GROUP, &developers));
+        assert!(!is_built_in(PRODUCT_GROUP, &developers));
     }
 }

@@ -20,15 +20,15 @@
 //! asserts no source value was written). The source value reads counted here are the key reads
 //! (`listkeys`), which template mode never makes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use atg_testkit::web_app::WebAppSeed;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::messaging::{arm_inventory, arm_writes, key, ArmRest};
+use super::messaging::{arm_actions, arm_inventory, arm_writes, forbid_arm, key, ArmRest};
 use super::{Fixture, Item, Items, Target, World};
-use crate::common::{Run, Stack, SOURCE_SECRET, TARGET_SECRET};
+use crate::common::{Stack, SOURCE_SECRET, TARGET_SECRET};
 
 /// The api-version atg's plugin uses.
 const API_VERSION: &str = "2024-11-01";
@@ -232,12 +232,7 @@ impl AppServiceWorld {
     }
 
     async fn send(&self, method: Method, id: &str, body: Option<&Value>) -> Value {
-        let (status, answer) = self.arm.send(method.clone(), id, body).await;
-        assert!(
-            (200..300).contains(&status),
-            "{method} {id}: {status} {answer}"
-        );
-        answer
+        self.arm.ok(method, id, body).await
     }
 
     /// A map config (`appsettings`, `connectionstrings`) of a site or slot.
@@ -403,14 +398,7 @@ impl Fixture for AppServiceFixture {
             arm,
             defaults: Map::new(),
         };
-        for target in [
-            Target::Template,
-            Target::Replica,
-            Target::Faults,
-            Target::LostAnswers,
-            Target::Forbidden,
-            Target::Beside,
-        ] {
+        for target in Target::ALL {
             let [web, function] = world.target_sites(target);
             let name = |id: &str| id.rsplit('/').next().unwrap().to_owned();
             let emulator = &world.stack.emulator;
@@ -487,15 +475,7 @@ impl World for AppServiceWorld {
     }
 
     fn target_name(&self, target: Target) -> String {
-        match target {
-            Target::Template => "dst-template",
-            Target::Replica => "dst-replica",
-            Target::Faults => "dst-faults",
-            Target::LostAnswers => "dst-lost",
-            Target::Forbidden => "dst-forbidden",
-            Target::Beside => "dst-beside",
-        }
-        .to_owned()
+        target.name().to_owned()
     }
 
     fn inventory(&self, targets: &[Target]) -> PathBuf {
@@ -508,14 +488,6 @@ impl World for AppServiceWorld {
             })
             .collect();
         arm_inventory(&self.stack, "Microsoft.Web/sites", &pairs)
-    }
-
-    async fn deploy(&self, inventory: &Path, args: &[&str]) -> Run {
-        self.stack.deploy(inventory, args).await
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.stack.path(name)
     }
 
     async fn read_source(&self) -> Items {
@@ -536,48 +508,13 @@ impl World for AppServiceWorld {
     }
 
     fn source_value_reads(&self) -> Vec<String> {
-        let sources = self.source_sites().map(|id| id.to_ascii_lowercase());
-        self.stack
-            .requests()
-            .into_iter()
-            .filter(|r| {
-                let path = r.path.to_ascii_lowercase();
-                sources
-                    .iter()
-                    .any(|source| path.starts_with(source.as_str()))
-                    && path.ends_with("/listkeys")
-            })
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
+        arm_actions(&self.stack, &self.source_sites(), &["/listkeys"])
     }
 
-    fn clear_requests(&self) {
-        self.stack.emulator.clear_requests();
-    }
-
-    fn set_faults(&self, on: bool) {
-        self.stack.emulator.set_options(|options| {
-            options.faults = super::emulator_faults(on);
-        });
-    }
-
-    fn set_lost_answers(&self, on: bool) {
-        self.stack.emulator.set_options(|options| {
-            options.arm_lost_answers = super::emulator_lost_answers(on);
-        });
-    }
-
-    fn injected(&self) -> (usize, usize) {
-        super::emulator_injected(&self.stack.requests())
-    }
+    emulated_arm_world!();
 
     fn forbid(&self, target: Target) {
-        let sites = self.target_sites(target);
-        self.stack.emulator.set_options(|options| {
-            options
-                .forbidden_arm_scopes
-                .extend(sites.iter().map(|id| id.to_ascii_lowercase()));
-        });
+        forbid_arm(&self.stack, &self.target_sites(target));
     }
 
     async fn damage(&self, target: Target) -> String {

@@ -173,15 +173,7 @@ impl World for KeyVaultWorld {
     }
 
     fn target_name(&self, target: Target) -> String {
-        match target {
-            Target::Template => "dst-template",
-            Target::Replica => "dst-replica",
-            Target::Faults => "dst-faults",
-            Target::LostAnswers => "dst-lost",
-            Target::Forbidden => "dst-forbidden",
-            Target::Beside => "dst-beside",
-        }
-        .to_owned()
+        target.name().to_owned()
     }
 
     fn inventory(&self, targets: &[Target]) -> PathBuf {

@@ -7,14 +7,14 @@
 //! service creates it with every namespace, so an empty target is never without it
 //! (`tests/it/service_bus.rs` checks its keys are replicated).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use atg_testkit::kv_rest::test_http_client;
 use atg_testkit::mint_token;
 use serde_json::{json, Value};
 
 use super::{Item, Items, Target, World};
-use crate::common::{Run, Stack, SOURCE_SECRET, TARGET_SECRET, TARGET_TENANT};
+use crate::common::{Stack, SOURCE_SECRET, TARGET_SECRET, TARGET_TENANT};
 
 const ARM: &str = "https://management.azure.com";
 const API_VERSION: &str = "2024-01-01";
@@ -98,9 +98,19 @@ impl ArmRest {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Sends a request that must succeed (any 2xx); answers the body.
+    pub async fn ok(&self, method: reqwest::Method, id: &str, body: Option<&Value>) -> Value {
+        let (status, answer) = self.send(method.clone(), id, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {id}: {status} {answer}"
+        );
+        answer
+    }
+
+    /// PUTs `body`: created, updated or accepted.
     pub async fn put(&self, id: &str, body: &Value) {
-        let (status, answer) = self.send(reqwest::Method::PUT, id, Some(body)).await;
-        assert_eq!(status, 200, "PUT {id}: {answer}");
+        self.ok(reqwest::Method::PUT, id, Some(body)).await;
     }
 
     pub async fn get(&self, id: &str) -> Option<Value> {
@@ -161,14 +171,7 @@ impl MessagingWorld {
             .arm
             .put(&world.namespace("source-sub", "src-ns"), &namespace_body())
             .await;
-        for target in [
-            Target::Template,
-            Target::Replica,
-            Target::Faults,
-            Target::LostAnswers,
-            Target::Forbidden,
-            Target::Beside,
-        ] {
+        for target in Target::ALL {
             let id = world.target_id(target);
             world.arm.put(&id, &namespace_body()).await;
         }
@@ -293,6 +296,23 @@ pub fn arm_inventory(stack: &Stack, resource_type: &str, pairs: &[(String, Strin
 /// Requests that changed a resource of `ids` or below it: every method but GET, and not a POST
 /// whose path ends with one of `reads` (`/listkeys`: actions that only read).
 pub fn arm_writes(stack: &Stack, ids: &[String], reads: &[&str]) -> Vec<String> {
+    arm_requests(stack, ids, |method, path| {
+        let reading = method == "POST" && reads.iter().any(|read| path.ends_with(read));
+        method != "GET" && !reading
+    })
+}
+
+/// The POSTs to a resource of `ids` or below it whose path ends with one of `actions`
+/// (`/listkeys`: the requests that read a value).
+pub fn arm_actions(stack: &Stack, ids: &[String], actions: &[&str]) -> Vec<String> {
+    arm_requests(stack, ids, |method, path| {
+        method == "POST" && actions.iter().any(|action| path.ends_with(action))
+    })
+}
+
+/// The requests (method and path) to a resource of `ids` or below it that `keep` (given the
+/// method and the lowercase path) keeps.
+fn arm_requests(stack: &Stack, ids: &[String], keep: impl Fn(&str, &str) -> bool) -> Vec<String> {
     let ids: Vec<String> = ids.iter().map(|id| id.to_ascii_lowercase()).collect();
     stack
         .requests()
@@ -303,11 +323,19 @@ pub fn arm_writes(stack: &Stack, ids: &[String], reads: &[&str]) -> Vec<String> 
                 path.strip_prefix(id.as_str())
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             };
-            let reading = r.method == "POST" && reads.iter().any(|read| path.ends_with(read));
-            r.method != "GET" && !reading && ids.iter().any(below)
+            ids.iter().any(below) && keep(&r.method, &path)
         })
         .map(|r| format!("{} {}", r.method, r.path))
         .collect()
+}
+
+/// Every request to a resource of `ids` or below it answered 403 from now on.
+pub fn forbid_arm(stack: &Stack, ids: &[String]) {
+    stack.emulator.set_options(|options| {
+        options
+            .forbidden_arm_scopes
+            .extend(ids.iter().map(|id| id.to_ascii_lowercase()));
+    });
 }
 
 fn join(parent: &str, collection: &str) -> String {
@@ -364,15 +392,7 @@ impl World for MessagingWorld {
     }
 
     fn target_name(&self, target: Target) -> String {
-        match target {
-            Target::Template => "dst-template",
-            Target::Replica => "dst-replica",
-            Target::Faults => "dst-faults",
-            Target::LostAnswers => "dst-lost",
-            Target::Forbidden => "dst-forbidden",
-            Target::Beside => "dst-beside",
-        }
-        .to_owned()
+        target.name().to_owned()
     }
 
     fn inventory(&self, targets: &[Target]) -> PathBuf {
@@ -381,14 +401,6 @@ impl World for MessagingWorld {
             .map(|t| (self.source_id(), self.target_id(*t)))
             .collect();
         self.pairs_inventory(&pairs)
-    }
-
-    async fn deploy(&self, inventory: &Path, args: &[&str]) -> Run {
-        self.stack.deploy(inventory, args).await
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.stack.path(name)
     }
 
     async fn read_source(&self) -> Items {
@@ -404,43 +416,13 @@ impl World for MessagingWorld {
     }
 
     fn source_value_reads(&self) -> Vec<String> {
-        let prefix = self.source_id().to_ascii_lowercase();
-        self.stack
-            .requests()
-            .into_iter()
-            .filter(|r| {
-                let path = r.path.to_ascii_lowercase();
-                path.starts_with(&prefix) && path.ends_with("/listkeys")
-            })
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
+        arm_actions(&self.stack, &[self.source_id()], &["/listkeys"])
     }
 
-    fn clear_requests(&self) {
-        self.stack.emulator.clear_requests();
-    }
-
-    fn set_faults(&self, on: bool) {
-        self.stack.emulator.set_options(|options| {
-            options.faults = super::emulator_faults(on);
-        });
-    }
-
-    fn set_lost_answers(&self, on: bool) {
-        self.stack.emulator.set_options(|options| {
-            options.arm_lost_answers = super::emulator_lost_answers(on);
-        });
-    }
-
-    fn injected(&self) -> (usize, usize) {
-        super::emulator_injected(&self.stack.requests())
-    }
+    emulated_arm_world!();
 
     fn forbid(&self, target: Target) {
-        let id = self.target_id(target).to_ascii_lowercase();
-        self.stack.emulator.set_options(|options| {
-            options.forbidden_arm_scopes.insert(id);
-        });
+        forbid_arm(&self.stack, &[self.target_id(target)]);
     }
 
     async fn damage(&self, target: Target) -> String {

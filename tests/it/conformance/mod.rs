@@ -48,6 +48,41 @@
 //! 3. Add `mod <service>;` below and, in that file,
 //!    `#[tokio::test] async fn conformance() { super::run(&MyFixture).await }`.
 
+/// The [`World`] methods of a world whose stand-in is the emulator's ARM (a `stack` field):
+/// deploying, its scratch directory, its request log, faults and lost answers.
+macro_rules! emulated_arm_world {
+    () => {
+        async fn deploy(&self, inventory: &std::path::Path, args: &[&str]) -> $crate::common::Run {
+            self.stack.deploy(inventory, args).await
+        }
+
+        fn path(&self, name: &str) -> std::path::PathBuf {
+            self.stack.path(name)
+        }
+
+        fn clear_requests(&self) {
+            self.stack.emulator.clear_requests();
+        }
+
+        fn set_faults(&self, on: bool) {
+            self.stack.emulator.set_options(|options| {
+                options.faults = $crate::conformance::emulator_faults(on);
+            });
+        }
+
+        fn set_lost_answers(&self, on: bool) {
+            self.stack.emulator.set_options(|options| {
+                options.arm_lost_answers = $crate::conformance::emulator_lost_answers(on);
+            });
+        }
+
+        fn injected(&self) -> (usize, usize) {
+            $crate::conformance::emulator_injected(&self.stack.requests())
+        }
+    };
+}
+
+mod api_management;
 mod app_service;
 pub mod event_hubs;
 mod key_vault;
@@ -123,6 +158,29 @@ pub enum Target {
     Forbidden,
     /// Paired in the same run as `Forbidden`.
     Beside,
+}
+
+impl Target {
+    pub const ALL: [Target; 6] = [
+        Target::Template,
+        Target::Replica,
+        Target::Faults,
+        Target::LostAnswers,
+        Target::Forbidden,
+        Target::Beside,
+    ];
+
+    /// The name the fixtures give the target's resource.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Template => "dst-template",
+            Target::Replica => "dst-replica",
+            Target::Faults => "dst-faults",
+            Target::LostAnswers => "dst-lost",
+            Target::Forbidden => "dst-forbidden",
+            Target::Beside => "dst-beside",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::common::resource_item;
 use crate::conformance::event_hubs::EVENT_HUBS;
 use crate::conformance::messaging::{key, MessagingWorld};
 use crate::conformance::Target;
@@ -108,4 +109,128 @@ async fn partition_count_is_reported_default_group_matched_and_keys_copied() {
     for secret in [&primary, &secondary] {
         assert!(!run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()));
     }
+}
+
+/// Runs a replication over `inventory`; answers the report.
+async fn replicate(world: &MessagingWorld, inventory: &std::path::Path) -> serde_json::Value {
+    let args = ["--dataplane-mode", "replication", "--output", "json"];
+    world.stack.deploy(inventory, &args).await.report()
+}
+
+/// The replica target's event hub `name`, read with the plain ARM client.
+async fn target_hub(world: &MessagingWorld, name: &str) -> serde_json::Value {
+    let target = world.target_id(Target::Replica);
+    let id = format!("{target}/eventhubs/{name}");
+    world.arm.get(&id).await.expect("the event hub exists")
+}
+
+/// A capture description into the storage account `account` of `subscription`.
+fn capture(subscription: &str, account: &str) -> serde_json::Value {
+    json!({
+        "enabled": true,
+        "encoding": "Avro",
+        "intervalInSeconds": 120,
+        "sizeLimitInBytes": 10_485_760,
+        "destination": {
+            "name": "EventHubArchive.AzureBlockBlob",
+            "properties": {
+                "storageAccountResourceId": storage_account(subscription, account),
+                "blobContainer": "archive",
+                "archiveNameFormat": "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}",
+            },
+        },
+    })
+}
+
+fn storage_account(subscription: &str, account: &str) -> String {
+    format!("/subscriptions/{subscription}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{account}")
+}
+
+#[tokio::test]
+async fn capture_points_at_the_paired_storage_account_or_is_left_out_and_reported() {
+    let world = MessagingWorld::start(&EVENT_HUBS).await;
+    let (source, target) = (world.source_id(), world.target_id(Target::Replica));
+    for (hub, account) in [("archived", "srcarchive"), ("elsewhere", "unpaired")] {
+        world
+            .arm
+            .put(
+                &format!("{source}/eventhubs/{hub}"),
+                &json!({ "properties": { "captureDescription": capture("source-sub", account) } }),
+            )
+            .await;
+    }
+    // The storage account pair is in the run only for the reference: no storage stand-in here.
+    let namespace = |id: &str| json!({ "id": id, "type": "Microsoft.EventHub/namespaces", "name": id.rsplit('/').next() });
+    let account = |subscription: &str, name: &str| json!({ "id": storage_account(subscription, name), "type": "Microsoft.Storage/storageAccounts", "name": name });
+    let inventory = world.stack.write_json(
+        "inventory.json",
+        &json!({ "version": 1, "resources": [
+            { "source": namespace(&source), "target": namespace(&target) },
+            { "source": account("source-sub", "srcarchive"), "target": account("target-sub", "tgtarchive") },
+        ] }),
+    );
+    let report = replicate(&world, &inventory).await;
+    let resource = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource_type"] == "Microsoft.EventHub/namespaces")
+        .unwrap_or_else(|| panic!("{report:#}"));
+
+    let archived = resource_item(resource, "event-hub", "eventhubs/archived");
+    assert_eq!(archived["outcome"], "created", "{archived}");
+    let held = target_hub(&world, "archived").await;
+    assert_eq!(
+        held["properties"]["captureDescription"],
+        capture("target-sub", "tgtarchive")
+    );
+
+    let elsewhere = resource_item(resource, "event-hub", "eventhubs/elsewhere");
+    assert_eq!(elsewhere["outcome"], "partial", "{elsewhere}");
+    let reason = elsewhere["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("storage account unpaired is not paired") && reason.contains("pair it"),
+        "{elsewhere}"
+    );
+    let held = target_hub(&world, "elsewhere").await;
+    assert!(
+        held["properties"].get("captureDescription").is_none(),
+        "{held:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_compacted_event_hub_is_written_with_its_retention_description_only() {
+    let world = MessagingWorld::start(&EVENT_HUBS).await;
+    let (source, target) = (world.source_id(), world.target_id(Target::Replica));
+    let retention = json!({ "cleanupPolicy": "Compact", "tombstoneRetentionTimeInHours": 24 });
+    world
+        .arm
+        .put(
+            &format!("{source}/eventhubs/compacted"),
+            &json!({ "properties": { "partitionCount": 2, "retentionDescription": retention } }),
+        )
+        .await;
+    // What the service answers for it (azure-rest-api-specs#36018), and refuses back.
+    let answered = world
+        .arm
+        .get(&format!("{source}/eventhubs/compacted"))
+        .await
+        .unwrap();
+    assert!(
+        answered["properties"]["messageRetentionInDays"]
+            .as_u64()
+            .is_some_and(|days| days > i64::MAX as u64),
+        "{answered:#}"
+    );
+
+    let inventory = world.pairs_inventory(&[(source.clone(), target.clone())]);
+    for (run_number, outcome) in [(1, "created"), (2, "identical")] {
+        let report = replicate(&world, &inventory).await;
+        let hub = resource_item(&report["resources"][0], "event-hub", "eventhubs/compacted");
+        assert_eq!(hub["outcome"], outcome, "run {run_number}: {hub}");
+    }
+    let held = target_hub(&world, "compacted").await;
+    assert_eq!(held["properties"]["retentionDescription"], retention);
+    assert_eq!(held["properties"]["partitionCount"], 2);
 }

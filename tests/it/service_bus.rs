@@ -280,45 +280,160 @@ async fn replication_sets_each_rules_keys_to_the_sources_and_template_makes_new_
 }
 
 #[tokio::test]
-async fn a_default_rule_the_source_deleted_is_reported_in_the_target() {
+async fn a_default_rule_the_source_deleted_is_deleted_where_atg_created_the_subscription_and_reported_elsewhere(
+) {
     let world = MessagingWorld::start(&SERVICE_BUS).await;
+    let eu_rule = json!({ "properties": { "filterType": "SqlFilter", "sqlFilter": { "sqlExpression": "region = 'eu'" }, "action": {} } });
     world
         .seed_entities(&[
             ("topics/t", json!({})),
             ("topics/t/subscriptions/eu-only", json!({})),
-            (
-                "topics/t/subscriptions/eu-only/rules/eu",
-                json!({ "properties": { "filterType": "SqlFilter", "sqlFilter": { "sqlExpression": "region = 'eu'" }, "action": {} } }),
-            ),
+            ("topics/t/subscriptions/eu-only/rules/eu", eu_rule.clone()),
+            ("topics/t/subscriptions/kept", json!({})),
+            ("topics/t/subscriptions/kept/rules/eu", eu_rule),
         ])
         .await;
-    let subscription = format!("{}/topics/t/subscriptions/eu-only", world.source_id());
-    let (status, _) = world
+    let source = world.source_id();
+    for subscription in ["eu-only", "kept"] {
+        let (status, _) = world
+            .arm
+            .send(
+                reqwest::Method::DELETE,
+                &format!("{source}/topics/t/subscriptions/{subscription}/rules/$Default"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    // The target already holds `kept` (the service gave it a $Default rule): not atg's to delete.
+    let target = world.target_id(Target::Replica);
+    world
         .arm
-        .send(
-            reqwest::Method::DELETE,
-            &format!("{subscription}/rules/$Default"),
-            None,
-        )
+        .put(&format!("{target}/topics/t"), &json!({}))
         .await;
-    assert_eq!(status, 200);
+    world
+        .arm
+        .put(&format!("{target}/topics/t/subscriptions/kept"), &json!({}))
+        .await;
+
     let (resource, _) = replicate(&world, "replication", &[]).await;
-    let default = item(
+    let rule_names = |subscription: &'static str| {
+        let world = &world;
+        let target = target.clone();
+        async move {
+            let mut names: Vec<String> = world
+                .arm
+                .list(&format!(
+                    "{target}/topics/t/subscriptions/{subscription}/rules"
+                ))
+                .await
+                .iter()
+                .map(|rule| rule["name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    // Created by atg: the service's $Default is deleted once the source's rule is written, so
+    // the subscription filters as the source's does.
+    let created = item(
         &resource,
         "rule",
         "topics/t/subscriptions/eu-only/rules/$Default",
     );
-    assert_eq!(default["outcome"], "skipped", "{default}");
+    assert_eq!(created["outcome"], "overwritten", "{created}");
     assert!(
-        default["reason"]
+        created["action"].as_str().unwrap().starts_with("deleted"),
+        "{created}"
+    );
+    assert_eq!(rule_names("eu-only").await, ["eu"]);
+    // Held by the target before the run: reported, never deleted.
+    let kept = item(
+        &resource,
+        "rule",
+        "topics/t/subscriptions/kept/rules/$Default",
+    );
+    assert_eq!(kept["outcome"], "skipped", "{kept}");
+    assert!(
+        kept["reason"]
             .as_str()
             .unwrap()
             .contains("atg never deletes"),
-        "{default}"
+        "{kept}"
     );
+    assert_eq!(rule_names("kept").await, ["$Default", "eu"]);
+    for subscription in ["eu-only", "kept"] {
+        assert_eq!(
+            item(
+                &resource,
+                "rule",
+                &format!("topics/t/subscriptions/{subscription}/rules/eu")
+            )["outcome"],
+            "created"
+        );
+    }
+}
+
+#[tokio::test]
+async fn writes_refused_while_a_related_write_is_in_progress_are_sent_again() {
+    let world = MessagingWorld::start(&SERVICE_BUS).await;
+    let rule = json!({ "properties": { "filterType": "SqlFilter", "sqlFilter": { "sqlExpression": "1=1" }, "action": {} } });
+    let mut entities = vec![("topics/t".to_owned(), json!({}))];
+    for n in 0..4 {
+        entities.push((format!("topics/t/subscriptions/s{n}"), json!({})));
+        entities.push((
+            format!("topics/t/subscriptions/s{n}/rules/r{n}"),
+            rule.clone(),
+        ));
+    }
+    entities.push((
+        "topics/t/authorizationRules/send".to_owned(),
+        json!({ "properties": { "rights": ["Send"] } }),
+    ));
+    let entities: Vec<(&str, Value)> = entities
+        .iter()
+        .map(|(path, body)| (path.as_str(), body.clone()))
+        .collect();
+    world.seed_entities(&entities).await;
+    // Azure's answer to a write of a topic's child while another is in progress: each write of
+    // one is refused twice before it takes effect.
+    world
+        .stack
+        .emulator
+        .set_options(|options| options.messaging_conflicts = 2);
+
+    let (resource, output) = replicate(&world, "replication", &[]).await;
+    assert_eq!(resource["status"], "succeeded", "{resource:#}\n{output}");
+    let target = world.target_id(Target::Replica);
+    let refused = world
+        .stack
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(409) && r.path.contains("/topics/t/"))
+        .count();
+    // Twice each: 4 subscriptions, their 4 rules and the topic's authorization rule.
+    assert_eq!(refused, 2 * 9);
+    for n in 0..4 {
+        let rules = world
+            .arm
+            .list(&format!("{target}/topics/t/subscriptions/s{n}/rules"))
+            .await;
+        let mut names: Vec<&str> = rules.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["$Default", &format!("r{n}")], "s{n}");
+    }
     assert_eq!(
-        item(&resource, "rule", "topics/t/subscriptions/eu-only/rules/eu")["outcome"],
-        "created"
+        world
+            .arm
+            .keys(&format!(
+                "{}/topics/t/authorizationRules/send",
+                world.source_id()
+            ))
+            .await,
+        world
+            .arm
+            .keys(&format!("{target}/topics/t/authorizationRules/send"))
+            .await
     );
 }
 

@@ -33,6 +33,11 @@ pub struct EmulatorOptions {
     /// is its action or last resource type, e.g. `PUT config`, `POST list`, `PUT sites`);
     /// `None` disables it. Apart from `lost_answers`, so Key Vault scenarios keep their meaning.
     pub arm_lost_answers: Option<LostAnswerOptions>,
+    /// Service Bus and Event Hubs: each write (PUT, DELETE) of a child of a topic or an event
+    /// hub (subscription, rule, consumer group, authorization rule) is first refused this many
+    /// times with 409 `Conflict` `SubCode=40901`, before it takes effect: what Azure answers
+    /// while another write to a related entity is in progress. 0 refuses none.
+    pub messaging_conflicts: u32,
     /// Vault names (lowercase, without DNS suffix) whose every authorized request answers 403.
     pub forbidden_vaults: BTreeSet<String>,
     /// Key Vault paths (lowercase, whole, e.g. `/deletedsecrets`: the listing of deleted secrets)
@@ -67,6 +72,7 @@ impl Default for EmulatorOptions {
             fault_operations: Vec::new(),
             lost_answers: None,
             arm_lost_answers: None,
+            messaging_conflicts: 0,
             forbidden_vaults: BTreeSet::new(),
             forbidden_paths: BTreeSet::new(),
             forbidden_arm_scopes: BTreeSet::new(),

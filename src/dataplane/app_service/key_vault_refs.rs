@@ -5,10 +5,9 @@
 //! pairs is kept as it is and reported. A version is dropped: the target vault's secrets have
 //! versions of their own.
 
-use std::collections::BTreeMap;
-
 use crate::azure::Cloud;
 use crate::dataplane::key_vault::vault_url;
+use crate::dataplane::kit::Paired;
 use crate::inventory::ResourcePair;
 
 const PREFIX: &str = "@Microsoft.KeyVault(";
@@ -17,29 +16,25 @@ const VAULT_TYPE: &str = "Microsoft.KeyVault/vaults";
 /// Source vault host (`src.vault.azure.net`) → target vault (host, name), from the run's pairs.
 #[derive(Debug, Default)]
 pub struct VaultPairs {
-    by_host: BTreeMap<String, (String, String)>,
+    by_host: Paired<(String, String)>,
 }
 
 impl VaultPairs {
     pub fn new(pairs: &[ResourcePair], cloud: Cloud) -> Self {
-        let by_host = pairs
-            .iter()
-            .filter(|pair| pair.source.resource_type.eq_ignore_ascii_case(VAULT_TYPE))
-            .filter_map(|pair| {
-                let source = vault_url(&pair.source, cloud).ok()?;
-                let target = vault_url(&pair.target, cloud).ok()?;
-                Some((
-                    source.host_str()?.to_owned(),
-                    (target.host_str()?.to_owned(), pair.target.name.clone()),
-                ))
-            })
-            .collect();
+        let by_host = Paired::new(pairs, VAULT_TYPE, |pair| {
+            let source = vault_url(&pair.source, cloud).ok()?;
+            let target = vault_url(&pair.target, cloud).ok()?;
+            Some((
+                source.host_str()?.to_owned(),
+                (target.host_str()?.to_owned(), pair.target.name.clone()),
+            ))
+        });
         VaultPairs { by_host }
     }
 
     /// The target (host, name) of the vault named by `host` or by `name` in `cloud`.
     fn target(&self, host: &str) -> Option<&(String, String)> {
-        self.by_host.get(&host.to_ascii_lowercase())
+        self.by_host.target(host)
     }
 }
 

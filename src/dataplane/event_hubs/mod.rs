@@ -3,10 +3,18 @@
 //! shapes of a Service Bus one: the walk, the comparison of entities and the rules' keys are
 //! Service Bus's (`super::service_bus::namespace`); this module holds what Event Hubs has.
 //! Events are not copied (the report says so).
+//!
+//! An event hub's capture destination names a storage account (and maybe a user-assigned
+//! identity) of the source's tenant: pointed at the one paired with it in this run, else the
+//! event hub is written without capture and reported `partial`. With a `retentionDescription`,
+//! `messageRetentionInDays` is neither written nor compared: the service derives it, and answers
+//! a value beyond int64 when the cleanup policy is `Compact` (azure-rest-api-specs#36018).
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
 
-use super::service_bus::namespace::{self, EntityKind, Schema, AUTHORIZATION_RULE};
+use super::kit::Paired;
+use super::service_bus::namespace::{self, Adjusted, EntityKind, Schema, AUTHORIZATION_RULE};
 use super::{
     Capability, DataPlanePlugin, ItemKindInfo, Job, Limit, Mode, PermissionInfo, Plan,
     PluginContext, PluginError, PluginInfo, Side,
@@ -131,7 +139,8 @@ static INFO: PluginInfo = PluginInfo {
         "everything goes through ARM (Microsoft.EventHub api-version 2024-01-01); no event is read or sent",
         "events are not copied: they are data in flight, kept for the retention period only; replay them from their producers or the capture destination",
         "a partition count that differs in the target is reported, never forced (fixed at creation on Standard; on Premium and Dedicated it can only grow)",
-        "capture settings are copied as they are: a capture destination names a storage account of the source's tenant unless it is rewritten by hand",
+        "a capture destination is pointed at the storage account (and user-assigned identity) paired in this run with the source's; when one is not paired, the event hub is written without capture and reported partial",
+        "with a retentionDescription, messageRetentionInDays is neither written nor compared (the service derives it from the description)",
     ],
 };
 
@@ -144,6 +153,101 @@ impl DataPlanePlugin for EventHubsPlugin {
     }
 
     async fn plan(&self, ctx: &PluginContext, job: &Job) -> Result<Plan, PluginError> {
-        namespace::plan(&SCHEMA, ctx, job, FACTS).await
+        let references = CaptureReferences {
+            storage: Paired::ids(&ctx.pairs, STORAGE_ACCOUNT),
+            identities: Paired::ids(&ctx.pairs, USER_ASSIGNED_IDENTITY),
+        };
+        let adjust = |kind: &EntityKind, properties: &mut Map<String, Value>| {
+            if kind.kind == EVENT_HUB {
+                references.adjust(properties)
+            } else {
+                Adjusted::default()
+            }
+        };
+        namespace::plan(&SCHEMA, ctx, job, FACTS, &adjust).await
+    }
+}
+
+const STORAGE_ACCOUNT: &str = "Microsoft.Storage/storageAccounts";
+const USER_ASSIGNED_IDENTITY: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
+
+/// The resources of this run a capture destination may name.
+struct CaptureReferences {
+    storage: Paired<String>,
+    identities: Paired<String>,
+}
+
+impl CaptureReferences {
+    /// An event hub's properties as the target takes them.
+    fn adjust(&self, properties: &mut Map<String, Value>) -> Adjusted {
+        let mut adjusted = Adjusted::default();
+        if properties.contains_key("retentionDescription") {
+            adjusted.left_out.push("messageRetentionInDays");
+        }
+        let Some(capture) = properties.get_mut("captureDescription") else {
+            return adjusted;
+        };
+        let Some(destination) = capture.get_mut("destination").filter(|d| !d.is_null()) else {
+            return adjusted;
+        };
+        let references = [
+            (
+                "/properties/storageAccountResourceId",
+                &self.storage,
+                "storage account",
+            ),
+            (
+                "/identity/userAssignedIdentity",
+                &self.identities,
+                "user-assigned identity",
+            ),
+        ];
+        let mut unpaired = Vec::new();
+        let mut rewritten = Vec::new();
+        for (pointer, paired, what) in references {
+            let Some(named) = destination.pointer_mut(pointer) else {
+                continue;
+            };
+            let Some(source) = named.as_str().filter(|id| !id.is_empty()) else {
+                continue;
+            };
+            let name = source
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            match paired.target_id(source) {
+                Some(target) => {
+                    let target_name = target.rsplit('/').next().unwrap_or_default();
+                    rewritten.push(format!("{what} {name} → {target_name}"));
+                    *named = Value::from(target);
+                }
+                None => unpaired.push(format!("{what} {name}")),
+            }
+        }
+        // A destination atg cannot point anywhere (Data Lake, an unknown kind) names the
+        // source's tenant too.
+        let pairable = destination
+            .pointer("/properties/storageAccountResourceId")
+            .is_some_and(Value::is_string);
+        if !pairable && unpaired.is_empty() {
+            let kind = destination["name"].as_str().unwrap_or("unnamed");
+            unpaired.push(format!(
+                "destination {kind} (not a storage account atg can pair)"
+            ));
+        }
+        if unpaired.is_empty() {
+            adjusted.notes.push(format!(
+                "capture destination pointed at this run's target: {}",
+                rewritten.join(", ")
+            ));
+        } else {
+            adjusted.left_out.push("captureDescription");
+            adjusted.partial = Some(format!(
+                "capture not copied: its {} is not paired in this run, and the target cannot capture into the source's tenant; the event hub is written without capture (pair it in the inventory and run again, or set capture in the target)",
+                unpaired.join(" and ")
+            ));
+        }
+        adjusted
     }
 }

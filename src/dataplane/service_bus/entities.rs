@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::namespace::{item, EntityKind, Item, Work, Write};
+use super::namespace::{item, Adjust, Adjusted, EntityKind, Item, Work, Write};
 use crate::azure::arm::servicebus::Child;
 use crate::dataplane::kit::{fingerprint, Decision, Existing, Merged, Newer};
 use crate::dataplane::{Difference, Job, PlannedAction, EXTRA};
@@ -63,9 +63,10 @@ pub(super) fn differing<'k>(
 }
 
 /// The children the service creates with every parent (`$Default`) that the source's parent
-/// lacks (deleted there) and the target's has, or will have once the run creates it: reported
-/// skipped, since atg never deletes (a `$Default` rule lets through every message the source's
-/// own rules filter).
+/// lacks (deleted there, its own rules filter instead). In a parent this run creates, the
+/// service's child is no one's data: deleted once the source's children are written (a `$Default`
+/// rule would let every message through). In a parent the target held before, it is reported
+/// skipped: atg never deletes what may be the target's own.
 pub(super) fn removed_defaults(
     kind: &EntityKind,
     collection: &str,
@@ -77,21 +78,47 @@ pub(super) fn removed_defaults(
             .iter()
             .any(|child| child.name.eq_ignore_ascii_case(name))
     };
+    let parent = collection.rsplit_once('/').map_or("", |(parent, _)| parent);
     kind.auto_created
         .iter()
         .filter(|name| !holds(source, name) && (!parent_in_target || holds(target, name)))
         .map(|name| {
-            let reason = format!(
-                "the source has no {} {name} here (it was deleted); the service made one in the target, and atg never deletes: delete it there if the difference matters",
+            let relative = format!("{collection}/{name}");
+            if parent_in_target {
+                let reason = format!(
+                    "the source has no {} {name} here (it was deleted); the target has one, and atg never deletes what it did not create: delete it there if the difference matters",
+                    kind.kind
+                );
+                return item(
+                    kind.kind,
+                    &relative,
+                    PlannedAction::Skip { reason },
+                    Vec::new(),
+                    Work::Settled,
+                );
+            }
+            let note = format!(
+                "the source has no {0} {name} here (it was deleted); the service makes one with the parent this run creates: deleted after the source's {0}s are written",
                 kind.kind
             );
-            item(
+            let mut planned = item(
                 kind.kind,
-                &format!("{collection}/{name}"),
-                PlannedAction::Skip { reason },
-                Vec::new(),
-                Work::Settled,
-            )
+                &relative,
+                PlannedAction::Overwrite {
+                    differs: Vec::new(),
+                },
+                vec![note],
+                Work::Delete {
+                    relative: relative.clone(),
+                },
+            );
+            planned.after.push(parent.to_owned());
+            planned.after.extend(
+                source
+                    .iter()
+                    .map(|child| format!("{collection}/{}", child.name)),
+            );
+            planned
         })
         .collect()
 }
@@ -104,6 +131,7 @@ pub(super) fn plan(
     merged: Merged<Child, Child>,
     parent_in_target: bool,
     job: &Job,
+    adjust: Adjust<'_>,
 ) -> Option<Planned> {
     let (source, target) = match merged {
         Merged::TargetOnly(target) => {
@@ -128,7 +156,11 @@ pub(super) fn plan(
             .map(|target| fingerprint_side(kind, target))
             .as_deref(),
     );
-    let desired = settable(kind, &source.properties);
+    let mut desired = settable(kind, &source.properties);
+    let adjusted = adjust(kind, &mut desired);
+    for key in &adjusted.left_out {
+        desired.remove(*key);
+    }
     let auto_created = kind
         .auto_created
         .iter()
@@ -168,10 +200,22 @@ pub(super) fn plan(
             kind.kind,
             &relative,
             PlannedAction::Create,
-            Vec::new(),
-            write(desired, None, "created with the source's properties"),
+            adjusted.notes,
+            write(
+                desired,
+                adjusted.partial,
+                "created with the source's properties",
+            ),
         ),
-        Some(target) => compare(kind, &relative, desired, &target.properties, job, write),
+        Some(target) => compare(
+            kind,
+            &relative,
+            desired,
+            &target.properties,
+            job,
+            write,
+            adjusted,
+        ),
     };
     planned.typed.item.fingerprint = Some(decided_from);
     for property in kind.forwarding {
@@ -194,11 +238,18 @@ fn compare(
     held: &Map<String, Value>,
     job: &Job,
     write: impl Fn(Map<String, Value>, Option<String>, &str) -> Work,
+    adjusted: Adjusted,
 ) -> Item {
-    let differs = differing(kind.settable, &desired, held);
+    let compared: Vec<&str> = kind
+        .settable
+        .iter()
+        .copied()
+        .filter(|key| !adjusted.left_out.contains(key))
+        .collect();
+    let differs = differing(&compared, &desired, held);
     let (fixed, mutable): (Vec<&str>, Vec<&str>) =
         differs.iter().partition(|key| kind.immutable.contains(key));
-    let reason = (!fixed.is_empty()).then(|| {
+    let fixed_reason = (!fixed.is_empty()).then(|| {
         let described: Vec<String> = fixed
             .iter()
             .map(|key| {
@@ -214,12 +265,14 @@ fn compare(
             kind.kind
         )
     });
+    let reasons: Vec<String> = fixed_reason.into_iter().chain(adjusted.partial).collect();
+    let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     if mutable.is_empty() {
         let action = match reason {
             None => PlannedAction::Identical,
             Some(reason) => PlannedAction::Skip { reason },
         };
-        return item(kind.kind, relative, action, Vec::new(), Work::Settled);
+        return item(kind.kind, relative, action, adjusted.notes, Work::Settled);
     }
     let what = format!("{} {relative}", kind.kind);
     let decision = Decision::new(
@@ -234,7 +287,7 @@ fn compare(
             None => properties.remove(*key),
         };
     }
-    let notes: Vec<String> = reason.iter().cloned().collect();
+    let notes: Vec<String> = reason.iter().cloned().chain(adjusted.notes).collect();
     let work = match decision {
         Decision::Write => write(
             properties,

@@ -159,7 +159,7 @@ static INFO: PluginInfo = PluginInfo {
         },
         ItemKindInfo {
             name: RULE,
-            template: "SQL and correlation filters with their actions; the $Default rule the service creates is matched, not duplicated",
+            template: "SQL and correlation filters with their actions; the $Default rule the service creates is matched, not duplicated; when the source deleted its $Default, the one the service makes in a subscription atg creates is deleted after the source's rules are written (one the target held before is reported, never deleted)",
             replication: "as template",
         },
         ItemKindInfo {
@@ -226,6 +226,7 @@ static INFO: PluginInfo = PluginInfo {
         "everything goes through ARM (Microsoft.ServiceBus api-version 2024-01-01); no message is read or sent",
         "messages are not copied: they are data in flight, consumed once; drain or replay them with the application",
         "order: topics, then queues and subscriptions after the entities they forward to, rules after their subscription, authorization rules after their entity",
+        "a write the service refuses with 409 SubCode=40901 (another write to a related entity in progress) is sent again with a backoff, up to 6 times",
         "properties fixed at creation (requiresSession, requiresDuplicateDetection, enablePartitioning) that differ in the target are reported, never forced: recreating the entity would drop its messages",
     ],
 };
@@ -239,6 +240,6 @@ impl DataPlanePlugin for ServiceBusPlugin {
     }
 
     async fn plan(&self, ctx: &PluginContext, job: &Job) -> Result<Plan, PluginError> {
-        namespace::plan(&SCHEMA, ctx, job, FACTS).await
+        namespace::plan(&SCHEMA, ctx, job, FACTS, &namespace::unchanged).await
     }
 }

@@ -57,6 +57,26 @@ pub(crate) struct EntityKind {
     pub auto_created: &'static [&'static str],
 }
 
+/// What a plugin changes in the settable properties of a source's entity before they are
+/// compared and written (a reference to another resource of the source tenant, a property the
+/// service answers but refuses back).
+#[derive(Debug, Default)]
+pub(crate) struct Adjusted {
+    /// Properties neither written nor compared.
+    pub left_out: Vec<&'static str>,
+    /// Why the entity is only partly copied: reported `partial`, with the remedy.
+    pub partial: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// A plugin's [`Adjusted`] for one entity of a kind: it may rewrite the properties in place.
+pub(crate) type Adjust<'a> = &'a (dyn Fn(&EntityKind, &mut Map<String, Value>) -> Adjusted + Sync);
+
+/// What no plugin changes.
+pub(crate) fn unchanged(_: &EntityKind, _: &mut Map<String, Value>) -> Adjusted {
+    Adjusted::default()
+}
+
 /// Both sides' clients and namespace ids.
 pub(super) struct Sides {
     pub source: ArmClient,
@@ -88,6 +108,11 @@ pub(super) enum Work {
     /// Nothing: the plan settled it.
     Settled,
     Write(Write),
+    /// Deletes the target's child the service created with a parent this run created, which
+    /// the source's parent lacks (`$Default`).
+    Delete {
+        relative: String,
+    },
 }
 
 /// One item's writes.
@@ -148,6 +173,7 @@ pub(crate) async fn plan(
     ctx: &PluginContext,
     job: &Job,
     notes: &'static [(&'static str, &'static str)],
+    adjust: Adjust<'_>,
 ) -> Result<Plan, PluginError> {
     let client = |side: &SideContext, access| {
         ArmClient::new(&ctx.http, side.credential.clone(), access).map_err(|e| e.to_string())
@@ -184,7 +210,8 @@ pub(crate) async fn plan(
                 ));
             }
             for merged in pair_by_key(source, target, |c| c.name.clone(), |c| c.name.clone()) {
-                let Some(planned) = entities::plan(kind, &relative, merged, parent_in_target, job)
+                let Some(planned) =
+                    entities::plan(kind, &relative, merged, parent_in_target, job, adjust)
                 else {
                     continue;
                 };
@@ -374,6 +401,7 @@ async fn apply_item(api: &Messaging, sides: &Sides, item: Typed<Work>) -> ItemSt
             }
         }
         Work::Write(write) => write,
+        Work::Delete { relative } => return delete_default(api, sides, &relative).await,
     };
     let id = sides.target_id(&write.relative);
     let mut existed = !matches!(action, PlannedAction::Create);
@@ -407,6 +435,19 @@ async fn apply_item(api: &Messaging, sides: &Sides, item: Typed<Work>) -> ItemSt
             reason,
         },
         None => ItemStatus::written(existed, write.action),
+    }
+}
+
+/// Deletes the child the service made in the target (`$Default`) that the source lacks.
+async fn delete_default(api: &Messaging, sides: &Sides, relative: &str) -> ItemStatus {
+    match api.delete(&sides.target, &sides.target_id(relative)).await {
+        Ok(true) => ItemStatus::Overwritten {
+            action: "deleted: the service made it with the parent atg created, and the source has none (it would let every message through)".to_owned(),
+        },
+        Ok(false) => ItemStatus::Skipped {
+            reason: "the target holds none: nothing to delete".to_owned(),
+        },
+        Err(error) => failed(&error),
     }
 }
 

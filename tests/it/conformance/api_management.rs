@@ -358,7 +358,7 @@ fn literal_credentials(properties: &Value) -> (Value, Option<Value>) {
     }
     (
         properties,
-        (!values.is_empty()).then(|| Value::Array(values)),
+        (!values.is_empty()).then_some(Value::Array(values)),
     )
 }
 

@@ -2,7 +2,7 @@
 //! creation), consumer groups and authorization rules, in the shapes of
 //! `shared/azure-recordings/eventhubs/` (see [`super::messaging`] for what the family shares).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::messaging::{times, Entity, Family};
 use super::store::Resource;
@@ -14,6 +14,41 @@ fn event_hub_defaults() -> Value {
         "partitionCount": 4,
         "status": "Active",
     })
+}
+
+/// The retention an event hub holds, from what the request set: `messageRetentionInDays` (1 to
+/// 90 days) and `retentionDescription` derive each other under the `Delete` policy; under
+/// `Compact` without `messageRetentionInDays`, the service answers a value beyond int64
+/// (azure-rest-api-specs#36018), which it refuses when a client sends it back.
+fn retention(requested: &Value, properties: &mut Map<String, Value>) -> Result<(), String> {
+    let days = requested.get("messageRetentionInDays");
+    if let Some(days) = days {
+        if !days.as_u64().is_some_and(|days| (1..=90).contains(&days)) {
+            return Err(format!(
+                "SubCode=40000. The value '{days}' of the property 'messageRetentionInDays' is invalid: it must be a whole number of days from 1 to 90. To know more visit https://aka.ms/sbResourceMgrExceptions."
+            ));
+        }
+    }
+    match (requested.get("retentionDescription"), days) {
+        (Some(description), _) => {
+            let derived = if description["cleanupPolicy"] == "Compact" {
+                days.cloned().unwrap_or(json!(u64::MAX))
+            } else {
+                let hours = description["retentionTimeInHours"].as_u64().unwrap_or(168);
+                json!((hours / 24).max(1))
+            };
+            properties.insert("messageRetentionInDays".to_owned(), derived);
+        }
+        (None, Some(days)) => {
+            let hours = days.as_u64().unwrap_or(7) * 24;
+            properties.insert(
+                "retentionDescription".to_owned(),
+                json!({ "cleanupPolicy": "Delete", "retentionTimeInHours": hours }),
+            );
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 fn event_hub_read_only(resource: &Resource) -> Value {
@@ -62,6 +97,7 @@ pub(crate) static EVENT_HUB: Family = Family {
             read_only: event_hub_read_only,
             location: true,
             default_child: Some(("consumergroups", "$Default", no_defaults)),
+            derive: Some(retention),
         },
         Entity {
             types: &["namespaces", "eventhubs", "consumergroups"],
@@ -73,6 +109,7 @@ pub(crate) static EVENT_HUB: Family = Family {
             read_only: consumer_group_read_only,
             location: true,
             default_child: None,
+            derive: None,
         },
     ],
 };

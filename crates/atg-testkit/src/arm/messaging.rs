@@ -10,6 +10,10 @@
 //!   the namespace lacks refused with 400;
 //! - children the service creates itself: `RootManageSharedAccessKey` on a namespace, `$Default`
 //!   on a subscription (rule) or an event hub (consumer group);
+//! - with [`crate::options::EmulatorOptions::messaging_conflicts`], a write of a child of a topic
+//!   or an event hub is first refused with 409 `Conflict` `SubCode=40901`, as Azure answers
+//!   while another write to a related entity is in progress (the Service Bus Resource Manager
+//!   exceptions page; azure-sdk-for-js#6276);
 //! - authorization rules at namespace and entity scope: `rights` required, keys made at
 //!   creation (write-only), `POST listKeys` (any case) and `POST regenerateKeys {keyType, key?}`
 //!   (the given key is set, else a new one is made).
@@ -55,7 +59,14 @@ pub(crate) struct Entity {
     pub location: bool,
     /// The child the service creates with it: (collection, name, properties).
     pub default_child: Option<DefaultChild>,
+    /// Checks the request's properties (`properties` of the body) and derives from them what
+    /// the service does into the stored properties; `Err`: the 400 message. `None`: what the
+    /// request set, and the defaults.
+    pub derive: Option<Derive>,
 }
+
+/// See [`Entity::derive`].
+pub(crate) type Derive = fn(&Value, &mut Map<String, Value>) -> Result<(), String>;
 
 /// A child the service creates with its parent: (collection, name, properties).
 pub(crate) type DefaultChild = (&'static str, &'static str, fn() -> Value);
@@ -86,6 +97,40 @@ fn namespace_properties(resource: &Resource) -> Value {
         "serviceBusEndpoint": format!("https://{name}.servicebus.windows.net:443/"),
         "status": "Active",
     })
+}
+
+/// 409 `SubCode=40901` for a write of a child of a topic or an event hub, the first
+/// `messaging_conflicts` times it is sent.
+fn conflicting_write(
+    state: &mut ArmState,
+    request: &ArmRequest<'_>,
+    types: &[String],
+) -> Option<ApiResponse> {
+    let limit = request.options.messaging_conflicts;
+    let write = matches!(*request.method(), Method::PUT | Method::DELETE);
+    let under_entity = types.len() > 2
+        && matches!(
+            types.get(1).map(String::as_str),
+            Some("topics" | "eventhubs")
+        );
+    if limit == 0 || !write || !under_entity || request.path.tail.is_some() {
+        return None;
+    }
+    let refused = state.refused_writes.entry(request.path.key()).or_default();
+    if *refused >= limit {
+        return None;
+    }
+    *refused += 1;
+    let namespace = &request.path.pairs[0].1;
+    let (_, topic) = &request.path.pairs[1];
+    Some(arm_error(
+        StatusCode::CONFLICT,
+        "Conflict",
+        &format!(
+            "SubCode=40901. Another conflicting operation is in progress. To know more visit https://aka.ms/sbResourceMgrExceptions. TrackingId:{}_G1, SystemTracker:{namespace}:Topic:{topic}, Timestamp:2024-01-01T00:00:00",
+            crate::http::new_guid()
+        ),
+    ))
 }
 
 fn bad_request(message: &str) -> ApiResponse {
@@ -125,6 +170,9 @@ impl Provider for Family {
             return None;
         }
         let tail = path.tail.as_deref().map(str::to_ascii_lowercase);
+        if let Some(refused) = conflicting_write(state, request, &types) {
+            return Some(refused);
+        }
         match (request.method(), tail.as_deref()) {
             (&Method::POST, Some("listkeys")) if is_rules(&types) => {
                 Some(match state.get(&path.key()) {
@@ -337,6 +385,9 @@ fn entity_body(
         if let Some(value) = value {
             properties.insert((*key).to_owned(), value.clone());
         }
+    }
+    if let Some(derive) = entity.derive {
+        derive(requested, &mut properties).map_err(|message| bad_request(&message))?;
     }
     if let Some(existing) = state.get(&path.key()) {
         for key in entity.immutable {

@@ -213,6 +213,8 @@ pub(crate) struct ArmRequest<'a> {
     pub path: ResourcePath,
     /// `https://{host}`, for follow-up URLs.
     pub base: String,
+    /// The emulator's options for this request.
+    pub options: &'a EmulatorOptions,
 }
 
 impl ArmRequest<'_> {
@@ -327,6 +329,7 @@ fn authorize_and_route(
                     http: request,
                     path,
                     base,
+                    options,
                 };
                 provider
                     .handle(&mut state, &request)

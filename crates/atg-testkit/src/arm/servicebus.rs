@@ -152,6 +152,7 @@ pub(crate) static SERVICE_BUS: Family = Family {
             read_only: queue_read_only,
             location: true,
             default_child: None,
+            derive: None,
         },
         Entity {
             types: &["namespaces", "topics"],
@@ -175,6 +176,7 @@ pub(crate) static SERVICE_BUS: Family = Family {
             read_only: topic_read_only,
             location: true,
             default_child: None,
+            derive: None,
         },
         Entity {
             types: &["namespaces", "topics", "subscriptions"],
@@ -200,6 +202,7 @@ pub(crate) static SERVICE_BUS: Family = Family {
             read_only: subscription_read_only,
             location: false,
             default_child: Some(("rules", "$Default", default_rule)),
+            derive: None,
         },
         Entity {
             types: &["namespaces", "topics", "subscriptions", "rules"],
@@ -211,6 +214,7 @@ pub(crate) static SERVICE_BUS: Family = Family {
             read_only: nothing,
             location: false,
             default_child: None,
+            derive: None,
         },
     ],
 };

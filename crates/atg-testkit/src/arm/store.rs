@@ -85,6 +85,9 @@ enum Operation {
 pub(crate) struct ArmState {
     resources: BTreeMap<String, Resource>,
     operations: HashMap<String, Operation>,
+    /// Per resource key: how many writes a provider refused as conflicting (Service Bus's
+    /// `SubCode=40901`, see [`crate::options::EmulatorOptions::messaging_conflicts`]).
+    pub refused_writes: HashMap<String, u32>,
 }
 
 /// A fresh `ETag`, quoted, in the shape ARM resource providers use (`"1D9625FB1DADF2B"`).
@@ -642,10 +645,13 @@ mod tests {
     }
 
     fn arm_request(http: &ApiRequest) -> ArmRequest<'_> {
+        static OPTIONS: std::sync::LazyLock<crate::options::EmulatorOptions> =
+            std::sync::LazyLock::new(Default::default);
         ArmRequest {
             http,
             path: ResourcePath::parse(&http.segments()).expect("path"),
             base: "https://management.azure.com".into(),
+            options: &OPTIONS,
         }
     }
 

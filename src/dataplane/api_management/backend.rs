@@ -14,37 +14,51 @@ pub fn template_credentials(
     target: Option<&Map<String, Value>>,
     placeholder: &str,
 ) -> Option<String> {
-    let mut document = Value::Object(std::mem::take(properties));
     let target = target.map(|target| Value::Object(target.clone()));
     let (mut replaced, mut kept) = (0, 0);
-    for pointer in credential_pointers(&document) {
+    replace_literals(properties, |pointer| {
         let theirs = target
             .as_ref()
-            .and_then(|target| target.pointer(&pointer))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let Some(Value::String(text)) = document.pointer_mut(&pointer) else {
-            continue;
-        };
-        if text.contains("{{") && text.contains("}}") {
-            continue;
-        }
+            .and_then(|target| target.pointer(pointer))
+            .and_then(Value::as_str);
         if let Some(theirs) = theirs {
             kept += 1;
-            *text = theirs;
+            theirs.to_owned()
         } else {
             replaced += 1;
-            placeholder.clone_into(text);
+            placeholder.to_owned()
         }
-    }
-    if let Value::Object(map) = document {
-        *properties = map;
-    }
+    });
     (replaced + kept > 0).then(|| {
         format!(
             "credentials not copied (template): {kept} kept from the target, {replaced} written as a placeholder (use named values, {{{{name}}}}, to copy them by reference)"
         )
     })
+}
+
+/// `properties` with each literal credential replaced by one marker: the shape a plan's
+/// fingerprint may hold (names, `{{name}}` references, the scheme; no secret, not even hashed).
+pub fn without_literal_credentials(properties: &Map<String, Value>) -> Map<String, Value> {
+    let mut shape = properties.clone();
+    replace_literals(&mut shape, |_| "<credential>".to_owned());
+    shape
+}
+
+/// Replaces each literal credential of `properties` (not a `{{name}}` reference) by what `by`
+/// answers for its JSON pointer.
+fn replace_literals(properties: &mut Map<String, Value>, mut by: impl FnMut(&str) -> String) {
+    let mut document = Value::Object(std::mem::take(properties));
+    for pointer in credential_pointers(&document) {
+        let Some(Value::String(text)) = document.pointer_mut(&pointer) else {
+            continue;
+        };
+        if !(text.contains("{{") && text.contains("}}")) {
+            *text = by(&pointer);
+        }
+    }
+    if let Value::Object(map) = document {
+        *properties = map;
+    }
 }
 
 /// Where `document` holds credential values (JSON pointers), in a stable order.

@@ -6,7 +6,8 @@
 
 use serde_json::{Map, Value};
 
-use super::entities::{Entity, BACKEND, NAMED_VALUE, SUBSCRIPTION};
+use super::backend;
+use super::entities::{Entity, BACKEND, NAMED_VALUE};
 use crate::dataplane::kit::fingerprint;
 
 /// The fingerprint of `source` decided against `target` (`None`: the target lacks it).
@@ -15,30 +16,22 @@ pub(super) fn decided_from(source: &Entity, target: Option<&Entity>) -> String {
 }
 
 /// An entity's compared properties without its secret-bearing members: a secret named value's
-/// value, a subscription's keys, a backend's credentials and its proxy's password.
+/// value, a backend's literal credentials (see [`backend`]). A subscription's keys are never
+/// among an entity's properties (`entities::READ_ONLY`).
 fn shape(entity: &Entity) -> Value {
-    let mut properties: Map<String, Value> = entity.properties.clone();
-    match entity.kind {
-        NAMED_VALUE if properties.get("secret") == Some(&Value::Bool(true)) => {
-            properties.remove("value");
-        }
-        SUBSCRIPTION => {
-            properties.remove("primaryKey");
-            properties.remove("secondaryKey");
-        }
-        BACKEND => {
-            properties.remove("credentials");
-            if let Some(proxy) = properties.get_mut("proxy").and_then(Value::as_object_mut) {
-                proxy.remove("password");
-            }
-        }
-        _ => {}
+    let mut properties: Map<String, Value> = match entity.kind {
+        BACKEND => backend::without_literal_credentials(&entity.properties),
+        _ => entity.properties.clone(),
+    };
+    if entity.kind == NAMED_VALUE && properties.get("secret") == Some(&Value::Bool(true)) {
+        properties.remove("value");
     }
     Value::Object(properties)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::entities::SUBSCRIPTION;
     use super::*;
     use serde_json::json;
 
@@ -97,6 +90,22 @@ mod tests {
         assert_ne!(
             decided_from(&backend("https://a"), None),
             decided_from(&backend("https://b"), None)
+        );
+        // A backend's credential names and references are no secret: a change reaches it.
+        let header = |name: &str, value: &str| {
+            entity(
+                BACKEND,
+                "backends/b",
+                json!({ "credentials": { "header": { name: [value] } } }),
+            )
+        };
+        assert_ne!(
+            decided_from(&header("x-key", "{{one}}"), None),
+            decided_from(&header("x-key", "{{other}}"), None)
+        );
+        assert_ne!(
+            decided_from(&header("x-key", "k-1"), None),
+            decided_from(&header("x-other", "k-1"), None)
         );
     }
 }

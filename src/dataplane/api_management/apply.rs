@@ -77,7 +77,14 @@ async fn apply_item(sides: &Sides, item: Item) -> ItemStatus {
     };
     let etag = if existed {
         match read().await {
-            Ok(Some((entity, etag))) if Some(&entity.properties) == work.seen.as_ref() => {
+            // Compared over what planning saw (a GET may show members a listing leaves out),
+            // as planning compares (a policy's re-formatting is no change).
+            Ok(Some((entity, etag)))
+                if work
+                    .seen
+                    .as_ref()
+                    .is_some_and(|seen| !work.entity(kind, seen).differs_from(&entity)) =>
+            {
                 Some(etag)
             }
             Ok(_) => return changed(),
@@ -98,7 +105,7 @@ async fn apply_item(sides: &Sides, item: Item) -> ItemStatus {
     match written {
         Ok(Written::Done) => ItemStatus::written(existed, "written"),
         Ok(Written::Stale) => match read().await {
-            Ok(Some((entity, _))) if !work.planned(kind).differs_from(&entity) => {
+            Ok(Some((entity, _))) if !work.entity(kind, &work.properties).differs_from(&entity) => {
                 ItemStatus::written(existed, "written")
             }
             Ok(_) => changed(),
@@ -186,6 +193,21 @@ mod tests {
         let fake = FakeArm::new(vec![
             answer(200, &[("etag", "\"v1\"")], SEEN),
             answer(412, &[], STALE),
+            answer(200, &[("etag", "\"v2\"")], WRITTEN),
+        ]);
+        let status = apply_item(&sides(&fake), update()).await;
+        assert!(
+            matches!(status, ItemStatus::Overwritten { .. }),
+            "{status:?}"
+        );
+        assert_eq!(put_conditions(&fake), [Some("\"v1\"".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_target_read_with_members_its_listing_left_out_is_as_planning_saw_it() {
+        const FULLER: &str = r#"{"name":"be1","properties":{"url":"https://old","type":"Single"}}"#;
+        let fake = FakeArm::new(vec![
+            answer(200, &[("etag", "\"v1\"")], FULLER),
             answer(200, &[("etag", "\"v2\"")], WRITTEN),
         ]);
         let status = apply_item(&sides(&fake), update()).await;

@@ -386,12 +386,13 @@ impl Work {
         }
     }
 
-    /// The entity as it is written (without its secrets, which the service does not show).
-    fn planned(&self, kind: &'static str) -> Entity {
+    /// `properties` as an entity of `kind` at this work's path, to compare: what is written
+    /// (without its secrets, which the service does not show), or what planning saw.
+    fn entity(&self, kind: &'static str, properties: &Map<String, Value>) -> Entity {
         Entity {
             kind,
             path: self.path.clone(),
-            properties: self.properties.clone(),
+            properties: properties.clone(),
             built_in: false,
             matched: None,
         }
